@@ -1,0 +1,50 @@
+using System.CommandLine;
+using HymbaTools.Checkpoints;
+using HymbaTools.Common;
+using HymbaTools.Synthetic;
+
+namespace HymbaTools.Cli.Commands;
+
+internal static class InitCommand
+{
+    public static Command Create(TextWriter stdout, TextWriter stderr)
+    {
+        var directory = new Argument<string>("dir") { Description = "Output directory for the checkpoint" };
+        var preset = new Option<string>("--preset")
+        {
+            Description = "Model shape: " + string.Join("; ", CheckpointPreset.All.Select(p => $"{p.Name} = {p.Description}")),
+            Required = true,
+        };
+        var seed = new Option<ulong>("--seed") { Description = "Seed of the random weights (same seed, same bytes)", DefaultValueFactory = _ => 0 };
+        var dtype = new Option<string>("--dtype") { Description = "Stored dtype: f32, bf16 or f16", DefaultValueFactory = _ => "bf16" };
+        var shards = new Option<int>("--shards") { Description = "Number of safetensors shards (>1 writes model.safetensors.index.json)", DefaultValueFactory = _ => 1 };
+        var configOnly = new Option<bool>("--config-only") { Description = "Write config.json only, no weights (for inspect / cache planning)" };
+        var command = new Command("init", "Write a random-weight Hymba checkpoint in real HuggingFace layout (for tests, benchmarks and demos)")
+        {
+            directory, preset, seed, dtype, shards, configOnly,
+        };
+        command.SetAction(parse => CommandRunner.Run(stderr, () =>
+        {
+            string name = parse.GetValue(preset)!;
+            var chosen = CheckpointPreset.Find(name)
+                ?? throw new InvalidRequestException("--preset", $"unknown preset '{name}' (expected one of {string.Join(", ", CheckpointPreset.All.Select(p => p.Name))})");
+            var type = parse.GetValue(dtype) switch
+            {
+                "f32" or "float32" => SafetensorsDType.F32,
+                "bf16" or "bfloat16" => SafetensorsDType.BF16,
+                "f16" or "float16" => SafetensorsDType.F16,
+                var other => throw new InvalidRequestException("--dtype", $"'{other}' is not one of f32, bf16, f16"),
+            };
+            int shardCount = parse.GetValue(shards);
+            if (shardCount < 1) throw new InvalidRequestException("--shards", $"{shardCount}, expected >= 1");
+            string dir = parse.GetValue(directory)!;
+            using var progress = new ConsoleProgress(stderr, $"init {chosen.Name}");
+            var files = RandomCheckpointWriter.Write(dir, new RandomCheckpointOptions(chosen, parse.GetValue(seed), type, shardCount) { ConfigOnly = parse.GetValue(configOnly) }, progress);
+            progress.Complete();
+            stdout.WriteLine($"wrote {chosen.Name} checkpoint to {Path.GetFullPath(dir)}:");
+            foreach (var f in files) stdout.WriteLine($"  {Path.GetFileName(f)} ({new FileInfo(f).Length:N0} bytes)");
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+}

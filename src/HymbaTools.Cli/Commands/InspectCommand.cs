@@ -1,0 +1,42 @@
+using System.CommandLine;
+using HymbaTools.Model;
+using HymbaTools.Reports;
+
+namespace HymbaTools.Cli.Commands;
+
+internal static class InspectCommand
+{
+    public static Command Create(TextWriter stdout, TextWriter stderr)
+    {
+        var checkpoint = new Argument<string>("checkpoint") { Description = "HuggingFace checkpoint directory (config.json + safetensors), or a directory with config.json only" };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object on stdout instead of tables" };
+        var seqLen = new Option<long[]>("--seq-len")
+        {
+            Description = "Sequence length(s) S for the cache-size table (repeatable; default 1024 8192 32768)",
+            AllowMultipleArgumentsPerToken = true,
+        };
+        var strict = new Option<bool>("--strict") { Description = "Treat NaN/Inf weights as an error (default: warning)" };
+        var command = new Command("inspect", "Validate a checkpoint and show its config, layer plan, parameter counts and cache sizes")
+        {
+            checkpoint, json, seqLen, strict,
+        };
+        command.SetAction(parse => CommandRunner.Run(stderr, () =>
+        {
+            var lengths = parse.GetValue(seqLen) ?? [];
+            foreach (long s in lengths)
+                if (s < 0) throw new HymbaTools.Common.InvalidRequestException("--seq-len", $"{s} is negative, expected a token count >= 0");
+            using var ckpt = HymbaCheckpoint.Open(parse.GetValue(checkpoint)!, new CheckpointReadOptions { Strict = parse.GetValue(strict) });
+            var report = InspectReport.For(ckpt, lengths);
+            foreach (var w in ckpt.Warnings) stderr.WriteLine($"warning: {w}");
+            if (parse.GetValue(json))
+            {
+                using var buffer = new MemoryStream();
+                report.WriteJson(buffer);
+                stdout.WriteLine(System.Text.Encoding.UTF8.GetString(buffer.ToArray()));
+            }
+            else stdout.Write(report.ToText());
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+}
