@@ -123,3 +123,12 @@ public sealed class HymbaCheckpoint : IDisposable
 
     public void Dispose() => Tensors.Dispose();
 }
+
+/// <summary>Adapts a HuggingFace checkpoint to the forward pass's weight source.</summary>
+public sealed class CheckpointTensorSource(HymbaCheckpoint checkpoint) : IHymbaTensorSource
+{
+    public HymbaConfig Config => checkpoint.Config;
+    public bool Contains(string name) => checkpoint.Tensors.TryGet(name, out _) || (name == HymbaTensorCatalog.LmHead && checkpoint.Config.TieWordEmbeddings);
+    public IReadOnlyList<long> ShapeOf(string name) => checkpoint.Get(name).Shape;
+    public void CopyToFloat32(string name, Span<float> destination) => checkpoint.Get(name).CopyToFloat32(destination);
+}

@@ -1,0 +1,42 @@
+using System.CommandLine;
+using HymbaTools.Common;
+using HymbaTools.Model;
+using HymbaTools.Verification;
+
+namespace HymbaTools.Cli.Commands;
+
+internal static class VerifyCommand
+{
+    public static Command Create(TextWriter stdout, TextWriter stderr)
+    {
+        var artifact = new Argument<string>("checkpoint") { Description = "HuggingFace checkpoint directory" };
+        var golden = new Option<string?>("--golden") { Description = "Golden logits (safetensors: <case>.input_ids / <case>.logits, optional gen_* decode cases)" };
+        var tolerance = new Option<double>("--tolerance") { Description = "Largest accepted max-abs logit difference per case", DefaultValueFactory = _ => Verifier.DefaultTolerance };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object instead of a table" };
+        var command = new Command("verify",
+            "Run the reference forward pass and compare with golden logits (exit 0 = all cases within tolerance, 1 = some are not, 2 = bad input). " +
+            "Without --golden: self-checks (finite logits, prefill+decode = full forward, batch = single, deterministic).")
+        {
+            artifact, golden, tolerance, json,
+        };
+        command.SetAction(parse => CommandRunner.Run(stderr, () =>
+        {
+            double tol = parse.GetValue(tolerance);
+            if (!(tol >= 0)) throw new InvalidRequestException("--tolerance", $"{tol}, expected a non-negative number");
+            using var runner = ArtifactLoader.Open(parse.GetValue(artifact)!, stderr);
+            string? goldenPath = parse.GetValue(golden);
+            var report = goldenPath is null
+                ? Verifier.SelfCheck(runner, tol)
+                : Verifier.AgainstGolden(runner, GoldenData.Load(goldenPath, runner.Config.VocabSize), tol);
+            if (parse.GetValue(json))
+            {
+                using var buffer = new MemoryStream();
+                report.WriteJson(buffer);
+                stdout.WriteLine(System.Text.Encoding.UTF8.GetString(buffer.ToArray()));
+            }
+            else stdout.Write(report.ToText());
+            return report.Passed ? ExitCodes.Success : ExitCodes.CheckFailed;
+        }));
+        return command;
+    }
+}

@@ -1,0 +1,28 @@
+namespace HymbaTools.Model;
+
+/// <summary>Switches of the reference forward pass that exist to prove each component matters (tests) or to train.</summary>
+public sealed record ForwardOptions
+{
+    public static ForwardOptions Default { get; } = new();
+
+    /// <summary>Keep autograd on and use the torch-op scan (training).</summary>
+    public bool Differentiable { get; init; }
+
+    /// <summary>Record every decoder layer's input and the final normalised hidden states (debugging aid).</summary>
+    public bool CaptureHiddenStates { get; init; }
+
+    /// <summary>Deliberately wrong variants, for tests that show a component is exercised.</summary>
+    public ForwardFault Fault { get; init; } = ForwardFault.None;
+}
+
+/// <summary>Known-wrong variants of the forward pass (each must move logits beyond tolerance on the fixtures).</summary>
+public enum ForwardFault
+{
+    None,
+    SwapFusionNorms,
+    TextPositionsRestartAtZero,
+    WindowOffByOne,
+    NoMetaTokens,
+    GqaModuloMapping,
+    ConsumerReadsLayerZero,
+}

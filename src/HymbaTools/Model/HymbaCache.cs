@@ -1,0 +1,111 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace HymbaTools.Model;
+
+/// <summary>How a sliding-window layer's K/V cache is trimmed during incremental decoding.</summary>
+public enum DecodeWindowMode
+{
+    /// <summary>
+    /// Decoding gives the same logits as a full forward over the whole sequence: each query sees the meta
+    /// tokens plus itself and the sliding_window previous tokens (the semantics the model was trained with).
+    /// </summary>
+    MatchFullForward,
+    /// <summary>
+    /// Reproduces the official generate(): before each decode step the cache is cut to the meta tokens plus
+    /// the last sliding_window - 1 tokens, so a decoded query sees one key fewer than the full forward.
+    /// </summary>
+    OfficialGenerate,
+}
+
+/// <summary>K/V cached by one KV-owning layer: post-RoPE keys and values plus the absolute positions they hold.</summary>
+public sealed class KvEntry : IDisposable
+{
+    public required Tensor Keys { get; set; }     // [B, H_kv, Tk, d_h]
+    public required Tensor Values { get; set; }   // [B, H_kv, Tk, d_v]
+    /// <summary>Absolute position of each cached key (meta tokens first, then a contiguous text run).</summary>
+    public required long[] Positions { get; set; }
+
+    public void Dispose()
+    {
+        Keys.Dispose();
+        Values.Dispose();
+    }
+}
+
+/// <summary>
+/// The incremental-decoding state of one batch of sequences (architecture doc section 4.1): K/V for
+/// KV-owning layers only (consumers read their producer's), the last k_conv pre-conv inputs and the SSM
+/// state of every layer, and the number of positions processed (meta tokens included).
+/// </summary>
+public sealed class HymbaCache : IDisposable
+{
+    internal HymbaCache(HymbaConfig config, int batch, DecodeWindowMode mode)
+    {
+        Config = config;
+        Batch = batch;
+        Mode = mode;
+        Kv = new KvEntry?[config.NumLayers];
+        ConvStates = new Tensor?[config.NumLayers];
+        SsmStates = new Tensor?[config.NumLayers];
+    }
+
+    public HymbaConfig Config { get; }
+    public int Batch { get; }
+    public DecodeWindowMode Mode { get; }
+    /// <summary>Positions processed so far, meta tokens included (the next token's RoPE position).</summary>
+    public long Length { get; internal set; }
+    public bool IsEmpty => Length == 0;
+    internal KvEntry?[] Kv { get; }
+    internal Tensor?[] ConvStates { get; }
+    internal Tensor?[] SsmStates { get; }
+
+    /// <summary>Bytes held now (float32 here; the 16-bit figure of `inspect` is half of the K/V and state parts).</summary>
+    public long Bytes =>
+        Kv.Where(k => k is not null).Sum(k => (k!.Keys.numel() + k.Values.numel()) * 4) +
+        ConvStates.Where(t => t is not null).Sum(t => t!.numel() * 4) +
+        SsmStates.Where(t => t is not null).Sum(t => t!.numel() * 4);
+
+    /// <summary>Number of keys currently cached by a KV-owning layer.</summary>
+    public int CachedKeys(int layer) => Kv[layer]?.Positions.Length ?? 0;
+
+    /// <summary>
+    /// Drops keys no future query can attend. A KV group is trimmed only when all its layers slide; the
+    /// window kept depends on the mode (see <see cref="DecodeWindowMode"/>).
+    /// </summary>
+    internal void TrimAfterStep()
+    {
+        long m = Config.NumMemoryTokens;
+        foreach (var owner in Config.KvOwners)
+        {
+            var entry = Kv[owner.Index];
+            if (entry is null) continue;
+            var group = Config.Layers.Where(l => l.KvSource == owner.Index).ToList();
+            if (group.Any(l => l.Attention == AttentionKind.Global)) continue;
+            int window = group.Max(l => l.Window!.Value);
+            long keep = Mode == DecodeWindowMode.MatchFullForward ? window : window - 1;
+            long firstKept = Length - keep; // the next query is at position Length
+            var positions = entry.Positions;
+            int metaCount = positions.TakeWhile(p => p < m).Count();
+            int drop = 0;
+            for (int i = metaCount; i < positions.Length && positions[i] < firstKept; i++) drop++;
+            if (drop == 0) continue;
+            var index = torch.tensor(Enumerable.Range(0, positions.Length).Where(i => i < metaCount || i >= metaCount + drop).Select(i => (long)i).ToArray());
+            var keys = entry.Keys.index_select(2, index).DetachFromDisposeScope();
+            var values = entry.Values.index_select(2, index).DetachFromDisposeScope();
+            index.Dispose();
+            entry.Keys.Dispose();
+            entry.Values.Dispose();
+            entry.Keys = keys;
+            entry.Values = values;
+            entry.Positions = positions.Take(metaCount).Concat(positions.Skip(metaCount + drop)).ToArray();
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var k in Kv) k?.Dispose();
+        foreach (var t in ConvStates) t?.Dispose();
+        foreach (var t in SsmStates) t?.Dispose();
+    }
+}

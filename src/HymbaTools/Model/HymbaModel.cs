@@ -1,0 +1,141 @@
+using TorchSharp;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace HymbaTools.Model;
+
+/// <summary>
+/// The reference forward pass of a Hymba model in float32 (architecture doc section 3): embedding, meta
+/// tokens prepended (positions continue after them), per layer attention heads and SSM heads in parallel
+/// on the same normalised input, fused as (norm1(attn) + norm2(ssm)) / 2, out_proj, residual, SwiGLU MLP;
+/// final norm, meta rows dropped, lm_head. Prefill, decode and full forward are one code path over a
+/// <see cref="HymbaCache"/>: a full forward is a prefill into a fresh cache.
+/// </summary>
+public sealed class HymbaModel : IDisposable
+{
+    private readonly RotaryEmbedding _rope;
+
+    public HymbaModel(HymbaWeights weights)
+    {
+        Weights = weights;
+        _rope = new RotaryEmbedding(weights.Config);
+    }
+
+    public static HymbaModel Load(IHymbaTensorSource source) => new(HymbaWeights.Load(source));
+
+    public HymbaWeights Weights { get; }
+    public HymbaConfig Config => Weights.Config;
+
+    /// <summary>Hidden states recorded by the last forward with <see cref="ForwardOptions.CaptureHiddenStates"/>.</summary>
+    public IReadOnlyList<float[]>? LastHiddenStates { get; private set; }
+
+    public HymbaCache NewCache(int batch, DecodeWindowMode mode = DecodeWindowMode.MatchFullForward) => new(Config, batch, mode);
+
+    /// <summary>Full-sequence forward: logits for every text position of every row ([B, T] ids, equal lengths).</summary>
+    public LogitsResult Forward(long[][] ids, ForwardOptions? options = null)
+    {
+        using var cache = NewCache(ids.Length);
+        return Step(ids, cache, options);
+    }
+
+    /// <summary>
+    /// Feeds the next tokens of every sequence (prefill when the cache is empty, decode otherwise) and
+    /// returns their logits.
+    /// </summary>
+    public LogitsResult Step(long[][] ids, HymbaCache cache, ForwardOptions? options = null)
+    {
+        using var scope = torch.NewDisposeScope();
+        using var grad = torch.no_grad();
+        var tokens = ToTensor(ids, cache.Batch);
+        var logits = Logits(tokens, cache, options ?? ForwardOptions.Default);
+        var data = logits.contiguous().data<float>().ToArray();
+        return new LogitsResult(data, (int)logits.shape[0], (int)logits.shape[1], (int)logits.shape[2]);
+    }
+
+    private static Tensor ToTensor(long[][] ids, int batch)
+    {
+        if (ids.Length != batch) throw new ArgumentException($"got {ids.Length} sequences for a cache of batch {batch}");
+        int length = ids[0].Length;
+        if (length == 0 || ids.Any(r => r.Length != length)) throw new ArgumentException("every sequence needs the same, non-zero number of tokens");
+        return torch.tensor(ids.SelectMany(r => r).ToArray(), [batch, length]);
+    }
+
+    /// <summary>
+    /// Logits [B, T, V] for token ids [B, T] (int64), advancing the cache. Runs with autograd as the caller
+    /// set it (the training recipe calls this with gradients enabled and <see cref="ForwardOptions.Differentiable"/>).
+    /// </summary>
+    public Tensor Logits(Tensor tokens, HymbaCache cache, ForwardOptions options)
+    {
+        var c = Config;
+        var w = Weights;
+        long batch = tokens.shape[0], textSteps = tokens.shape[1];
+        foreach (long id in tokens.data<long>())
+            if (id < 0 || id >= c.VocabSize) throw new Common.InvalidRequestException("input_ids", $"token id {id} is outside the vocabulary 0..{c.VocabSize - 1}");
+
+        var x = w.Embedding.index_select(0, tokens.flatten()).view(batch, textSteps, c.HiddenSize);
+        bool prependMeta = cache.IsEmpty && w.MetaTokens is not null && options.Fault != ForwardFault.NoMetaTokens;
+        long metaSteps = prependMeta ? c.NumMemoryTokens : 0;
+        if (prependMeta) x = torch.cat([w.MetaTokens!.unsqueeze(0).expand(batch, -1, -1), x], 1);
+        long steps = metaSteps + textSteps;
+
+        var positions = new long[steps];
+        for (long i = 0; i < steps; i++) positions[i] = cache.Length + i;
+        var ropePositions = positions;
+        if (options.Fault == ForwardFault.TextPositionsRestartAtZero)
+            ropePositions = positions.Select(p => p >= c.NumMemoryTokens ? p - c.NumMemoryTokens : p).ToArray();
+        var angles = _rope.Enabled ? _rope.Angles(ropePositions) : ((Tensor, Tensor)?)null;
+
+        var captured = options.CaptureHiddenStates ? new List<float[]>() : null;
+        foreach (var layer in w.Layers)
+        {
+            captured?.Add(x.contiguous().data<float>().ToArray());
+            using var layerScope = torch.NewDisposeScope();
+            x = DecoderLayer(layer, x, positions, cache, angles, options).MoveToOuterDisposeScope();
+        }
+
+        var normalized = RmsNorm.Apply(x, w.FinalNorm, c.RmsNormEps);
+        captured?.Add(normalized.contiguous().data<float>().ToArray());
+        LastHiddenStates = captured;
+        var text = normalized[.., TensorIndex.Slice(metaSteps, null), ..];
+        var logits = F.linear(text, w.LmHead);
+
+        cache.Length += steps;
+        cache.TrimAfterStep();
+        return logits;
+    }
+
+    private Tensor DecoderLayer(LayerWeights w, Tensor x, long[] positions, HymbaCache cache, (Tensor Cos, Tensor Sin)? angles, ForwardOptions options)
+    {
+        var c = Config;
+        var plan = w.Plan;
+        var h = RmsNorm.Apply(x, w.InputNorm, c.RmsNormEps);
+        var projected = F.linear(h, w.InProj, w.InProjBias);
+        var p = plan.InProj;
+        Tensor Block(RowBlock r) => projected[.., .., TensorIndex.Slice(r.Start, r.End)];
+
+        var effectivePlan = options.Fault switch
+        {
+            ForwardFault.WindowOffByOne when plan.Window is { } win => plan with { Window = win - 1 },
+            _ => plan,
+        };
+        var attention = HymbaAttention.Forward(c, effectivePlan, Block(p.Q), plan.OwnsKv ? Block(p.K) : null, plan.OwnsKv ? Block(p.V) : null,
+            positions, cache, _rope, angles, options.Fault);
+        var ssm = HymbaMamba.Forward(c, w, Block(p.X), Block(p.Z), cache, options.Differentiable);
+
+        var (normAttention, normSsm) = options.Fault == ForwardFault.SwapFusionNorms
+            ? (w.FusionNormSsm, w.FusionNormAttention)
+            : (w.FusionNormAttention, w.FusionNormSsm);
+        var fused = (RmsNorm.Apply(attention, normAttention, c.RmsNormEps) + RmsNorm.Apply(ssm, normSsm, c.RmsNormEps)) / 2;
+        x = x + F.linear(fused, w.OutProj, w.OutProjBias);
+
+        var m = RmsNorm.Apply(x, w.PreMlpNorm, c.RmsNormEps);
+        var gateUp = F.linear(m, w.GateUp).chunk(2, -1);
+        return x + F.linear(F.silu(gateUp[0]) * gateUp[1], w.Down);
+    }
+
+    public void Dispose()
+    {
+        _rope.Dispose();
+        Weights.Dispose();
+    }
+}

@@ -1,0 +1,43 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace HymbaTools.Model;
+
+/// <summary>
+/// Direct access to the memory of contiguous CPU float32 tensors. TorchSharp's public API copies
+/// (Tensor.bytes, data&lt;T&gt;().ToArray()); the forward pass fills weights and runs the scan kernel in
+/// place, so it asks LibTorchSharp for the data pointer (the same native entry TorchSharp uses itself).
+/// </summary>
+internal static unsafe partial class TorchMemory
+{
+    [LibraryImport("LibTorchSharp")]
+    private static partial IntPtr THSTensor_data(IntPtr handle);
+
+    public static Span<float> AsSpan(Tensor tensor)
+    {
+        if (tensor.dtype != ScalarType.Float32) throw new ArgumentException($"tensor is {tensor.dtype}, expected Float32");
+        if (!tensor.is_contiguous()) throw new ArgumentException("tensor must be contiguous");
+        if (tensor.device_type != DeviceType.CPU) throw new ArgumentException("tensor must be on the CPU");
+        long n = tensor.numel();
+        if (n > int.MaxValue) throw new ArgumentException("tensor has more than 2^31 elements");
+        IntPtr data = THSTensor_data(tensor.Handle);
+        if (data == IntPtr.Zero && n > 0) torch.CheckForErrors();
+        return new Span<float>((void*)data, (int)n);
+    }
+
+    public static float* Pointer(Tensor tensor)
+    {
+        var span = AsSpan(tensor);
+        return (float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(span));
+    }
+
+    /// <summary>A new float32 tensor of the given shape filled by a writer (no intermediate managed copy).</summary>
+    public static Tensor Create(long[] shape, Action<Span<float>> fill)
+    {
+        var t = torch.empty(shape, ScalarType.Float32);
+        fill(AsSpan(t));
+        return t;
+    }
+}
