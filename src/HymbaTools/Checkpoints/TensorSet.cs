@@ -43,7 +43,7 @@ public sealed class TensorSet : IDisposable
         var files = new List<SafetensorsFile>();
         try
         {
-            foreach (string shard in index.ShardNames)
+            foreach (string shard in index.ShardNames.Order(StringComparer.Ordinal))
             {
                 string shardPath = Path.Combine(directory, shard);
                 if (!File.Exists(shardPath))
@@ -54,20 +54,22 @@ public sealed class TensorSet : IDisposable
                 files.Add(SafetensorsFile.Open(shardPath, limits));
             }
 
+            // First: no tensor may be stored twice (whatever the index says); then: each is where the index says.
             var map = new Dictionary<string, TensorView>(StringComparer.Ordinal);
             foreach (var file in files)
-            {
-                string shardName = Path.GetFileName(file.Path);
                 foreach (var t in file.Tensors)
                 {
                     if (map.TryGetValue(t.Name, out var first))
-                        throw new InvalidCheckpointException(file.Path, t.Name, $"tensor is stored in two shards ('{Path.GetFileName(first.FilePath)}' and '{shardName}')");
-                    if (!index.WeightMap.TryGetValue(t.Name, out var mapped))
-                        throw new InvalidCheckpointException(file.Path, t.Name, $"tensor is in shard '{shardName}' but not in {SafetensorsIndex.FileName}");
-                    if (mapped != shardName)
-                        throw new InvalidCheckpointException(file.Path, t.Name, $"tensor is in shard '{shardName}' but the index maps it to '{mapped}'");
+                        throw new InvalidCheckpointException(file.Path, t.Name, $"tensor is stored in two shards ('{Path.GetFileName(first.FilePath)}' and '{Path.GetFileName(file.Path)}')");
                     map.Add(t.Name, t);
                 }
+            foreach (var t in map.Values.OrderBy(t => t.Name, StringComparer.Ordinal))
+            {
+                string shardName = Path.GetFileName(t.FilePath);
+                if (!index.WeightMap.TryGetValue(t.Name, out var mapped))
+                    throw new InvalidCheckpointException(t.FilePath, t.Name, $"tensor is in shard '{shardName}' but not in {SafetensorsIndex.FileName}");
+                if (mapped != shardName)
+                    throw new InvalidCheckpointException(t.FilePath, t.Name, $"tensor is in shard '{shardName}' but the index maps it to '{mapped}'");
             }
             var missing = index.WeightMap.Keys.Where(k => !map.ContainsKey(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
             if (missing.Count > 0)

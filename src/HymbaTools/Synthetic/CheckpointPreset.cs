@@ -10,20 +10,20 @@ public sealed record CheckpointPreset(
     string Name, string Description,
     int Layers, int Hidden, int Heads, int KvHeads, int Intermediate, int Vocab,
     int MetaTokens, int? Window, int[] GlobalLayers, int[][] KvReuseGroups,
-    int DState, int DConv, int Expand, int MaxPositions, int OrigMaxPositions, bool TieEmbeddings)
+    int DState, int DConv, int Expand, int MaxPositions, int OrigMaxPositions, int SeqLength, bool TieEmbeddings)
 {
     public static IReadOnlyList<CheckpointPreset> All { get; } =
     [
         new("tiny", "4 layers, d=64, GQA 2, 8 meta tokens, window 8, KV group [1,2] (like fixture tiny-a)",
-            4, 64, 4, 2, 160, 512, 8, 8, [0, 3], [[1, 2]], 8, 4, 2, 256, 64, true),
+            4, 64, 4, 2, 160, 512, 8, 8, [0, 3], [[1, 2]], 8, 4, 2, 256, 64, 128, true),
         new("small", "8 layers, d=128, GQA 4, 16 meta tokens, window 32, KV groups [1,2,3],[5,6], untied head",
-            8, 128, 8, 2, 352, 2048, 16, 32, [0, 4, 7], [[1, 2, 3], [5, 6]], 16, 4, 2, 1024, 256, false),
+            8, 128, 8, 2, 352, 2048, 16, 32, [0, 4, 7], [[1, 2, 3], [5, 6]], 16, 4, 2, 1024, 256, 512, false),
         new("medium", "12 layers, d=384, GQA 3, 32 meta tokens, window 256 (benchmark scale, ~40M parameters)",
-            12, 384, 6, 2, 1024, 8192, 32, 256, [0, 6, 11], [[1, 2], [3, 4], [7, 8], [9, 10]], 16, 4, 2, 4096, 1024, true),
+            12, 384, 6, 2, 1024, 8192, 32, 256, [0, 6, 11], [[1, 2], [3, 4], [7, 8], [9, 10]], 16, 4, 2, 4096, 1024, 2048, true),
         new("1.5b", "the real Hymba-1.5B shapes: 32 layers, d=1600, 25/5 heads, 128 meta tokens, window 1024",
             32, 1600, 25, 5, 5504, 32001, 128, 1024, [0, 15, 31],
             [[1, 2], [3, 4], [5, 6], [7, 8], [9, 10], [11, 12], [13, 14], [16, 17, 18], [19, 20], [21, 22], [23, 24], [25, 26], [27, 28], [29, 30]],
-            16, 4, 2, 8192, 2048, true),
+            16, 4, 2, 8192, 2048, 8192, true),
     ];
 
     public static CheckpointPreset? Find(string name) => All.FirstOrDefault(p => string.Equals(p.Name, name, StringComparison.OrdinalIgnoreCase));
@@ -89,7 +89,7 @@ public sealed record CheckpointPreset(
             ["rope_theta"] = 10000.0,
             ["rope_type"] = "ntk",
             ["router_aux_loss_coef"] = 0.001,
-            ["seq_length"] = MaxPositions,
+            ["seq_length"] = SeqLength,
             ["sliding_window"] = Window,
             ["tie_word_embeddings"] = TieEmbeddings,
             ["torch_dtype"] = torchDtype,
