@@ -15,6 +15,7 @@ public static class Program
             InspectCommand.Create(stdout, stderr),
             InitCommand.Create(stdout, stderr),
             VerifyCommand.Create(stdout, stderr),
+            BenchCommand.Create(stdout, stderr),
         };
         var parse = root.Parse(args);
         return parse.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });

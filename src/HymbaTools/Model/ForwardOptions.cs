@@ -11,6 +11,9 @@ public sealed record ForwardOptions
     /// <summary>Record every decoder layer's input and the final normalised hidden states (debugging aid).</summary>
     public bool CaptureHiddenStates { get; init; }
 
+    /// <summary>When set, squared activations entering each linear weight are accumulated here (calibration).</summary>
+    public ActivationStatistics? Statistics { get; init; }
+
     /// <summary>Deliberately wrong variants, for tests that show a component is exercised.</summary>
     public ForwardFault Fault { get; init; } = ForwardFault.None;
 }

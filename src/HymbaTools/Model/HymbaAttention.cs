@@ -37,7 +37,16 @@ internal static class HymbaAttention
         var keys = fault == ForwardFault.GqaModuloMapping ? entry.Keys.repeat(1, c.GqaGroupSize, 1, 1) : entry.Keys.repeat_interleave(c.GqaGroupSize, 1);
         var values = fault == ForwardFault.GqaModuloMapping ? entry.Values.repeat(1, c.GqaGroupSize, 1, 1) : entry.Values.repeat_interleave(c.GqaGroupSize, 1);
         using var mask = Mask(c, plan, positions, entry.Positions);
-        var output = F.scaled_dot_product_attention(qh, keys, values, mask, 0.0, false); // [B, H, T, d_v]
+        // libtorch's fast CPU attention kernel needs equal Q/K and V head dims; V (d_in/H) is usually a
+        // multiple of d_h, so attend once per d_h-wide slice of V (as the reference's flex path does) and
+        // concatenate: the softmax weights are the same for every slice.
+        Tensor output;
+        if (c.VHeadDim != c.HeadDim && c.VHeadDim % c.HeadDim == 0)
+        {
+            var slices = values.split(c.HeadDim, -1).Select(part => F.scaled_dot_product_attention(qh, keys, part, mask, 0.0, false)).ToArray();
+            output = torch.cat(slices, -1);
+        }
+        else output = F.scaled_dot_product_attention(qh, keys, values, mask, 0.0, false); // [B, H, T, d_v]
         return output.transpose(1, 2).reshape(batch, steps, c.NumHeads * c.VHeadDim);
     }
 
@@ -64,13 +73,14 @@ internal static class HymbaAttention
     }
 
     /// <summary>
-    /// Boolean mask [T, Tk], true where query at absolute position a may read the key at position b:
-    /// b &lt;= a, and for sliding layers also a - b &lt;= window or b &lt; meta-token count.
+    /// Additive mask [T, Tk]: 0 where query at absolute position a may read the key at position b
+    /// (b &lt;= a, and for sliding layers also a - b &lt;= window or b &lt; meta-token count), -inf elsewhere.
+    /// A float mask keeps libtorch on its fused attention kernel (a boolean one falls back to the slow path).
     /// </summary>
     internal static Tensor Mask(HymbaConfig c, LayerPlan plan, long[] queryPositions, long[] keyPositions)
     {
         int t = queryPositions.Length, tk = keyPositions.Length;
-        var allowed = new bool[t * tk];
+        var additive = new float[t * tk];
         long m = c.NumMemoryTokens;
         bool sliding = plan.Attention == AttentionKind.Sliding;
         long window = plan.Window ?? long.MaxValue;
@@ -80,9 +90,10 @@ internal static class HymbaAttention
             for (int j = 0; j < tk; j++)
             {
                 long b = keyPositions[j];
-                allowed[i * tk + j] = b <= a && (!sliding || a - b <= window || b < m);
+                bool allowed = b <= a && (!sliding || a - b <= window || b < m);
+                additive[i * tk + j] = allowed ? 0f : float.NegativeInfinity;
             }
         }
-        return torch.tensor(allowed, [t, tk]);
+        return torch.tensor(additive, [t, tk]);
     }
 }

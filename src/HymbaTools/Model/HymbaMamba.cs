@@ -14,7 +14,7 @@ internal static class HymbaMamba
     /// <param name="x">[B, T, d_in] (the in_proj x block)</param>
     /// <param name="z">[B, T, d_in] (the in_proj z block, the gate)</param>
     /// <returns>[B, T, d_in]</returns>
-    public static Tensor Forward(HymbaConfig c, LayerWeights w, Tensor x, Tensor z, HymbaCache cache, bool differentiable)
+    public static Tensor Forward(HymbaConfig c, LayerWeights w, Tensor x, Tensor z, HymbaCache cache, bool differentiable, ActivationStatistics? stats = null)
     {
         long batch = x.shape[0], steps = x.shape[1];
         int k = c.ConvKernel, layer = w.Plan.Index;
@@ -25,11 +25,13 @@ internal static class HymbaMamba
         var newConvState = torch.cat([history, xt], 2)[.., .., TensorIndex.Slice(-k, null)].contiguous();
 
         var ut = u.transpose(1, 2);                                           // [B, T, d_in]
+        stats?.Record(layer, ActivationPoint.SsmProjectionInput, ut);
         var s = F.linear(ut, w.XProj);                                        // [B, T, R + 2N]
         var parts = s.split([c.DtRank, c.SsmStateSize, c.SsmStateSize], -1);
         var dt = RmsNorm.Apply(parts[0], w.DtNorm, c.RmsNormEps);
         var bm = RmsNorm.Apply(parts[1], w.BNorm, c.RmsNormEps).contiguous();
         var cm = RmsNorm.Apply(parts[2], w.CNorm, c.RmsNormEps).contiguous();
+        stats?.Record(layer, ActivationPoint.DtProjectionInput, dt);
         var delta = F.softplus(F.linear(dt, w.DtProjWeight) + w.DtProjBias, 1.0, 20.0); // [B, T, d_in]
 
         var initial = cache.SsmStates[layer] ?? torch.zeros(batch, c.DInner, c.SsmStateSize);

@@ -48,7 +48,7 @@ public sealed class HymbaModel : IDisposable
         using var grad = torch.no_grad();
         var tokens = ToTensor(ids, cache.Batch);
         var logits = Logits(tokens, cache, options ?? ForwardOptions.Default);
-        var data = logits.contiguous().data<float>().ToArray();
+        var data = TorchMemory.AsSpan(logits.contiguous()).ToArray();
         return new LogitsResult(data, (int)logits.shape[0], (int)logits.shape[1], (int)logits.shape[2]);
     }
 
@@ -69,8 +69,9 @@ public sealed class HymbaModel : IDisposable
         var c = Config;
         var w = Weights;
         long batch = tokens.shape[0], textSteps = tokens.shape[1];
-        foreach (long id in tokens.data<long>())
-            if (id < 0 || id >= c.VocabSize) throw new Common.InvalidRequestException("input_ids", $"token id {id} is outside the vocabulary 0..{c.VocabSize - 1}");
+        long minId = tokens.min().item<long>(), maxId = tokens.max().item<long>();
+        if (minId < 0 || maxId >= c.VocabSize)
+            throw new Common.InvalidRequestException("input_ids", $"token id {(minId < 0 ? minId : maxId)} is outside the vocabulary 0..{c.VocabSize - 1}");
 
         var x = w.Embedding.index_select(0, tokens.flatten()).view(batch, textSteps, c.HiddenSize);
         bool prependMeta = cache.IsEmpty && w.MetaTokens is not null && options.Fault != ForwardFault.NoMetaTokens;
@@ -88,15 +89,16 @@ public sealed class HymbaModel : IDisposable
         var captured = options.CaptureHiddenStates ? new List<float[]>() : null;
         foreach (var layer in w.Layers)
         {
-            captured?.Add(x.contiguous().data<float>().ToArray());
+            captured?.Add(TorchMemory.AsSpan(x.contiguous()).ToArray());
             using var layerScope = torch.NewDisposeScope();
             x = DecoderLayer(layer, x, positions, cache, angles, options).MoveToOuterDisposeScope();
         }
 
         var normalized = RmsNorm.Apply(x, w.FinalNorm, c.RmsNormEps);
-        captured?.Add(normalized.contiguous().data<float>().ToArray());
+        captured?.Add(TorchMemory.AsSpan(normalized.contiguous()).ToArray());
         LastHiddenStates = captured;
         var text = normalized[.., TensorIndex.Slice(metaSteps, null), ..];
+        options.Statistics?.Record(-1, ActivationPoint.HeadInput, text);
         var logits = F.linear(text, w.LmHead);
 
         cache.Length += steps;
@@ -109,6 +111,8 @@ public sealed class HymbaModel : IDisposable
         var c = Config;
         var plan = w.Plan;
         var h = RmsNorm.Apply(x, w.InputNorm, c.RmsNormEps);
+        var stats = options.Statistics;
+        stats?.Record(plan.Index, ActivationPoint.MixerInput, h);
         var projected = F.linear(h, w.InProj, w.InProjBias);
         var p = plan.InProj;
         Tensor Block(RowBlock r) => projected[.., .., TensorIndex.Slice(r.Start, r.End)];
@@ -120,17 +124,21 @@ public sealed class HymbaModel : IDisposable
         };
         var attention = HymbaAttention.Forward(c, effectivePlan, Block(p.Q), plan.OwnsKv ? Block(p.K) : null, plan.OwnsKv ? Block(p.V) : null,
             positions, cache, _rope, angles, options.Fault);
-        var ssm = HymbaMamba.Forward(c, w, Block(p.X), Block(p.Z), cache, options.Differentiable);
+        var ssm = HymbaMamba.Forward(c, w, Block(p.X), Block(p.Z), cache, options.Differentiable, stats);
 
         var (normAttention, normSsm) = options.Fault == ForwardFault.SwapFusionNorms
             ? (w.FusionNormSsm, w.FusionNormAttention)
             : (w.FusionNormAttention, w.FusionNormSsm);
         var fused = (RmsNorm.Apply(attention, normAttention, c.RmsNormEps) + RmsNorm.Apply(ssm, normSsm, c.RmsNormEps)) / 2;
+        stats?.Record(plan.Index, ActivationPoint.MixerOutputInput, fused);
         x = x + F.linear(fused, w.OutProj, w.OutProjBias);
 
         var m = RmsNorm.Apply(x, w.PreMlpNorm, c.RmsNormEps);
+        stats?.Record(plan.Index, ActivationPoint.MlpInput, m);
         var gateUp = F.linear(m, w.GateUp).chunk(2, -1);
-        return x + F.linear(F.silu(gateUp[0]) * gateUp[1], w.Down);
+        var hidden = F.silu(gateUp[0]) * gateUp[1];
+        stats?.Record(plan.Index, ActivationPoint.MlpDownInput, hidden);
+        return x + F.linear(hidden, w.Down);
     }
 
     public void Dispose()

@@ -1,0 +1,85 @@
+using System.Security.Cryptography;
+using HymbaTools.Checkpoints;
+using HymbaTools.Model;
+using HymbaTools.Quantization;
+
+namespace HymbaTools.Formats.Gguf;
+
+public sealed record GgufExportOptions
+{
+    public required QuantizationPreset Preset { get; init; }
+    public IReadOnlyList<TensorTypeOverride> Overrides { get; init; } = [];
+    /// <summary>Per stored-tensor importance (mean squared input activations per column), keyed by stored tensor name.</summary>
+    public ImportanceMatrix? Importance { get; init; }
+    public string? ModelName { get; init; }
+    /// <summary>Hash the source files for provenance (reads every byte once).</summary>
+    public bool HashSources { get; init; } = true;
+}
+
+public sealed record GgufExportResult(string Path, QuantizationPlan Plan, long FileBytes);
+
+/// <summary>
+/// Writes a Hymba checkpoint as one GGUF v3 file: hymba.* metadata (HymbaGgufSchema), general.* provenance
+/// (source file hashes, tool version, preset and the per-tensor policy), tokenizer ids, and the tensors of
+/// the single-file layout, each converted or quantized row chunk by row chunk while it is written.
+/// </summary>
+public static class GgufExporter
+{
+    public static string ToolVersion => "HymbaTools " + (typeof(GgufExporter).Assembly.GetName().Version?.ToString(3) ?? "0.0.0");
+
+    public static GgufExportResult Export(HymbaCheckpoint checkpoint, string outputPath, GgufExportOptions options, IProgress<(long Done, long Total)>? progress = null)
+    {
+        var config = checkpoint.Config;
+        var plan = QuantizationPlan.Create(config, options.Preset, options.Overrides);
+        var writer = new GgufWriter();
+        writer.Add(GgufConstants.ArchitectureKey, GgufValue.Str(HymbaGgufSchema.Architecture));
+        writer.Add("general.name", GgufValue.Str(options.ModelName ?? System.IO.Path.GetFileName(checkpoint.Files.Directory.TrimEnd('/'))));
+        writer.Add(GgufConstants.AlignmentKey, GgufValue.U32(GgufConstants.DefaultAlignment));
+        writer.Add("general.file_type", GgufValue.U32(options.Preset.FileType));
+        if (plan.Tensors.Any(t => t.Type is not (GgmlType.F32 or GgmlType.F16 or GgmlType.BF16)))
+            writer.Add(GgufConstants.QuantizationVersionKey, GgufValue.U32(GgufConstants.QuantizationVersion));
+        writer.Add("general.tool_version", GgufValue.Str(ToolVersion));
+        writer.Add("general.quantization.preset", GgufValue.Str(options.Preset.Name));
+        writer.Add("general.quantization.tensor_types", GgufValue.Strings(plan.Tensors.Select(t => $"{t.Tensor.Name}={GgmlTypes.NameOf(t.Type)}")));
+        if (options.Overrides.Count > 0)
+            writer.Add("general.quantization.overrides", GgufValue.Strings(options.Overrides.Select(o => $"{o.Pattern}={GgmlTypes.NameOf(o.Type)}")));
+        if (options.Importance is { } imatrix)
+        {
+            writer.Add("quantize.imatrix.dataset", GgufValue.Str(imatrix.Dataset));
+            writer.Add("quantize.imatrix.entries_count", GgufValue.I32(imatrix.Entries.Count));
+            writer.Add("quantize.imatrix.chunks_count", GgufValue.I32(imatrix.Chunks));
+        }
+        if (options.HashSources)
+        {
+            var sources = new[] { checkpoint.Files.ConfigPath }.Concat(checkpoint.Tensors.Files.Select(f => f.Path))
+                .Concat(checkpoint.Files.Layout == WeightLayout.Sharded ? [checkpoint.Files.WeightsPath!] : []).ToList();
+            writer.Add("general.source.file_names", GgufValue.Strings(sources.Select(System.IO.Path.GetFileName)!));
+            writer.Add("general.source.file_sha256", GgufValue.Strings(sources.Select(Sha256)));
+        }
+        HymbaGgufSchema.WriteMetadata(writer, config);
+        writer.Add(HymbaGgufSchema.BosTokenId, GgufValue.U32((uint)config.BosTokenId));
+        writer.Add(HymbaGgufSchema.EosTokenId, GgufValue.U32((uint)config.EosTokenId));
+        writer.Add(HymbaGgufSchema.PadTokenId, GgufValue.U32((uint)config.PadTokenId));
+        GgufTokenizerMetadata.AddIfPresent(writer, checkpoint.Files.Directory, config);
+
+        foreach (var p in plan.Tensors)
+        {
+            var t = p.Tensor;
+            var source = checkpoint.Get(t.SourceName);
+            long firstRow = t.SourceRows?.Start ?? 0;
+            int cols = checked((int)t.Columns);
+            var importance = options.Importance?.For(t.Name, cols);
+            writer.AddTensor(new GgufTensorEntry(t.Name, t.Shape.Reverse().ToArray(), p.Type, stream =>
+                TensorQuantizer.Quantize(p.Type, t.Rows, cols,
+                    (first, count, dst) => source.CopyRowsToFloat32(firstRow + first, count, dst), importance, stream)));
+        }
+        writer.Write(outputPath, progress);
+        return new GgufExportResult(outputPath, plan, new FileInfo(outputPath).Length);
+    }
+
+    private static string Sha256(string path)
+    {
+        using var stream = File.OpenRead(path);
+        return Convert.ToHexStringLower(SHA256.HashData(stream));
+    }
+}

@@ -1,0 +1,166 @@
+using System.Buffers.Binary;
+using System.Text;
+using HymbaTools.Common;
+using HymbaTools.Quantization;
+
+namespace HymbaTools.Formats.Gguf;
+
+/// <summary>A tensor to write: ggml-order dims (ne[0] = contiguous axis), type, and a callback that writes exactly its bytes.</summary>
+public sealed record GgufTensorEntry(string Name, long[] Dimensions, GgmlType Type, Action<Stream> WriteData)
+{
+    public long ByteLength
+    {
+        get
+        {
+            long rows = 1;
+            for (int i = 1; i < Dimensions.Length; i++) rows = checked(rows * Dimensions[i]);
+            return checked(GgmlTypes.RowBytes(Type, Dimensions[0]) * rows);
+        }
+    }
+}
+
+/// <summary>
+/// Streaming GGUF v3 writer. Metadata and tensor infos are collected first; <see cref="Write"/> then lays out
+/// the header (magic, version, counts, key/values, tensor infos with offsets consecutive in tensor-info
+/// order and aligned), pads, and streams each tensor's data through its callback, padding each to the
+/// alignment. Peak memory is what one callback holds. Output is atomic (temporary name, then rename) and
+/// the same entries give the same bytes.
+/// </summary>
+public sealed class GgufWriter
+{
+    private readonly List<(string Key, GgufValue Value)> _metadata = [];
+    private readonly List<GgufTensorEntry> _tensors = [];
+    private readonly HashSet<string> _keys = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _names = new(StringComparer.Ordinal);
+
+    public uint Alignment { get; private set; } = GgufConstants.DefaultAlignment;
+    public IReadOnlyList<(string Key, GgufValue Value)> Metadata => _metadata;
+    public IReadOnlyList<GgufTensorEntry> Tensors => _tensors;
+
+    public GgufWriter Add(string key, GgufValue value)
+    {
+        if (string.IsNullOrEmpty(key) || key.Length > GgufConstants.MaxKeyBytes || key.Any(c => c > 127))
+            throw new ArgumentException($"GGUF key '{key}' must be non-empty ASCII of at most {GgufConstants.MaxKeyBytes} bytes");
+        if (!_keys.Add(key)) throw new InvalidOperationException($"GGUF key '{key}' added twice");
+        if (key == GgufConstants.AlignmentKey)
+        {
+            if (value.Type != GgufValueType.UInt32) throw new ArgumentException($"{key} must be a UINT32");
+            uint a = (uint)value.AsInteger;
+            if (a == 0 || (a & (a - 1)) != 0) throw new ArgumentException($"{key} must be a non-zero power of two");
+            Alignment = a;
+        }
+        _metadata.Add((key, value));
+        return this;
+    }
+
+    public GgufWriter AddTensor(GgufTensorEntry tensor)
+    {
+        if (Encoding.UTF8.GetByteCount(tensor.Name) > GgufConstants.MaxTensorNameBytes)
+            throw new ArgumentException($"tensor name '{tensor.Name}' is longer than {GgufConstants.MaxTensorNameBytes} bytes");
+        if (tensor.Dimensions.Length is 0 or > GgufConstants.MaxDimensions)
+            throw new ArgumentException($"tensor '{tensor.Name}' has {tensor.Dimensions.Length} dimensions (1..{GgufConstants.MaxDimensions})");
+        if (!_names.Add(tensor.Name)) throw new InvalidOperationException($"tensor '{tensor.Name}' added twice");
+        _ = tensor.ByteLength; // validates the row against the block size
+        _tensors.Add(tensor);
+        return this;
+    }
+
+    /// <summary>Tensor data offsets (relative to the data section), in tensor-info order.</summary>
+    public long[] DataOffsets()
+    {
+        var offsets = new long[_tensors.Count];
+        long offset = 0;
+        for (int i = 0; i < _tensors.Count; i++)
+        {
+            offsets[i] = offset;
+            offset = GgufConstants.Pad(offset + _tensors[i].ByteLength, Alignment);
+        }
+        return offsets;
+    }
+
+    public byte[] BuildHeader()
+    {
+        using var ms = new MemoryStream();
+        using var w = new BinaryWriter(ms, Encoding.UTF8, leaveOpen: true);
+        w.Write(GgufConstants.Magic);
+        w.Write(GgufConstants.Version);
+        w.Write((ulong)_tensors.Count);
+        w.Write((ulong)_metadata.Count);
+        foreach (var (key, value) in _metadata)
+        {
+            WriteString(w, key);
+            w.Write((uint)value.Type);
+            WriteValue(w, value);
+        }
+        var offsets = DataOffsets();
+        for (int i = 0; i < _tensors.Count; i++)
+        {
+            var t = _tensors[i];
+            WriteString(w, t.Name);
+            w.Write((uint)t.Dimensions.Length);
+            foreach (long d in t.Dimensions) w.Write((ulong)d);
+            w.Write((uint)t.Type);
+            w.Write((ulong)offsets[i]);
+        }
+        w.Flush();
+        long padded = GgufConstants.Pad(ms.Length, Alignment);
+        ms.SetLength(padded);
+        return ms.ToArray();
+    }
+
+    public void Write(string path, IProgress<(long Done, long Total)>? progress = null)
+    {
+        var header = BuildHeader();
+        long total = _tensors.Sum(t => t.ByteLength);
+        long done = 0;
+        AtomicFile.Write(path, stream =>
+        {
+            stream.Write(header);
+            var padding = new byte[Alignment];
+            foreach (var t in _tensors)
+            {
+                long before = stream.Position;
+                t.WriteData(stream);
+                long written = stream.Position - before;
+                if (written != t.ByteLength)
+                    throw new InvalidOperationException($"tensor '{t.Name}': writer produced {written} bytes, expected {t.ByteLength}");
+                long pad = GgufConstants.Pad(written, Alignment) - written;
+                stream.Write(padding, 0, (int)pad);
+                done += t.ByteLength;
+                progress?.Report((done, total));
+            }
+        });
+    }
+
+    private static void WriteString(BinaryWriter w, string s)
+    {
+        var bytes = Encoding.UTF8.GetBytes(s);
+        w.Write((ulong)bytes.Length);
+        w.Write(bytes);
+    }
+
+    private static void WriteValue(BinaryWriter w, GgufValue v)
+    {
+        switch (v.Type)
+        {
+            case GgufValueType.UInt8: w.Write((byte)v.Value); break;
+            case GgufValueType.Int8: w.Write((sbyte)v.Value); break;
+            case GgufValueType.UInt16: w.Write((ushort)v.Value); break;
+            case GgufValueType.Int16: w.Write((short)v.Value); break;
+            case GgufValueType.UInt32: w.Write((uint)v.Value); break;
+            case GgufValueType.Int32: w.Write((int)v.Value); break;
+            case GgufValueType.Float32: w.Write((float)v.Value); break;
+            case GgufValueType.Bool: w.Write((byte)((bool)v.Value ? 1 : 0)); break;
+            case GgufValueType.String: WriteString(w, (string)v.Value); break;
+            case GgufValueType.UInt64: w.Write((ulong)v.Value); break;
+            case GgufValueType.Int64: w.Write((long)v.Value); break;
+            case GgufValueType.Float64: w.Write((double)v.Value); break;
+            case GgufValueType.Array:
+                w.Write((uint)v.ElementType);
+                w.Write((ulong)v.Elements.Count);
+                foreach (var e in v.Elements) WriteValue(w, e);
+                break;
+            default: throw new ArgumentOutOfRangeException(nameof(v));
+        }
+    }
+}

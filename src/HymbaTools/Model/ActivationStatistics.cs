@@ -1,0 +1,49 @@
+using static TorchSharp.torch;
+
+namespace HymbaTools.Model;
+
+/// <summary>Where in a layer an activation enters a linear weight.</summary>
+public enum ActivationPoint
+{
+    /// <summary>Normalised layer input, read by all in_proj blocks (Q, K, V, x, z).</summary>
+    MixerInput,
+    /// <summary>Post-conv SSM input u, read by x_proj.</summary>
+    SsmProjectionInput,
+    /// <summary>Normalised dt, read by dt_proj.</summary>
+    DtProjectionInput,
+    /// <summary>Fused attention + SSM output, read by out_proj.</summary>
+    MixerOutputInput,
+    /// <summary>Normalised input of the MLP, read by gate and up.</summary>
+    MlpInput,
+    /// <summary>silu(gate) * up, read by down.</summary>
+    MlpDownInput,
+    /// <summary>Final normalised hidden states of text positions, read by the output head.</summary>
+    HeadInput,
+}
+
+/// <summary>
+/// Per-column sums of squared activations at every <see cref="ActivationPoint"/>, accumulated over forward
+/// passes: the importance data of llama.cpp's imatrix (mean of x^2 for each input column of a weight).
+/// </summary>
+public sealed class ActivationStatistics
+{
+    private readonly Dictionary<(int Layer, ActivationPoint Point), (double[] Sums, long Rows)> _data = [];
+
+    public int Chunks { get; set; }
+
+    internal void Record(int layer, ActivationPoint point, Tensor activation)
+    {
+        long cols = activation.shape[^1];
+        using var scope = NewDisposeScope();
+        var sums = activation.detach().reshape(-1, cols).to(ScalarType.Float64).square().sum(0).contiguous();
+        long rows = activation.numel() / cols;
+        var values = sums.data<double>().ToArray();
+        if (!_data.TryGetValue((layer, point), out var entry)) entry = (new double[cols], 0);
+        for (int i = 0; i < cols; i++) entry.Sums[i] += values[i];
+        _data[(layer, point)] = (entry.Sums, entry.Rows + rows);
+    }
+
+    /// <summary>Mean of squares per column at a point, or null if never recorded.</summary>
+    public float[]? MeanSquares(int layer, ActivationPoint point) =>
+        _data.TryGetValue((layer, point), out var e) && e.Rows > 0 ? e.Sums.Select(s => (float)(s / e.Rows)).ToArray() : null;
+}

@@ -1,0 +1,81 @@
+namespace HymbaTools.Quantization.BlockFormats;
+
+/// <summary>
+/// Q4_0: 32 values, fp16 scale d = max/-8 (max = the signed value of largest magnitude, first one wins),
+/// q = min(15, trunc(x/d + 8.5)); byte j holds element j (low nibble) and j+16 (high nibble).
+/// With importance: ggml's make_qx_quants search with weights qw * sqrt(sigma^2 + x^2).
+/// </summary>
+public sealed class Q4_0Format : IBlockFormat
+{
+    public GgmlType Type => GgmlType.Q4_0;
+    public int BlockSize => 32;
+    public int BlockBytes => 18;
+    public bool UsesImportance => true;
+
+    public void QuantizeRow(ReadOnlySpan<float> row, Span<byte> destination, ReadOnlySpan<float> importance)
+    {
+        int blocks = BlockFormatGuard.Blocks(this, row.Length, destination.Length, importance);
+        if (!importance.IsEmpty) { QuantizeWeighted(row, destination, importance, blocks); return; }
+        for (int b = 0; b < blocks; b++)
+        {
+            var x = row.Slice(b * 32, 32);
+            var y = destination.Slice(b * 18, 18);
+            float amax = 0, max = 0;
+            for (int j = 0; j < 32; j++)
+            {
+                float v = x[j];
+                if (amax < MathF.Abs(v)) { amax = MathF.Abs(v); max = v; }
+            }
+            float d = max / -8;
+            float id = d != 0 ? 1.0f / d : 0.0f;
+            QuantMath.WriteHalf(y, d);
+            for (int j = 0; j < 16; j++)
+            {
+                float x0 = x[j] * id;
+                float x1 = x[16 + j] * id;
+                int xi0 = Math.Min(15, (int)(sbyte)QuantMath.TruncateX86(x0 + 8.5f));
+                int xi1 = Math.Min(15, (int)(sbyte)QuantMath.TruncateX86(x1 + 8.5f));
+                y[2 + j] = (byte)(xi0 | (xi1 << 4));
+            }
+        }
+    }
+
+    private static void QuantizeWeighted(ReadOnlySpan<float> row, Span<byte> destination, ReadOnlySpan<float> importance, int blocks)
+    {
+        float sigma2 = SumOfSquares(row) / row.Length;
+        Span<float> weight = stackalloc float[32];
+        Span<sbyte> L = stackalloc sbyte[32];
+        for (int b = 0; b < blocks; b++)
+        {
+            var x = row.Slice(b * 32, 32);
+            var qw = importance.Slice(b * 32, 32);
+            var y = destination.Slice(b * 18, 18);
+            for (int j = 0; j < 32; j++) weight[j] = qw[j] * MathF.Sqrt(sigma2 + x[j] * x[j]);
+            float d = QuantMath.MakeQxQuants(32, 8, x, L, 1, weight);
+            QuantMath.WriteHalf(y, d);
+            for (int j = 0; j < 16; j++) y[2 + j] = (byte)(L[j] | (L[j + 16] << 4));
+        }
+    }
+
+    internal static float SumOfSquares(ReadOnlySpan<float> row)
+    {
+        float sum = 0;
+        for (int j = 0; j < row.Length; j++) sum += row[j] * row[j];
+        return sum;
+    }
+
+    public void DequantizeRow(ReadOnlySpan<byte> source, Span<float> destination)
+    {
+        int blocks = BlockFormatGuard.BlocksFromBytes(this, source.Length, destination.Length);
+        for (int b = 0; b < blocks; b++)
+        {
+            var y = source.Slice(b * 18, 18);
+            float d = QuantMath.ReadHalf(y);
+            for (int j = 0; j < 16; j++)
+            {
+                destination[b * 32 + j] = ((y[2 + j] & 0x0F) - 8) * d;
+                destination[b * 32 + j + 16] = ((y[2 + j] >> 4) - 8) * d;
+            }
+        }
+    }
+}

@@ -1,0 +1,65 @@
+namespace HymbaTools.Quantization.BlockFormats;
+
+/// <summary>Q5_1: 32 values, fp16 d = (max-min)/31 and m = min, q = trunc((x-min)/d + 0.5) (no clamp, as in ggml), bits as Q5_0.</summary>
+public sealed class Q5_1Format : IBlockFormat
+{
+    public GgmlType Type => GgmlType.Q5_1;
+    public int BlockSize => 32;
+    public int BlockBytes => 24;
+    public bool UsesImportance => true;
+
+    public void QuantizeRow(ReadOnlySpan<float> row, Span<byte> destination, ReadOnlySpan<float> importance)
+    {
+        int blocks = BlockFormatGuard.Blocks(this, row.Length, destination.Length, importance);
+        float sigma2 = importance.IsEmpty ? 0 : Q4_0Format.SumOfSquares(row) / row.Length;
+        Span<float> weight = stackalloc float[32];
+        Span<byte> L = stackalloc byte[32];
+        Span<byte> Laux = stackalloc byte[32];
+        for (int b = 0; b < blocks; b++)
+        {
+            var x = row.Slice(b * 32, 32);
+            var y = destination.Slice(b * 24, 24);
+            if (importance.IsEmpty)
+            {
+                float min = float.MaxValue, max = -float.MaxValue;
+                for (int j = 0; j < 32; j++)
+                {
+                    float v = x[j];
+                    if (v < min) min = v;
+                    if (v > max) max = v;
+                }
+                float d = (max - min) / ((1 << 5) - 1);
+                float id = d != 0 ? 1.0f / d : 0.0f;
+                QuantMath.WriteHalf(y, d);
+                QuantMath.WriteHalf(y[2..], min);
+                for (int j = 0; j < 32; j++)
+                {
+                    float xj = (x[j] - min) * id;
+                    L[j] = (byte)QuantMath.TruncateX86(xj + 0.5f);
+                }
+            }
+            else
+            {
+                var qw = importance.Slice(b * 32, 32);
+                for (int j = 0; j < 32; j++) weight[j] = qw[j] * MathF.Sqrt(sigma2 + x[j] * x[j]);
+                float d = QuantMath.MakeQkx3Quants(32, 31, x, weight, L, out float min, Laux, -0.9f, 0.05f, 36, false);
+                QuantMath.WriteHalf(y, d);
+                QuantMath.WriteHalf(y[2..], -min);
+            }
+            Q5_0Format.Pack(L, y[4..]);
+        }
+    }
+
+    public void DequantizeRow(ReadOnlySpan<byte> source, Span<float> destination)
+    {
+        int blocks = BlockFormatGuard.BlocksFromBytes(this, source.Length, destination.Length);
+        Span<int> q = stackalloc int[32];
+        for (int b = 0; b < blocks; b++)
+        {
+            var y = source.Slice(b * 24, 24);
+            float d = QuantMath.ReadHalf(y), m = QuantMath.ReadHalf(y[2..]);
+            Q5_0Format.Unpack(y[4..], q);
+            for (int j = 0; j < 32; j++) destination[b * 32 + j] = q[j] * d + m;
+        }
+    }
+}

@@ -1,0 +1,41 @@
+namespace HymbaTools.Quantization.BlockFormats;
+
+/// <summary>Q8_0: 32 values, fp16 scale d = amax/127 and int8 q = roundf(x/d) (half away from zero). Ignores importance, as ggml does.</summary>
+public sealed class Q8_0Format : IBlockFormat
+{
+    public GgmlType Type => GgmlType.Q8_0;
+    public int BlockSize => 32;
+    public int BlockBytes => 34;
+    public bool UsesImportance => false;
+
+    public void QuantizeRow(ReadOnlySpan<float> row, Span<byte> destination, ReadOnlySpan<float> importance)
+    {
+        int blocks = BlockFormatGuard.Blocks(this, row.Length, destination.Length, importance);
+        for (int b = 0; b < blocks; b++)
+        {
+            var x = row.Slice(b * 32, 32);
+            var y = destination.Slice(b * 34, 34);
+            float amax = 0;
+            for (int j = 0; j < 32; j++) amax = MathF.Max(amax, MathF.Abs(x[j]));
+            float d = amax / ((1 << 7) - 1);
+            float id = d != 0 ? 1.0f / d : 0.0f;
+            QuantMath.WriteHalf(y, d);
+            for (int j = 0; j < 32; j++)
+            {
+                float x0 = x[j] * id;
+                y[2 + j] = (byte)QuantMath.TruncateX86(MathF.Round(x0, MidpointRounding.AwayFromZero));
+            }
+        }
+    }
+
+    public void DequantizeRow(ReadOnlySpan<byte> source, Span<float> destination)
+    {
+        int blocks = BlockFormatGuard.BlocksFromBytes(this, source.Length, destination.Length);
+        for (int b = 0; b < blocks; b++)
+        {
+            var y = source.Slice(b * 34, 34);
+            float d = QuantMath.ReadHalf(y);
+            for (int j = 0; j < 32; j++) destination[b * 32 + j] = (sbyte)y[2 + j] * d;
+        }
+    }
+}

@@ -1,0 +1,88 @@
+using System.Globalization;
+using HymbaTools.Checkpoints;
+using HymbaTools.Common;
+using HymbaTools.Model;
+
+namespace HymbaTools.Quantization;
+
+/// <summary>
+/// Per-column importance (mean of squared input activations) for each stored linear weight, as llama.cpp's
+/// imatrix. Stored as a safetensors file: one F32 vector per stored tensor name, metadata with the dataset,
+/// chunk and token counts.
+/// </summary>
+public sealed class ImportanceMatrix
+{
+    public required IReadOnlyDictionary<string, float[]> Entries { get; init; }
+    public required string Dataset { get; init; }
+    public required int Chunks { get; init; }
+    public required long Tokens { get; init; }
+
+    /// <summary>Which activation feeds which stored weight.</summary>
+    private static ActivationPoint? PointOf(StoredRole role, bool tied) => role switch
+    {
+        StoredRole.AttnQ or StoredRole.AttnK or StoredRole.AttnV or StoredRole.SsmIn or StoredRole.SsmGate => ActivationPoint.MixerInput,
+        StoredRole.SsmXProj => ActivationPoint.SsmProjectionInput,
+        StoredRole.SsmDt => ActivationPoint.DtProjectionInput,
+        StoredRole.MixerOut => ActivationPoint.MixerOutputInput,
+        StoredRole.FfnGate or StoredRole.FfnUp => ActivationPoint.MlpInput,
+        StoredRole.FfnDown => ActivationPoint.MlpDownInput,
+        StoredRole.Output => ActivationPoint.HeadInput,
+        StoredRole.TokenEmbedding when tied => ActivationPoint.HeadInput,
+        _ => null,
+    };
+
+    public static ImportanceMatrix FromStatistics(HymbaConfig config, ActivationStatistics statistics, string dataset, long tokens)
+    {
+        var entries = new SortedDictionary<string, float[]>(StringComparer.Ordinal);
+        foreach (var t in HymbaStorageLayout.For(config))
+        {
+            if (PointOf(t.Role, config.TieWordEmbeddings) is not { } point) continue;
+            var values = statistics.MeanSquares(point == ActivationPoint.HeadInput ? -1 : t.Layer, point);
+            if (values is not null && values.Length == t.Columns) entries[t.Name] = values;
+        }
+        return new ImportanceMatrix { Entries = entries, Dataset = dataset, Chunks = statistics.Chunks, Tokens = tokens };
+    }
+
+    /// <summary>The importance of a stored tensor, or null if the matrix has none for it.</summary>
+    public float[]? For(string storedName, int columns)
+    {
+        if (!Entries.TryGetValue(storedName, out var v)) return null;
+        if (v.Length != columns) throw new InvalidRequestException("--imatrix", $"entry '{storedName}' has {v.Length} columns, the tensor has {columns} (imatrix of another model?)");
+        return v;
+    }
+
+    public void Save(string path)
+    {
+        var entries = Entries.Select(kv => new SafetensorsEntry(kv.Key, SafetensorsDType.F32, [kv.Value.Length])).ToList();
+        var metadata = new Dictionary<string, string>
+        {
+            ["format"] = "hymbatools-imatrix",
+            ["dataset"] = Dataset,
+            ["chunks"] = Chunks.ToString(CultureInfo.InvariantCulture),
+            ["tokens"] = Tokens.ToString(CultureInfo.InvariantCulture),
+        };
+        SafetensorsWriter.Write(path, entries, metadata, (e, s) => s.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(Entries[e.Name].AsSpan())));
+    }
+
+    public static ImportanceMatrix Load(string path)
+    {
+        using var file = SafetensorsFile.Open(path);
+        if (!file.Metadata.TryGetValue("format", out var format) || format != "hymbatools-imatrix")
+            throw new InvalidCheckpointException(path, "__metadata__.format", "missing or not \"hymbatools-imatrix\" (expected a file written by `hymba imatrix`)");
+        var entries = new SortedDictionary<string, float[]>(StringComparer.Ordinal);
+        foreach (var t in file.Tensors)
+        {
+            if (t.DType != SafetensorsDType.F32 || t.Rank != 1) throw new InvalidCheckpointException(path, t.Name, "expected a 1-D F32 vector");
+            var v = t.ToFloat32Array();
+            if (v.Any(x => !float.IsFinite(x) || x < 0)) throw new InvalidCheckpointException(path, t.Name, "importance values must be finite and non-negative");
+            entries[t.Name] = v;
+        }
+        return new ImportanceMatrix
+        {
+            Entries = entries,
+            Dataset = file.Metadata.GetValueOrDefault("dataset", ""),
+            Chunks = int.TryParse(file.Metadata.GetValueOrDefault("chunks"), CultureInfo.InvariantCulture, out int c) ? c : 0,
+            Tokens = long.TryParse(file.Metadata.GetValueOrDefault("tokens"), CultureInfo.InvariantCulture, out long n) ? n : 0,
+        };
+    }
+}

@@ -1,0 +1,58 @@
+using HymbaTools.Quantization.BlockFormats;
+
+namespace HymbaTools.Quantization;
+
+/// <summary>Fills rows [firstRow, firstRow + count) of a float32 matrix into the destination span.</summary>
+public delegate void RowSource(long firstRow, int count, Span<float> destination);
+
+/// <summary>
+/// Quantizes a [rows, cols] float32 matrix row by row into a stream: rows are read in bounded chunks,
+/// quantized in parallel (rows are independent), and written in order, so memory stays at one chunk
+/// whatever the tensor size and the output does not depend on the thread count.
+/// </summary>
+public static class TensorQuantizer
+{
+    /// <summary>Floats per chunk (16 MB of float32 input).</summary>
+    public const int ChunkElements = 1 << 22;
+
+    public static void Quantize(GgmlType type, long rows, int cols, RowSource source, float[]? importance, Stream output, int? maxParallelism = null)
+    {
+        var format = BlockFormatRegistry.Get(type);
+        if (cols % format.BlockSize != 0)
+            throw new ArgumentException($"{GgmlTypes.NameOf(type)} needs rows that are a multiple of {format.BlockSize} values, got {cols}");
+        if (importance is not null && importance.Length != cols)
+            throw new ArgumentException($"importance has {importance.Length} entries for rows of {cols}");
+        int rowBytes = (int)GgmlTypes.RowBytes(type, cols);
+        int chunkRows = (int)Math.Max(1, Math.Min(rows, ChunkElements / Math.Max(1, cols)));
+        var input = new float[(long)chunkRows * cols];
+        var bytes = new byte[(long)chunkRows * rowBytes];
+        var weights = importance is null || !format.UsesImportance ? null : importance;
+        var options = new ParallelOptions { MaxDegreeOfParallelism = maxParallelism ?? Environment.ProcessorCount };
+        for (long first = 0; first < rows; first += chunkRows)
+        {
+            int count = (int)Math.Min(chunkRows, rows - first);
+            source(first, count, input.AsSpan(0, count * cols));
+            Parallel.For(0, count, options, r =>
+                format.QuantizeRow(input.AsSpan(r * cols, cols), bytes.AsSpan(r * rowBytes, rowBytes), weights));
+            output.Write(bytes, 0, count * rowBytes);
+        }
+    }
+
+    /// <summary>Quantizes a whole in-memory matrix (tests, small tensors).</summary>
+    public static byte[] Quantize(GgmlType type, ReadOnlySpan<float> matrix, int cols, float[]? importance = null)
+    {
+        if (matrix.Length % cols != 0) throw new ArgumentException("matrix length is not a multiple of cols");
+        var copy = matrix.ToArray();
+        using var ms = new MemoryStream();
+        Quantize(type, copy.Length / cols, cols, (first, count, dst) => copy.AsSpan((int)(first * cols), count * cols).CopyTo(dst), importance, ms);
+        return ms.ToArray();
+    }
+
+    public static float[] Dequantize(GgmlType type, ReadOnlySpan<byte> data, long elements)
+    {
+        var format = BlockFormatRegistry.Get(type);
+        var result = new float[elements];
+        format.DequantizeRow(data, result);
+        return result;
+    }
+}

@@ -1,0 +1,51 @@
+using System.Runtime.InteropServices;
+using HymbaTools.Quantization;
+using HymbaTools.Quantization.BlockFormats;
+
+namespace HymbaTools.Tests.Quantization;
+
+/// <summary>Our codecs against the bytes ggml's reference quantizers wrote for the same rows (see ggml-reference/README.md).</summary>
+public class GgmlReferenceTests
+{
+    private const int RowLength = 512, Rows = 48;
+    private static readonly string Dir = Path.Combine(AppContext.BaseDirectory, "Quantization", "ggml-reference");
+
+    private static float[] Read(string file) => MemoryMarshal.Cast<byte, float>(File.ReadAllBytes(Path.Combine(Dir, file))).ToArray();
+
+    public static IEnumerable<object[]> Cases() =>
+        from type in new[] { GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.Q8_0, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K }
+        from importance in new[] { false, true }
+        select new object[] { type.ToString(), importance };
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Bytes_equal_ggml_reference(string typeName, bool withImportance)
+    {
+        var type = Enum.Parse<GgmlType>(typeName);
+        var rows = Read("rows.f32");
+        var importance = withImportance ? Read("importance.f32") : null;
+        var expected = File.ReadAllBytes(Path.Combine(Dir, $"{typeName}{(withImportance ? ".imatrix" : "")}.bin"));
+        var actual = TensorQuantizer.Quantize(type, rows, RowLength, importance);
+        Assert.Equal(expected.Length, actual.Length);
+        var format = BlockFormatRegistry.Get(type);
+        int blockBytes = format.BlockBytes;
+        var bad = Enumerable.Range(0, expected.Length / blockBytes)
+            .Where(b => !expected.AsSpan(b * blockBytes, blockBytes).SequenceEqual(actual.AsSpan(b * blockBytes, blockBytes))).ToList();
+        Assert.True(bad.Count == 0,
+            $"{typeName}{(withImportance ? " with importance" : "")}: {bad.Count} of {expected.Length / blockBytes} blocks differ; first block {bad.FirstOrDefault()} " +
+            $"(row {bad.FirstOrDefault() * format.BlockSize / RowLength}): expected {Convert.ToHexString(expected, bad.FirstOrDefault() * blockBytes, blockBytes)} " +
+            $"got {Convert.ToHexString(actual, bad.FirstOrDefault() * blockBytes, blockBytes)}");
+    }
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Quantization_is_independent_of_thread_count(string typeName, bool withImportance)
+    {
+        var type = Enum.Parse<GgmlType>(typeName);
+        var rows = Read("rows.f32");
+        var importance = withImportance ? Read("importance.f32") : null;
+        using var one = new MemoryStream();
+        TensorQuantizer.Quantize(type, Rows, RowLength, (first, count, dst) => rows.AsSpan((int)first * RowLength, count * RowLength).CopyTo(dst), importance, one, maxParallelism: 1);
+        Assert.Equal(TensorQuantizer.Quantize(type, rows, RowLength, importance), one.ToArray());
+    }
+}
