@@ -16,6 +16,9 @@ public static class Program
             InitCommand.Create(stdout, stderr),
             VerifyCommand.Create(stdout, stderr),
             BenchCommand.Create(stdout, stderr),
+            QuantizeCommand.Create(stdout, stderr),
+            ImatrixCommand.Create(stdout, stderr),
+            MergeKvCommand.Create(stdout, stderr),
         };
         var parse = root.Parse(args);
         return parse.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });

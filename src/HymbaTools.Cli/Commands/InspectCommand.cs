@@ -8,7 +8,7 @@ internal static class InspectCommand
 {
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
-        var checkpoint = new Argument<string>("checkpoint") { Description = "HuggingFace checkpoint directory (config.json + safetensors), or a directory with config.json only" };
+        var checkpoint = new Argument<string>("checkpoint") { Description = "HuggingFace checkpoint directory (config.json + safetensors, or config.json only), or a .gguf file" };
         var json = new Option<bool>("--json") { Description = "Print one JSON object on stdout instead of tables" };
         var seqLen = new Option<long[]>("--seq-len")
         {
@@ -25,9 +25,19 @@ internal static class InspectCommand
             var lengths = parse.GetValue(seqLen) ?? [];
             foreach (long s in lengths)
                 if (s < 0) throw new HymbaTools.Common.InvalidRequestException("--seq-len", $"{s} is negative, expected a token count >= 0");
-            using var ckpt = HymbaCheckpoint.Open(parse.GetValue(checkpoint)!, new CheckpointReadOptions { Strict = parse.GetValue(strict) });
-            var report = InspectReport.For(ckpt, lengths);
-            foreach (var w in ckpt.Warnings) stderr.WriteLine($"warning: {w}");
+            string path = parse.GetValue(checkpoint)!;
+            InspectReport report;
+            if (ArtifactLoader.IsGguf(path))
+            {
+                using var gguf = HymbaTools.Formats.Gguf.GgufTensorSource.Open(path);
+                report = GgufInspect.For(gguf, lengths);
+            }
+            else
+            {
+                using var ckpt = HymbaCheckpoint.Open(path, new CheckpointReadOptions { Strict = parse.GetValue(strict) });
+                report = InspectReport.For(ckpt, lengths);
+                foreach (var w in ckpt.Warnings) stderr.WriteLine($"warning: {w}");
+            }
             if (parse.GetValue(json))
             {
                 using var buffer = new MemoryStream();

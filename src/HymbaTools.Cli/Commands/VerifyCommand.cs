@@ -9,7 +9,7 @@ internal static class VerifyCommand
 {
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
-        var artifact = new Argument<string>("checkpoint") { Description = "HuggingFace checkpoint directory" };
+        var artifact = new Argument<string>("artifact") { Description = "HuggingFace checkpoint directory or .gguf file" };
         var golden = new Option<string?>("--golden") { Description = "Golden logits (safetensors: <case>.input_ids / <case>.logits, optional gen_* decode cases)" };
         var tolerance = new Option<double>("--tolerance") { Description = "Largest accepted max-abs logit difference per case", DefaultValueFactory = _ => Verifier.DefaultTolerance };
         var json = new Option<bool>("--json") { Description = "Print one JSON object instead of a table" };

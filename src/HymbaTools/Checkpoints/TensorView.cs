@@ -56,10 +56,16 @@ public sealed class TensorView
     public void CopyRowsToFloat32(long firstRow, long rowCount, Span<float> destination)
     {
         if (firstRow < 0 || rowCount < 0 || firstRow + rowCount > RowCount) throw new ArgumentOutOfRangeException(nameof(rowCount));
-        int elementSize = SafetensorsDTypes.SizeOf(DType);
-        long count = checked(rowCount * RowLength);
+        CopyElementsToFloat32(checked(firstRow * RowLength), checked(rowCount * RowLength), destination);
+    }
+
+    /// <summary>Widens elements [first, first+count) (row-major order) into destination.</summary>
+    public void CopyElementsToFloat32(long first, long count, Span<float> destination)
+    {
+        if (first < 0 || count < 0 || first + count > ElementCount) throw new ArgumentOutOfRangeException(nameof(count));
         if (destination.Length < count) throw new ArgumentException("destination too short", nameof(destination));
-        var bytes = _file.GetSpan(checked(DataOffset + firstRow * RowLength * elementSize), checked(count * elementSize), Name);
+        int elementSize = SafetensorsDTypes.SizeOf(DType);
+        var bytes = _file.GetSpan(checked(DataOffset + first * elementSize), checked(count * elementSize), Name);
         var dst = destination[..(int)count];
         switch (DType)
         {

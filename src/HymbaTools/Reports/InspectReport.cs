@@ -10,6 +10,8 @@ public sealed record InspectReport(
     string Source, HymbaConfig Config, ModelFootprint Footprint, bool HasWeights, string WeightLayout,
     IReadOnlyList<long> SequenceLengths, IReadOnlyList<string> Warnings)
 {
+    /// <summary>Container facts shown for single-file artifacts (GGUF: version, alignment, general.* keys ...).</summary>
+    public IReadOnlyList<(string Key, string Value)> Container { get; init; } = [];
     public static readonly long[] DefaultSequenceLengths = [1024, 8192, 32768];
 
     public static InspectReport For(HymbaCheckpoint checkpoint, IReadOnlyList<long>? sequenceLengths = null) => new(
@@ -24,6 +26,12 @@ public sealed record InspectReport(
         var sb = new StringBuilder();
         sb.Append($"Hymba checkpoint {Source}\n");
         sb.Append($"  weights: {(HasWeights ? WeightLayout : "none (config.json only: figures derived from the config)")}\n\n");
+        if (Container.Count > 0)
+        {
+            var container = new TextTable("container", "value");
+            foreach (var (k, v) in Container) container.Add(k, v);
+            sb.Append(container).Append('\n');
+        }
         sb.Append("Config\n");
         var cfg = new TextTable("field", "value")
             .Add("layers", c.NumLayers)
@@ -139,6 +147,12 @@ public sealed record InspectReport(
         WriteCache(w, "cache_bytes", CacheSize.Variant.AsConfigured);
         WriteCache(w, "cache_bytes_without_kv_sharing", CacheSize.Variant.NoKvSharing);
         WriteCache(w, "cache_bytes_without_sharing_or_windows", CacheSize.Variant.NoSharingAllGlobal);
+        if (Container.Count > 0)
+        {
+            w.WriteStartObject("container");
+            foreach (var (k, v) in Container) w.WriteString(k, v);
+            w.WriteEndObject();
+        }
         w.WriteStartArray("warnings");
         foreach (var warning in Warnings) w.WriteStringValue(warning);
         w.WriteEndArray();

@@ -12,7 +12,7 @@ public sealed record GgufExportOptions
     /// <summary>Per stored-tensor importance (mean squared input activations per column), keyed by stored tensor name.</summary>
     public ImportanceMatrix? Importance { get; init; }
     public string? ModelName { get; init; }
-    /// <summary>Hash the source files for provenance (reads every byte once).</summary>
+    /// <summary>Hash the source files for provenance (reads every byte once); false writes zero hashes of the same length (dry runs).</summary>
     public bool HashSources { get; init; } = true;
 }
 
@@ -28,6 +28,14 @@ public static class GgufExporter
     public static string ToolVersion => "HymbaTools " + (typeof(GgufExporter).Assembly.GetName().Version?.ToString(3) ?? "0.0.0");
 
     public static GgufExportResult Export(HymbaCheckpoint checkpoint, string outputPath, GgufExportOptions options, IProgress<(long Done, long Total)>? progress = null)
+    {
+        var (writer, plan) = Prepare(checkpoint, options);
+        writer.Write(outputPath, progress);
+        return new GgufExportResult(outputPath, plan, new FileInfo(outputPath).Length);
+    }
+
+    /// <summary>Builds the complete writer (metadata, tensor infos, data callbacks) without writing anything: dry runs read its size.</summary>
+    public static (GgufWriter Writer, QuantizationPlan Plan) Prepare(HymbaCheckpoint checkpoint, GgufExportOptions options)
     {
         var config = checkpoint.Config;
         var plan = QuantizationPlan.Create(config, options.Preset, options.Overrides);
@@ -49,13 +57,10 @@ public static class GgufExporter
             writer.Add("quantize.imatrix.entries_count", GgufValue.I32(imatrix.Entries.Count));
             writer.Add("quantize.imatrix.chunks_count", GgufValue.I32(imatrix.Chunks));
         }
-        if (options.HashSources)
-        {
-            var sources = new[] { checkpoint.Files.ConfigPath }.Concat(checkpoint.Tensors.Files.Select(f => f.Path))
-                .Concat(checkpoint.Files.Layout == WeightLayout.Sharded ? [checkpoint.Files.WeightsPath!] : []).ToList();
-            writer.Add("general.source.file_names", GgufValue.Strings(sources.Select(System.IO.Path.GetFileName)!));
-            writer.Add("general.source.file_sha256", GgufValue.Strings(sources.Select(Sha256)));
-        }
+        var sources = new[] { checkpoint.Files.ConfigPath }.Concat(checkpoint.Tensors.Files.Select(f => f.Path))
+            .Concat(checkpoint.Files.Layout == WeightLayout.Sharded ? [checkpoint.Files.WeightsPath!] : []).ToList();
+        writer.Add("general.source.file_names", GgufValue.Strings(sources.Select(s => System.IO.Path.GetFileName(s))));
+        writer.Add("general.source.file_sha256", GgufValue.Strings(sources.Select(s => options.HashSources ? Sha256(s) : new string('0', 64))));
         HymbaGgufSchema.WriteMetadata(writer, config);
         writer.Add(HymbaGgufSchema.BosTokenId, GgufValue.U32((uint)config.BosTokenId));
         writer.Add(HymbaGgufSchema.EosTokenId, GgufValue.U32((uint)config.EosTokenId));
@@ -71,10 +76,9 @@ public static class GgufExporter
             var importance = options.Importance?.For(t.Name, cols);
             writer.AddTensor(new GgufTensorEntry(t.Name, t.Shape.Reverse().ToArray(), p.Type, stream =>
                 TensorQuantizer.Quantize(p.Type, t.Rows, cols,
-                    (first, count, dst) => source.CopyRowsToFloat32(firstRow + first, count, dst), importance, stream)));
+                    (first, count, dst) => source.CopyElementsToFloat32((firstRow + first) * cols, (long)count * cols, dst), importance, stream)));
         }
-        writer.Write(outputPath, progress);
-        return new GgufExportResult(outputPath, plan, new FileInfo(outputPath).Length);
+        return (writer, plan);
     }
 
     private static string Sha256(string path)

@@ -78,6 +78,17 @@ public sealed class GgufWriter
         return offsets;
     }
 
+    /// <summary>Exact size of the file <see cref="Write"/> would produce.</summary>
+    public long FileSize
+    {
+        get
+        {
+            var offsets = DataOffsets();
+            long data = _tensors.Count == 0 ? 0 : offsets[^1] + GgufConstants.Pad(_tensors[^1].ByteLength, Alignment);
+            return BuildHeader().Length + data;
+        }
+    }
+
     public byte[] BuildHeader()
     {
         using var ms = new MemoryStream();

@@ -1,0 +1,40 @@
+using System.CommandLine;
+using HymbaTools.Common;
+using HymbaTools.Model;
+using HymbaTools.Quantization;
+
+namespace HymbaTools.Cli.Commands;
+
+internal static class ImatrixCommand
+{
+    public static Command Create(TextWriter stdout, TextWriter stderr)
+    {
+        var checkpoint = new Argument<string>("checkpoint") { Description = "HuggingFace checkpoint directory" };
+        var text = new Option<string?>("--text") { Description = "Calibration text (encoded with the checkpoint's tokenizer.model)" };
+        var tokens = new Option<string?>("--tokens") { Description = "Calibration token ids (whitespace-separated), instead of --text" };
+        var chunk = new Option<int>("--chunk") { Description = "Tokens per forward pass (each chunk is a fresh sequence)", DefaultValueFactory = _ => 256 };
+        var chunks = new Option<int>("--chunks") { Description = "Most chunks to run", DefaultValueFactory = _ => 64 };
+        var output = new Option<string>("--output", "-o") { Description = "Importance matrix file to write (.imatrix.safetensors)", Required = true };
+        var command = new Command("imatrix", "Collect per-column importance (mean squared input activations of every linear weight) for importance-aware quantization")
+        {
+            checkpoint, text, tokens, chunk, chunks, output,
+        };
+        command.SetAction(parse => CommandRunner.Run(stderr, () =>
+        {
+            int chunkLength = parse.GetValue(chunk), maxChunks = parse.GetValue(chunks);
+            if (chunkLength < 1) throw new InvalidRequestException("--chunk", $"{chunkLength}, expected >= 1");
+            if (maxChunks < 1) throw new InvalidRequestException("--chunks", $"{maxChunks}, expected >= 1");
+            if (parse.GetValue(text) is null && parse.GetValue(tokens) is null) throw new InvalidRequestException("--text", "give --text FILE or --tokens FILE");
+            using var ckpt = HymbaCheckpoint.Open(parse.GetValue(checkpoint)!);
+            var (ids, source) = TokenInput.Read(ckpt.Files.Directory, parse.GetValue(text), parse.GetValue(tokens), ckpt.Config.VocabSize, 0);
+            using var model = HymbaModel.Load(new CheckpointTensorSource(ckpt));
+            using var progress = new ConsoleProgress(stderr, "imatrix chunks");
+            var matrix = ImportanceCollector.Collect(model, ids, chunkLength, maxChunks, source, progress);
+            progress.Complete();
+            matrix.Save(parse.GetValue(output)!);
+            stdout.WriteLine($"wrote {Path.GetFullPath(parse.GetValue(output)!)}: {matrix.Entries.Count} tensors, {matrix.Chunks} chunks x {chunkLength} tokens from {source}");
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+}

@@ -1,0 +1,54 @@
+using System.CommandLine;
+using HymbaTools.Common;
+using HymbaTools.Merge;
+using HymbaTools.Model;
+using HymbaTools.Reports;
+using HymbaTools.Verification;
+
+namespace HymbaTools.Cli.Commands;
+
+internal static class MergeKvCommand
+{
+    public static Command Create(TextWriter stdout, TextWriter stderr)
+    {
+        var checkpoint = new Argument<string>("checkpoint") { Description = "HuggingFace checkpoint directory" };
+        var groups = new Option<string>("--groups") { Description = "KV-reuse groups as JSON, producer first: \"[[1,2],[3,4,5]]\"", Required = true };
+        var output = new Option<string>("--output", "-o") { Description = "Output checkpoint directory", Required = true };
+        var text = new Option<string?>("--text") { Description = "Text to measure the accuracy cost on (needs tokenizer.model)" };
+        var tokens = new Option<string?>("--tokens") { Description = "Token ids to measure the accuracy cost on" };
+        var seqLen = new Option<long[]>("--seq-len") { Description = "Sequence lengths for the cache table", DefaultValueFactory = _ => [1024, 8192, 32768], AllowMultipleArgumentsPerToken = true };
+        var json = new Option<bool>("--json") { Description = "Print the report as JSON" };
+        var command = new Command("merge-kv", "Impose cross-layer KV sharing after training: consumers drop their K/V rows and read the producer's; prints cache saved and accuracy cost")
+        {
+            checkpoint, groups, output, text, tokens, seqLen, json,
+        };
+        command.SetAction(parse => CommandRunner.Run(stderr, () =>
+        {
+            var requested = KvMerge.ParseGroups(parse.GetValue(groups)!);
+            using var source = HymbaCheckpoint.Open(parse.GetValue(checkpoint)!);
+            var result = KvMerge.Write(source, requested, parse.GetValue(output)!);
+            var (ids, tokenSource) = TokenInput.Read(source.Files.Directory, parse.GetValue(text), parse.GetValue(tokens), source.Config.VocabSize, 128);
+            ids = ids.Take(2048).ToArray();
+            if (ids.Length == 0) throw new InvalidRequestException("--tokens", "no tokens to evaluate on");
+            LogitComparison accuracy;
+            using (var original = HymbaModel.Load(new CheckpointTensorSource(source)))
+            using (var mergedCheckpoint = HymbaCheckpoint.Open(result.Directory))
+            using (var merged = HymbaModel.Load(new CheckpointTensorSource(mergedCheckpoint)))
+            {
+                var a = original.Forward([ids]);
+                var b = merged.Forward([ids]);
+                accuracy = LogitComparison.Compare(a.Data, b.Data, a.Vocab);
+            }
+            var report = MergeReport.Create(Path.GetFullPath(result.Directory), result.Before, result.After, parse.GetValue(seqLen)!, accuracy, ids.Length, tokenSource);
+            if (parse.GetValue(json))
+            {
+                using var buffer = new MemoryStream();
+                report.WriteJson(buffer);
+                stdout.WriteLine(System.Text.Encoding.UTF8.GetString(buffer.ToArray()));
+            }
+            else stdout.Write(report.ToText());
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+}

@@ -1,0 +1,57 @@
+using System.CommandLine;
+using HymbaTools.Common;
+using HymbaTools.Formats.Gguf;
+using HymbaTools.Model;
+using HymbaTools.Quantization;
+
+namespace HymbaTools.Cli.Commands;
+
+internal static class QuantizeCommand
+{
+    public static Command Create(TextWriter stdout, TextWriter stderr)
+    {
+        var checkpoint = new Argument<string>("checkpoint") { Description = "HuggingFace checkpoint directory" };
+        var type = new Option<string>("--type") { Description = "Preset: " + string.Join("; ", QuantizationPreset.All.Select(p => $"{p.Name} ({p.Description})")), Required = true };
+        var tensorType = new Option<string[]>("--tensor-type") { Description = "Override REGEX=TYPE on stored tensor names, e.g. 'ffn_down=Q8_0' (repeatable; later ones win)" };
+        var imatrix = new Option<string?>("--imatrix") { Description = "Importance matrix from `hymba imatrix` (importance-weighted scales)" };
+        var dryRun = new Option<bool>("--dry-run") { Description = "Print the per-tensor plan, file size and bits per weight; write nothing" };
+        var output = new Option<string?>("--output", "-o") { Description = "Output .gguf file" };
+        var command = new Command("quantize", "Write the model as one GGUF file in a quantization preset (or print the plan with --dry-run)")
+        {
+            checkpoint, type, tensorType, imatrix, dryRun, output,
+        };
+        command.SetAction(parse => CommandRunner.Run(stderr, () =>
+        {
+            string presetName = parse.GetValue(type)!;
+            var preset = QuantizationPreset.Find(presetName)
+                ?? throw new InvalidRequestException("--type", $"unknown preset '{presetName}' (expected one of {string.Join(", ", QuantizationPreset.All.Select(p => p.Name))})");
+            var overrides = (parse.GetValue(tensorType) ?? []).Select(TensorTypeOverride.Parse).ToList();
+            string? outPath = parse.GetValue(output);
+            bool dry = parse.GetValue(dryRun);
+            if (!dry && outPath is null) throw new InvalidRequestException("--output", "required unless --dry-run");
+            string? imatrixPath = parse.GetValue(imatrix);
+            var importance = imatrixPath is null ? null : ImportanceMatrix.Load(imatrixPath);
+            using var ckpt = HymbaCheckpoint.Open(parse.GetValue(checkpoint)!, new CheckpointReadOptions { ScanNonFinite = !dry });
+            foreach (var w in ckpt.Warnings) stderr.WriteLine($"warning: {w}");
+            var options = new GgufExportOptions { Preset = preset, Overrides = overrides, Importance = importance, HashSources = !dry };
+            if (dry)
+            {
+                var (writer, plan) = GgufExporter.Prepare(ckpt, options);
+                stdout.Write(plan.ToText());
+                stdout.WriteLine($"GGUF file size: {writer.FileSize:N0} bytes ({8.0 * writer.FileSize / plan.TotalParameters:F3} bits per weight including header and padding)");
+                return ExitCodes.Success;
+            }
+            using var progress = new ConsoleProgress(stderr, $"quantize {preset.Name}");
+            var result = GgufExporter.Export(ckpt, outPath!, options, progress);
+            progress.Complete();
+            var fallbacks = result.Plan.Fallbacks.GroupBy(f => $"{GgmlTypes.NameOf(f.Requested!.Value)}->{GgmlTypes.NameOf(f.Type)}").ToList();
+            if (fallbacks.Count > 0)
+                stderr.WriteLine("note: shape fallbacks (row length not a multiple of the block): " +
+                                 string.Join(", ", fallbacks.Select(g => $"{g.Key} x{g.Count()}")) + "; --dry-run lists every tensor");
+            stdout.WriteLine($"wrote {Path.GetFullPath(outPath!)}: {result.FileBytes:N0} bytes, {result.Plan.Tensors.Count} tensors, " +
+                             $"{result.Plan.BitsPerWeight:F3} bits per weight, {result.Plan.Fallbacks.Count()} shape fallback(s)");
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+}

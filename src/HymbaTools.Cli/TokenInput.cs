@@ -1,0 +1,41 @@
+using System.Globalization;
+using HymbaTools.Common;
+using HymbaTools.Text;
+
+namespace HymbaTools.Cli;
+
+/// <summary>Token ids for commands that evaluate or calibrate: from a text file (via the checkpoint's tokenizer) or a file of ids.</summary>
+internal static class TokenInput
+{
+    public static (long[] Ids, string Source) Read(string checkpointDirectory, string? textFile, string? tokensFile, int vocab, int fallbackLength, int seed = 7)
+    {
+        if (textFile is not null && tokensFile is not null) throw new InvalidRequestException("--text", "give either --text or --tokens, not both");
+        if (tokensFile is not null)
+        {
+            if (!File.Exists(tokensFile)) throw new InvalidRequestException("--tokens", $"{tokensFile}: file not found");
+            var ids = new List<long>();
+            int line = 0;
+            foreach (string row in File.ReadLines(tokensFile))
+            {
+                line++;
+                foreach (string part in row.Split([' ', '\t', ','], StringSplitOptions.RemoveEmptyEntries))
+                {
+                    if (!long.TryParse(part, NumberStyles.Integer, CultureInfo.InvariantCulture, out long id) || id < 0 || id >= vocab)
+                        throw new InvalidRequestException("--tokens", $"{tokensFile}:{line}: '{part}' is not a token id in 0..{vocab - 1}");
+                    ids.Add(id);
+                }
+            }
+            return (ids.ToArray(), Path.GetFileName(tokensFile));
+        }
+        if (textFile is not null)
+        {
+            if (!File.Exists(textFile)) throw new InvalidRequestException("--text", $"{textFile}: file not found");
+            if (!HymbaTokenizer.Exists(checkpointDirectory))
+                throw new InvalidRequestException("--text", $"{checkpointDirectory} has no tokenizer.model to encode text with (give --tokens FILE with token ids instead)");
+            var tokenizer = HymbaTokenizer.Load(checkpointDirectory);
+            return (tokenizer.Encode(File.ReadAllText(textFile)), Path.GetFileName(textFile));
+        }
+        var rng = new Random(seed);
+        return (Enumerable.Range(0, fallbackLength).Select(_ => (long)rng.Next(vocab)).ToArray(), $"{fallbackLength} random token ids (seed {seed})");
+    }
+}

@@ -1,0 +1,54 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using HymbaTools.Model;
+using HymbaTools.Verification;
+
+namespace HymbaTools.Reports;
+
+/// <summary>What `merge-kv` saved (cache bytes at each length, as `inspect` computes them) and what it cost (logits vs the original).</summary>
+public sealed record MergeReport(string Output, IReadOnlyList<IReadOnlyList<int>> Groups, IReadOnlyList<(long Tokens, long Before, long After)> Cache,
+    LogitComparison Accuracy, int EvaluatedTokens, string TokenSource)
+{
+    public static MergeReport Create(string output, HymbaConfig before, HymbaConfig after, IReadOnlyList<long> sequenceLengths,
+        LogitComparison accuracy, int evaluatedTokens, string tokenSource) =>
+        new(output, after.KvReuseGroups ?? [], sequenceLengths.Select(s => (s, CacheSize.Compute(before, s).Total, CacheSize.Compute(after, s).Total)).ToList(),
+            accuracy, evaluatedTokens, tokenSource);
+
+    public string ToText()
+    {
+        var sb = new StringBuilder();
+        sb.Append($"wrote {Output}\nkv_reuse_group: {JsonSerializer.Serialize(Groups)}\n\n");
+        var cache = new TextTable("tokens S", "cache before", "cache after", "saved", "saved %");
+        foreach (var (s, b, a) in Cache)
+            cache.Add(s, b, a, b - a, (100.0 * (b - a) / b).ToString("F1", CultureInfo.InvariantCulture) + "%");
+        sb.Append("Inference cache (").Append(CacheSize.Convention).Append(")\n").Append(cache).Append('\n');
+        sb.Append($"Accuracy cost over {EvaluatedTokens} tokens ({TokenSource}), merged vs original logits:\n");
+        sb.Append($"  max |diff| {Accuracy.MaxAbsDiff:G4}, NMSE {Accuracy.Nmse:G4}, mean KL {Accuracy.MeanKl:G4} nats, argmax agreement {Accuracy.ArgmaxAgreement:P1}\n");
+        return sb.ToString();
+    }
+
+    public void WriteJson(Stream stream)
+    {
+        using var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });
+        w.WriteStartObject();
+        w.WriteString("output", Output);
+        w.WritePropertyName("kv_reuse_group");
+        JsonSerializer.Serialize(w, Groups);
+        w.WriteStartObject("cache_bytes_before");
+        foreach (var (s, b, _) in Cache) w.WriteNumber(s.ToString(CultureInfo.InvariantCulture), b);
+        w.WriteEndObject();
+        w.WriteStartObject("cache_bytes_after");
+        foreach (var (s, _, a) in Cache) w.WriteNumber(s.ToString(CultureInfo.InvariantCulture), a);
+        w.WriteEndObject();
+        w.WriteStartObject("accuracy");
+        w.WriteNumber("tokens", EvaluatedTokens);
+        w.WriteString("token_source", TokenSource);
+        w.WriteNumber("max_abs_diff", Accuracy.MaxAbsDiff);
+        w.WriteNumber("nmse", Accuracy.Nmse);
+        w.WriteNumber("mean_kl", Accuracy.MeanKl);
+        w.WriteNumber("argmax_agreement", Accuracy.ArgmaxAgreement);
+        w.WriteEndObject();
+        w.WriteEndObject();
+    }
+}
