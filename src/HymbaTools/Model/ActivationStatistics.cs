@@ -35,7 +35,7 @@ public sealed class ActivationStatistics
     {
         long cols = activation.shape[^1];
         using var scope = NewDisposeScope();
-        var sums = activation.detach().reshape(-1, cols).to(ScalarType.Float64).square().sum(0).contiguous();
+        var sums = activation.detach().reshape(-1, cols).to(ScalarType.Float64).square().sum(0L).contiguous();
         long rows = activation.numel() / cols;
         var values = sums.data<double>().ToArray();
         if (!_data.TryGetValue((layer, point), out var entry)) entry = (new double[cols], 0);

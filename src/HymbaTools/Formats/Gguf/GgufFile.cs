@@ -219,6 +219,9 @@ public sealed unsafe class GgufFile : IDisposable
                 throw new InvalidGgufException(Path, t.Name, $"data [{t.Offset}, {t.Offset + t.ByteLength}) extends past the end of the file ({Length - DataStart} data bytes; truncated?)");
             expected = GgufConstants.Pad(t.Offset + t.ByteLength, Alignment);
         }
+        // ggml reads the data section as the sum of padded tensor sizes, so the last tensor's padding must be there too.
+        if (DataStart + expected > Length)
+            throw new InvalidGgufException(Path, infos.Count > 0 ? infos[^1].Name : "data", $"data section needs {expected} bytes but the file has {Length - DataStart} after the header (truncated?)");
         Tensors = infos;
     }
 
