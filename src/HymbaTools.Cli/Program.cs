@@ -19,6 +19,9 @@ public static class Program
             QuantizeCommand.Create(stdout, stderr),
             ImatrixCommand.Create(stdout, stderr),
             MergeKvCommand.Create(stdout, stderr),
+            TrainCommand.Create(stdout, stderr),
+            GenerateCommand.Create(stdout, stderr),
+            CompareCommand.Create(stdout, stderr),
         };
         var parse = root.Parse(args);
         return parse.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });

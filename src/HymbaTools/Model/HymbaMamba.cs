@@ -32,7 +32,7 @@ internal static class HymbaMamba
         var bm = RmsNorm.Apply(parts[1], w.BNorm, c.RmsNormEps).contiguous();
         var cm = RmsNorm.Apply(parts[2], w.CNorm, c.RmsNormEps).contiguous();
         stats?.Record(layer, ActivationPoint.DtProjectionInput, dt);
-        var delta = F.softplus(F.linear(dt, w.DtProjWeight) + w.DtProjBias, 1.0, 20.0); // [B, T, d_in]
+        var delta = F.softplus(TorchScalars.Add(F.linear(dt, w.DtProjWeight), w.DtProjBias), 1.0, 20.0); // [B, T, d_in]
 
         var initial = cache.SsmStates[layer] ?? torch.zeros(batch, c.DInner, c.SsmStateSize);
         Tensor y, finalState;

@@ -129,16 +129,16 @@ public sealed class HymbaModel : IDisposable
         var (normAttention, normSsm) = options.Fault == ForwardFault.SwapFusionNorms
             ? (w.FusionNormSsm, w.FusionNormAttention)
             : (w.FusionNormAttention, w.FusionNormSsm);
-        var fused = (RmsNorm.Apply(attention, normAttention, c.RmsNormEps) + RmsNorm.Apply(ssm, normSsm, c.RmsNormEps)) / 2;
+        var fused = TorchScalars.Mul(TorchScalars.Add(RmsNorm.Apply(attention, normAttention, c.RmsNormEps), RmsNorm.Apply(ssm, normSsm, c.RmsNormEps)), 0.5);
         stats?.Record(plan.Index, ActivationPoint.MixerOutputInput, fused);
-        x = x + F.linear(fused, w.OutProj, w.OutProjBias);
+        x = TorchScalars.Add(x, F.linear(fused, w.OutProj, w.OutProjBias));
 
         var m = RmsNorm.Apply(x, w.PreMlpNorm, c.RmsNormEps);
         stats?.Record(plan.Index, ActivationPoint.MlpInput, m);
         var gateUp = F.linear(m, w.GateUp).chunk(2, -1);
         var hidden = F.silu(gateUp[0]) * gateUp[1];
         stats?.Record(plan.Index, ActivationPoint.MlpDownInput, hidden);
-        return x + F.linear(hidden, w.Down);
+        return TorchScalars.Add(x, F.linear(hidden, w.Down));
     }
 
     public void Dispose()

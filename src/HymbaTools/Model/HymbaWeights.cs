@@ -31,14 +31,17 @@ public sealed class LayerWeights : IDisposable
     /// <summary>gate_proj and up_proj stacked as [2F, d]: one GEMM instead of two.</summary>
     public required Tensor GateUp { get; init; }
     public required Tensor Down { get; init; }
+    /// <summary>Source tensors read only to derive others (A_log, gate, up, conv kernel) that these weights own.</summary>
+    internal Tensor[] Owned { get; init; } = [];
 
-    public IEnumerable<Tensor> All() =>
-        new[] { InputNorm, InProj, InProjBias, ConvWeight, ConvBias, XProj, DtProjWeight, DtProjBias, A, D, DtNorm, BNorm, CNorm,
-            FusionNormAttention, FusionNormSsm, OutProj, OutProjBias, PreMlpNorm, GateUp, Down }.Where(t => t is not null)!;
+    /// <summary>The tensors read as they are from the source (not the derived A, GateUp, ConvWeight).</summary>
+    private IEnumerable<Tensor> Sources() =>
+        new[] { InputNorm, InProj, InProjBias, ConvBias, XProj, DtProjWeight, DtProjBias, D, DtNorm, BNorm, CNorm,
+            FusionNormAttention, FusionNormSsm, OutProj, OutProjBias, PreMlpNorm, Down }.Where(t => t is not null)!;
 
     public void Dispose()
     {
-        foreach (var t in All()) t.Dispose();
+        foreach (var t in Sources()) t.Dispose();
     }
 }
 
@@ -48,8 +51,9 @@ public sealed class LayerWeights : IDisposable
 /// </summary>
 public sealed class HymbaWeights : IDisposable
 {
-    private HymbaWeights(HymbaConfig config, Tensor embed, Tensor? meta, Tensor finalNorm, Tensor lmHead, bool lmHeadIsEmbed, LayerWeights[] layers)
+    private HymbaWeights(HymbaConfig config, Tensor embed, Tensor? meta, Tensor finalNorm, Tensor lmHead, bool lmHeadIsEmbed, LayerWeights[] layers, bool ownsTensors)
     {
+        _ownsTensors = ownsTensors;
         Config = config;
         Embedding = embed;
         MetaTokens = meta;
@@ -60,6 +64,7 @@ public sealed class HymbaWeights : IDisposable
     }
 
     private readonly bool _lmHeadIsEmbedding;
+    private readonly bool _ownsTensors;
     public HymbaConfig Config { get; }
     public Tensor Embedding { get; }
     public Tensor? MetaTokens { get; }
@@ -71,62 +76,82 @@ public sealed class HymbaWeights : IDisposable
     {
         var c = source.Config;
         using var _ = torch.no_grad();
-        Tensor Read(string name, params long[] shape)
+        return Build(c, (name, shape) =>
         {
             var actual = source.ShapeOf(name);
             if (!actual.SequenceEqual(shape))
                 throw new InvalidCheckpointException(c.SourcePath, name, $"shape [{string.Join(", ", actual)}], expected [{string.Join(", ", shape)}]");
             return TorchMemory.Create(shape, span => source.CopyToFloat32(name, span));
-        }
-        Tensor? ReadOptional(string name, params long[] shape) => source.Contains(name) ? Read(name, shape) : null;
+        }, ownsTensors: true);
+    }
 
+    /// <summary>
+    /// Weights over existing tensors (by HuggingFace name, catalog shapes), e.g. trainable parameters. A and
+    /// the stacked gate/up are computed from them, so gradients reach the parameters; the parameters
+    /// themselves are not disposed with these weights.
+    /// </summary>
+    public static HymbaWeights FromTensors(HymbaConfig config, IReadOnlyDictionary<string, Tensor> tensors) =>
+        Build(config, (name, shape) => tensors.TryGetValue(name, out var t) ? t : throw new KeyNotFoundException(name), ownsTensors: false);
+
+    private static HymbaWeights Build(HymbaConfig c, Func<string, long[], Tensor> read, bool ownsTensors)
+    {
         long d = c.HiddenSize, dIn = c.DInner, n = c.SsmStateSize, r = c.DtRank, f = c.IntermediateSize;
-        var embed = Read(HymbaTensorCatalog.EmbedTokens, c.VocabSize, d);
-        var meta = c.NumMemoryTokens > 0 ? Read(HymbaTensorCatalog.MemoryTokens, c.NumMemoryTokens, d) : null;
-        var finalNorm = Read(HymbaTensorCatalog.FinalNorm, d);
+        var embed = read(HymbaTensorCatalog.EmbedTokens, [c.VocabSize, d]);
+        var meta = c.NumMemoryTokens > 0 ? read(HymbaTensorCatalog.MemoryTokens, [c.NumMemoryTokens, d]) : null;
+        var finalNorm = read(HymbaTensorCatalog.FinalNorm, [d]);
         bool tied = c.TieWordEmbeddings;
-        var lmHead = tied ? embed : Read(HymbaTensorCatalog.LmHead, c.VocabSize, d);
+        var lmHead = tied ? embed : read(HymbaTensorCatalog.LmHead, [c.VocabSize, d]);
 
         var layers = new LayerWeights[c.NumLayers];
         foreach (var plan in c.Layers)
         {
             int i = plan.Index;
             string N(TensorRole role) => HymbaTensorCatalog.LayerTensorName(i, role);
-            using var aLog = Read(N(TensorRole.ALog), dIn, n);
-            using var gate = Read(N(TensorRole.MlpGate), f, d);
-            using var up = Read(N(TensorRole.MlpUp), f, d);
-            using var conv = Read(N(TensorRole.Conv1dWeight), dIn, 1, c.ConvKernel);
+            var aLog = read(N(TensorRole.ALog), [dIn, n]);
+            var gate = read(N(TensorRole.MlpGate), [f, d]);
+            var up = read(N(TensorRole.MlpUp), [f, d]);
+            var conv = read(N(TensorRole.Conv1dWeight), [dIn, 1, c.ConvKernel]);
             layers[i] = new LayerWeights
             {
                 Plan = plan,
-                InputNorm = Read(N(TensorRole.InputNorm), d),
-                InProj = Read(N(TensorRole.InProj), plan.InProj.Rows, d),
-                InProjBias = c.ProjBias ? Read(N(TensorRole.InProjBias), plan.InProj.Rows) : null,
-                ConvWeight = conv.reshape(dIn, c.ConvKernel).contiguous(),
-                ConvBias = c.ConvBias ? Read(N(TensorRole.Conv1dBias), dIn) : null,
-                XProj = Read(N(TensorRole.XProj), r + 2 * n, dIn),
-                DtProjWeight = Read(N(TensorRole.DtProjWeight), dIn, r),
-                DtProjBias = Read(N(TensorRole.DtProjBias), dIn),
-                A = aLog.exp().neg_(),
-                D = Read(N(TensorRole.D), dIn),
-                DtNorm = c.InnerLayerNorms ? Read(N(TensorRole.DtNorm), r) : null,
-                BNorm = c.InnerLayerNorms ? Read(N(TensorRole.BNorm), n) : null,
-                CNorm = c.InnerLayerNorms ? Read(N(TensorRole.CNorm), n) : null,
-                FusionNormAttention = Read(N(TensorRole.FusionNormAttention), dIn),
-                FusionNormSsm = Read(N(TensorRole.FusionNormSsm), dIn),
-                OutProj = Read(N(TensorRole.OutProj), d, dIn),
-                OutProjBias = c.ProjBias ? Read(N(TensorRole.OutProjBias), d) : null,
-                PreMlpNorm = Read(N(TensorRole.PreMlpNorm), d),
+                InputNorm = read(N(TensorRole.InputNorm), [d]),
+                InProj = read(N(TensorRole.InProj), [plan.InProj.Rows, d]),
+                InProjBias = c.ProjBias ? read(N(TensorRole.InProjBias), [plan.InProj.Rows]) : null,
+                ConvWeight = conv.reshape(dIn, c.ConvKernel),
+                ConvBias = c.ConvBias ? read(N(TensorRole.Conv1dBias), [dIn]) : null,
+                XProj = read(N(TensorRole.XProj), [r + 2 * n, dIn]),
+                DtProjWeight = read(N(TensorRole.DtProjWeight), [dIn, r]),
+                DtProjBias = read(N(TensorRole.DtProjBias), [dIn]),
+                A = aLog.exp().neg(),
+                D = read(N(TensorRole.D), [dIn]),
+                DtNorm = c.InnerLayerNorms ? read(N(TensorRole.DtNorm), [r]) : null,
+                BNorm = c.InnerLayerNorms ? read(N(TensorRole.BNorm), [n]) : null,
+                CNorm = c.InnerLayerNorms ? read(N(TensorRole.CNorm), [n]) : null,
+                FusionNormAttention = read(N(TensorRole.FusionNormAttention), [dIn]),
+                FusionNormSsm = read(N(TensorRole.FusionNormSsm), [dIn]),
+                OutProj = read(N(TensorRole.OutProj), [d, dIn]),
+                OutProjBias = c.ProjBias ? read(N(TensorRole.OutProjBias), [d]) : null,
+                PreMlpNorm = read(N(TensorRole.PreMlpNorm), [d]),
                 GateUp = torch.cat([gate, up], 0),
-                Down = Read(N(TensorRole.MlpDown), d, f),
+                Down = read(N(TensorRole.MlpDown), [d, f]),
+                Owned = ownsTensors ? [aLog, gate, up, conv] : [],
             };
         }
-        return new HymbaWeights(c, embed, meta, finalNorm, lmHead, tied, layers);
+        return new HymbaWeights(c, embed, meta, finalNorm, lmHead, tied, layers, ownsTensors);
     }
 
     public void Dispose()
     {
-        foreach (var l in Layers) l.Dispose();
+        foreach (var l in Layers)
+        {
+            // A, the stacked gate/up and the conv view are derived tensors: always ours to dispose.
+            l.A.Dispose();
+            l.GateUp.Dispose();
+            l.ConvWeight.Dispose();
+            foreach (var t in l.Owned) t.Dispose();
+            if (_ownsTensors) l.Dispose();
+        }
+        if (!_ownsTensors) return;
         Embedding.Dispose();
         MetaTokens?.Dispose();
         FinalNorm.Dispose();

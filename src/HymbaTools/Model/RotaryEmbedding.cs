@@ -44,7 +44,7 @@ public sealed class RotaryEmbedding : IDisposable
         var x1 = x[TensorIndex.Ellipsis, TensorIndex.Slice(0, half)];
         var x2 = x[TensorIndex.Ellipsis, TensorIndex.Slice(half, null)];
         var rotated = torch.cat([x2.neg(), x1], -1);
-        return x * cos + rotated * sin;
+        return TorchScalars.Add(x * cos, rotated * sin);
     }
 
     public void Dispose() => _invFreq.Dispose();

@@ -92,19 +92,22 @@ public static unsafe class SelectiveScan
     public static (Tensor Y, Tensor State) RunDifferentiable(Tensor u, Tensor delta, Tensor A, Tensor Bm, Tensor Cm, Tensor D, Tensor z, Tensor initialState)
     {
         long steps = u.shape[2];
+        // unbind once instead of indexing per step: an index's backward writes a full-size gradient for
+        // every step (quadratic in T), unbind's backward stacks the step gradients once.
+        var deltas = delta.unbind(2);
+        var inputs = (delta * u).unbind(2);
+        var bs = Bm.unbind(1);
+        var cs = Cm.unbind(1);
         var s = initialState;
-        var outputs = new List<Tensor>((int)steps);
-        for (long t = 0; t < steps; t++)
+        var outputs = new Tensor[steps];
+        for (int t = 0; t < steps; t++)
         {
-            var dt = delta[.., .., (int)t].unsqueeze(-1);               // [B, d_in, 1]
-            var x = u[.., .., (int)t].unsqueeze(-1);                    // [B, d_in, 1]
-            var bt = Bm[.., (int)t, ..].unsqueeze(1);                   // [B, 1, N]
-            var ct = Cm[.., (int)t, ..].unsqueeze(1);                   // [B, 1, N]
-            s = (dt * A).exp() * s + dt * x * bt;
-            outputs.Add((s * ct).sum(-1));                               // [B, d_in]
+            var decay = (deltas[t].unsqueeze(-1) * A).exp();                              // [B, d_in, N]
+            s = TorchScalars.Add(decay * s, inputs[t].unsqueeze(-1) * bs[t].unsqueeze(1));
+            outputs[t] = (s * cs[t].unsqueeze(1)).sum(-1);                               // [B, d_in]
         }
-        var y = torch.stack(outputs, -1);                               // [B, d_in, T]
-        y = (y + D.unsqueeze(-1) * u) * torch.nn.functional.silu(z);
+        var y = torch.stack(outputs, -1);                                                 // [B, d_in, T]
+        y = TorchScalars.Add(y, D.unsqueeze(-1) * u) * torch.nn.functional.silu(z);
         return (y, s);
     }
 }

@@ -20,6 +20,8 @@ public sealed record CheckpointPreset(
             8, 128, 8, 2, 352, 2048, 16, 32, [0, 4, 7], [[1, 2, 3], [5, 6]], 16, 4, 2, 1024, 256, 512, false),
         new("medium", "12 layers, d=384, GQA 3, 32 meta tokens, window 256 (benchmark scale, ~40M parameters)",
             12, 384, 6, 2, 1024, 8192, 32, 256, [0, 6, 11], [[1, 2], [3, 4], [7, 8], [9, 10]], 16, 4, 2, 4096, 1024, 2048, true),
+        new("example", "the trained example model: 6 layers, d=192, GQA 3, 16 meta tokens, window 64, KV groups [1,2],[3,4] (vocab set by the tokenizer)",
+            6, 192, 6, 2, 512, 4001, 16, 64, [0, 5], [[1, 2], [3, 4]], 16, 4, 2, 1024, 256, 512, true),
         new("1.5b", "the real Hymba-1.5B shapes: 32 layers, d=1600, 25/5 heads, 128 meta tokens, window 1024",
             32, 1600, 25, 5, 5504, 32001, 128, 1024, [0, 15, 31],
             [[1, 2], [3, 4], [5, 6], [7, 8], [9, 10], [11, 12], [13, 14], [16, 17, 18], [19, 20], [21, 22], [23, 24], [25, 26], [27, 28], [29, 30]],

@@ -125,7 +125,7 @@ public static class RandomCheckpointWriter
                 var rng = new DeterministicRandom(DeterministicRandom.Derive(options.Seed, tensor.Name, chunk));
                 var f = floats[p].AsSpan(0, n);
                 for (int i = 0; i < n; i++) f[i] = sample(start + i, ref rng);
-                Encode(f, bytes[p].AsSpan(0, n * elementSize), options.DType);
+                FloatEncoding.Encode(f, bytes[p].AsSpan(0, n * elementSize), options.DType);
             });
             for (int p = 0; p < batch; p++)
             {
@@ -133,20 +133,6 @@ public static class RandomCheckpointWriter
                 int n = (int)Math.Min(ChunkElements, count - start);
                 stream.Write(bytes[p], 0, n * elementSize);
             }
-        }
-    }
-
-    internal static void Encode(ReadOnlySpan<float> values, Span<byte> destination, SafetensorsDType dtype)
-    {
-        switch (dtype)
-        {
-            case SafetensorsDType.F32: MemoryMarshal.AsBytes(values).CopyTo(destination); break;
-            case SafetensorsDType.BF16: BFloat16Bits.FromSingle(values, MemoryMarshal.Cast<byte, ushort>(destination)); break;
-            case SafetensorsDType.F16:
-                var halves = MemoryMarshal.Cast<byte, Half>(destination);
-                for (int i = 0; i < values.Length; i++) halves[i] = (Half)values[i];
-                break;
-            default: throw new ArgumentOutOfRangeException(nameof(dtype));
         }
     }
 

@@ -1,0 +1,73 @@
+using System.CommandLine;
+using HymbaTools.Common;
+using HymbaTools.Formats.Gguf;
+using HymbaTools.Reports;
+
+namespace HymbaTools.Cli.Commands;
+
+internal static class CompareCommand
+{
+    public static Command Create(TextWriter stdout, TextWriter stderr)
+    {
+        var reference = new Argument<string>("reference") { Description = "Reference artifact (HuggingFace checkpoint directory or .gguf)" };
+        var artifacts = new Argument<string[]>("artifacts") { Description = "Artifacts to compare with it (.gguf files or checkpoint directories)", Arity = ArgumentArity.OneOrMore };
+        var text = new Option<string?>("--text") { Description = "Evaluation text (encoded with the reference checkpoint's tokenizer.model)" };
+        var tokens = new Option<string?>("--tokens") { Description = "Evaluation token ids instead of --text" };
+        var maxTokens = new Option<int>("--max-tokens") { Description = "Most evaluation tokens to use", DefaultValueFactory = _ => 4096 };
+        var chunk = new Option<int>("--chunk") { Description = "Tokens per forward pass", DefaultValueFactory = _ => 256 };
+        var markdown = new Option<string?>("--markdown") { Description = "Write the Markdown report here" };
+        var json = new Option<string?>("--json") { Description = "Write the JSON report here (schemas/comparison-report.schema.json)" };
+        var svg = new Option<string?>("--svg") { Description = "Write a KL-vs-size plot (SVG) here" };
+        var maxKl = new Option<double?>("--max-kl") { Description = "Exit 1 when any artifact's mean KL exceeds this (for CI)" };
+        var command = new Command("compare", "Compare artifacts against a reference on the same tokens: KL divergence, top-1 agreement, perplexity, size")
+        {
+            reference, artifacts, text, tokens, maxTokens, chunk, markdown, json, svg, maxKl,
+        };
+        command.SetAction(parse => CommandRunner.Run(stderr, () =>
+        {
+            string referencePath = parse.GetValue(reference)!;
+            int chunkLength = parse.GetValue(chunk);
+            if (chunkLength < 1) throw new InvalidRequestException("--chunk", $"{chunkLength}, expected >= 1");
+            using var referenceRunner = ArtifactLoader.Open(referencePath, stderr);
+            string tokenizerDir = Directory.Exists(referencePath) ? referencePath : Path.GetDirectoryName(Path.GetFullPath(referencePath))!;
+            var (ids, source) = TokenInput.Read(tokenizerDir, parse.GetValue(text), parse.GetValue(tokens), referenceRunner.Config.VocabSize, 2 * chunkLength + 1);
+            ids = ids.Take(parse.GetValue(maxTokens) + 1).ToArray();
+            var rows = new List<ComparisonRow>();
+            foreach (string path in parse.GetValue(artifacts)!)
+            {
+                stderr.WriteLine($"comparing {path} ...");
+                using var candidate = ArtifactLoader.Open(path, stderr);
+                if (candidate.Config.VocabSize != referenceRunner.Config.VocabSize)
+                    throw new InvalidRequestException("artifacts", $"{path} has vocabulary {candidate.Config.VocabSize}, the reference {referenceRunner.Config.VocabSize}");
+                var (bytes, bpw) = SizeOf(path);
+                string label = ArtifactLoader.IsGguf(path) && GgufFileLabel(path) is { } l ? l : Path.GetFileName(path.TrimEnd('/'));
+                rows.Add(QuantizationComparison.Measure(referenceRunner, candidate, label, bytes, bpw, ids, chunkLength));
+            }
+            var report = new QuantizationComparison(Path.GetFullPath(referencePath), source, (ids.Length - 1) / chunkLength * chunkLength, chunkLength, rows);
+            stdout.Write(report.ToMarkdown());
+            if (parse.GetValue(markdown) is { } md) AtomicFile.WriteAllText(md, report.ToMarkdown());
+            if (parse.GetValue(json) is { } js) AtomicFile.Write(js, report.WriteJson);
+            if (parse.GetValue(svg) is { } sv) AtomicFile.WriteAllText(sv, report.ToSvg());
+            return parse.GetValue(maxKl) is { } limit && rows.Any(r => r.MeanKl > limit) ? ExitCodes.CheckFailed : ExitCodes.Success;
+        }));
+        return command;
+    }
+
+    private static string? GgufFileLabel(string path)
+    {
+        using var f = GgufFile.Open(path);
+        return f.TryGet("general.quantization.preset", out var p) ? p.AsString : null;
+    }
+
+    private static (long Bytes, double BitsPerWeight) SizeOf(string path)
+    {
+        if (ArtifactLoader.IsGguf(path))
+        {
+            using var f = GgufFile.Open(path);
+            return (f.Length, 8.0 * f.Tensors.Sum(t => t.ByteLength) / f.Tensors.Sum(t => t.ElementCount));
+        }
+        using var ckpt = HymbaTools.Model.HymbaCheckpoint.Open(path, new HymbaTools.Model.CheckpointReadOptions { ScanNonFinite = false });
+        long bytes = ckpt.Tensors.Files.Sum(f => f.Length);
+        return (bytes, 8.0 * ckpt.Tensors.ByName.Values.Sum(t => t.ByteLength) / ckpt.Tensors.ByName.Values.Sum(t => t.ElementCount));
+    }
+}

@@ -1,0 +1,56 @@
+using System.CommandLine;
+using System.Globalization;
+using HymbaTools.Common;
+using HymbaTools.Generation;
+using HymbaTools.Text;
+
+namespace HymbaTools.Cli.Commands;
+
+internal static class GenerateCommand
+{
+    public static Command Create(TextWriter stdout, TextWriter stderr)
+    {
+        var artifact = new Argument<string>("artifact") { Description = "HuggingFace checkpoint directory or .gguf file" };
+        var prompt = new Option<string>("--prompt") { Description = "Prompt text", Required = true };
+        var maxNew = new Option<int>("--max-new-tokens") { Description = "Most tokens to generate (stops earlier at EOS)", DefaultValueFactory = _ => 64 };
+        var temperature = new Option<double>("--temperature") { Description = "Sampling temperature; 0 = greedy", DefaultValueFactory = _ => 0.8 };
+        var topK = new Option<int>("--top-k") { Description = "Sample among the K most likely tokens (0 = all)", DefaultValueFactory = _ => 40 };
+        var topP = new Option<double>("--top-p") { Description = "Nucleus sampling mass", DefaultValueFactory = _ => 0.95 };
+        var seed = new Option<int>("--seed") { Description = "Sampling seed", DefaultValueFactory = _ => 0 };
+        var chat = new Option<bool>("--chat") { Description = "Wrap the prompt in the Hymba-Instruct chat template" };
+        var tokenizer = new Option<string?>("--tokenizer") { Description = "Directory with tokenizer.model (default: the checkpoint, or the .gguf file's directory)" };
+        var command = new Command("generate", "Generate text, streamed as it is produced, using the incremental decoding cache; prints tokens/s on stderr")
+        {
+            artifact, prompt, maxNew, temperature, topK, topP, seed, chat, tokenizer,
+        };
+        command.SetAction(parse => CommandRunner.Run(stderr, () =>
+        {
+            string path = parse.GetValue(artifact)!;
+            int max = parse.GetValue(maxNew);
+            if (max < 1) throw new InvalidRequestException("--max-new-tokens", $"{max}, expected >= 1");
+            double t = parse.GetValue(temperature), p = parse.GetValue(topP);
+            if (t < 0) throw new InvalidRequestException("--temperature", $"{t}, expected >= 0");
+            if (p is <= 0 or > 1) throw new InvalidRequestException("--top-p", $"{p}, expected 0 < p <= 1");
+            string tokenizerDir = parse.GetValue(tokenizer) ?? (Directory.Exists(path) ? path : Path.GetDirectoryName(Path.GetFullPath(path))!);
+            if (!HymbaTokenizer.Exists(tokenizerDir))
+                throw new InvalidRequestException("--tokenizer", $"{tokenizerDir} has no tokenizer.model (give --tokenizer DIR)");
+            var tok = HymbaTokenizer.Load(tokenizerDir);
+            string text = parse.GetValue(prompt)!;
+            long[] ids = parse.GetValue(chat)
+                ? tok.Encode(ChatTemplate.Render([new ChatMessage("user", text)]), addBos: false)
+                : tok.Encode(text);
+            using var runner = ArtifactLoader.Open(path, stderr);
+            if (ids.Any(id => id >= runner.Config.VocabSize))
+                throw new InvalidRequestException("--tokenizer", $"the tokenizer produces ids beyond the model's vocabulary of {runner.Config.VocabSize}");
+            stdout.Write(text);
+            var result = TextGenerator.Generate(runner, tok, ids, max,
+                new SamplingOptions { Temperature = t, TopK = parse.GetValue(topK), TopP = p, Seed = parse.GetValue(seed) },
+                piece => { stdout.Write(piece); stdout.Flush(); });
+            stdout.WriteLine();
+            stderr.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{result.GeneratedIds.Count} tokens, {result.TokensPerSecond:F1} tokens/s (prefill of {ids.Length} tokens: {result.PrefillTime.TotalSeconds:F2} s){(result.StoppedAtEos ? ", stopped at EOS" : "")}"));
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+}

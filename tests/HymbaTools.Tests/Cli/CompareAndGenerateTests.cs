@@ -1,0 +1,68 @@
+using System.Text.Json;
+using HymbaTools.Tests.TestData;
+
+namespace HymbaTools.Tests.Cli;
+
+public class CompareAndGenerateTests : IDisposable
+{
+    private readonly TempDir _dir = new();
+    public void Dispose() => _dir.Dispose();
+
+    [Fact]
+    public void Compare_reports_every_artifact_in_the_documented_json_and_orders_quality_by_bits()
+    {
+        string q8 = _dir.File("q8.gguf"), q4 = _dir.File("q4.gguf"), json = _dir.File("report.json"), svg = _dir.File("plot.svg");
+        Assert.Equal(0, CliRunner.Run("quantize", Fixtures.TinyB, "--type", "q8_0", "-o", q8).ExitCode);
+        Assert.Equal(0, CliRunner.Run("quantize", Fixtures.TinyB, "--type", "q4_0", "-o", q4).ExitCode);
+        var r = CliRunner.Run("compare", Fixtures.TinyB, q8, q4, "--json", json, "--svg", svg, "--chunk", "32", "--max-tokens", "128");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Contains("| q8_0 |", r.Stdout);
+        using var doc = JsonDocument.Parse(File.ReadAllText(json));
+        var schema = JsonDocument.Parse(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "schemas", "comparison-report.schema.json"))).RootElement;
+        foreach (var key in schema.GetProperty("required").EnumerateArray()) Assert.True(doc.RootElement.TryGetProperty(key.GetString()!, out _));
+        var required = schema.GetProperty("properties").GetProperty("artifacts").GetProperty("items").GetProperty("required").EnumerateArray().Select(e => e.GetString()!).ToList();
+        var artifacts = doc.RootElement.GetProperty("artifacts").EnumerateArray().ToList();
+        Assert.Equal(2, artifacts.Count);
+        foreach (var a in artifacts) foreach (var key in required) Assert.True(a.TryGetProperty(key, out _), $"missing {key}");
+        Assert.True(artifacts[0].GetProperty("mean_kl").GetDouble() < artifacts[1].GetProperty("mean_kl").GetDouble());
+        Assert.True(artifacts[0].GetProperty("bits_per_weight").GetDouble() > artifacts[1].GetProperty("bits_per_weight").GetDouble());
+        Assert.StartsWith("<svg", File.ReadAllText(svg));
+        // CI gate: a threshold below q4_0's KL fails with exit 1
+        Assert.Equal(1, CliRunner.Run("compare", Fixtures.TinyB, q4, "--max-kl", "1e-9", "--chunk", "32", "--max-tokens", "64").ExitCode);
+    }
+
+    private string RandomExampleModel()
+    {
+        string dir = Path.Combine(_dir.Path, "example");
+        Assert.Equal(0, CliRunner.Run("init", dir, "--preset", "example", "--seed", "3").ExitCode);
+        foreach (var f in Directory.GetFiles(Path.Combine(AppContext.BaseDirectory, "example-tokenizer")))
+            File.Copy(f, Path.Combine(dir, Path.GetFileName(f)), overwrite: true);
+        return dir;
+    }
+
+    [Fact]
+    public void Generate_streams_text_deterministically_for_a_seed_from_checkpoint_and_gguf()
+    {
+        string dir = RandomExampleModel();
+        var a = CliRunner.Run("generate", dir, "--prompt", "It was", "--max-new-tokens", "12", "--seed", "5");
+        var b = CliRunner.Run("generate", dir, "--prompt", "It was", "--max-new-tokens", "12", "--seed", "5");
+        Assert.True(a.ExitCode == 0, a.Stderr);
+        Assert.StartsWith("It was", a.Stdout);
+        Assert.Equal(a.Stdout, b.Stdout);
+        Assert.Contains("tokens/s", a.Stderr);
+        string gguf = Path.Combine(dir, "model-f32.gguf");
+        Assert.Equal(0, CliRunner.Run("quantize", dir, "--type", "f32", "-o", gguf).ExitCode);
+        var g = CliRunner.Run("generate", gguf, "--prompt", "It was", "--max-new-tokens", "12", "--seed", "5");
+        Assert.Equal(a.Stdout, g.Stdout); // the f32 GGUF is the same model
+        var greedy = CliRunner.Run("generate", dir, "--prompt", "It was", "--max-new-tokens", "8", "--temperature", "0", "--chat");
+        Assert.Equal(0, greedy.ExitCode);
+    }
+
+    [Fact]
+    public void Generate_without_a_tokenizer_is_an_input_error()
+    {
+        var r = CliRunner.Run("generate", Fixtures.TinyA, "--prompt", "x");
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("tokenizer.model", r.FirstErrorLine);
+    }
+}
