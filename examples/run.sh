@@ -1,23 +1,57 @@
 #!/usr/bin/env bash
-# The README's main command: build HymbaTools and run the pipeline on the example checkpoint.
-# Usage: bash examples/run.sh [CHECKPOINT_DIR]   (default: a small random-weight Hymba written by `hymba init`)
+# The README's main command: build HymbaTools and run the whole pipeline on the example model
+# (examples/hymba-austen, a small Hymba trained here on Jane Austen): inspect, verify, quantize to several
+# GGUF levels (plain and with an importance matrix), compare them with the reference on held-out text,
+# and generate a few sentences. Outputs go to examples/out/.
+# Usage: bash examples/run.sh [CHECKPOINT_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dotnet build src/HymbaTools.Cli -c Release -v q -nologo
 hymba() { dotnet run --no-build --project src/HymbaTools.Cli -c Release -- "$@"; }
 
+checkpoint=${1:-examples/hymba-austen}
 out=examples/out
 mkdir -p "$out"
-checkpoint=${1:-}
-if [ -z "$checkpoint" ]; then
-  checkpoint=$out/small-random
-  echo "== hymba init $checkpoint --preset small --seed 1 (random weights; the trained example model replaces this)"
-  hymba init "$checkpoint" --preset small --seed 1
+heldout=examples/data/persuasion.txt
+
+echo "== inspect $checkpoint"
+hymba inspect "$checkpoint"
+echo "== verify $checkpoint (self-checks: finite, prefill+decode = full forward, batch = single, deterministic)"
+hymba verify "$checkpoint"
+echo "== verify the reference forward pass against the official PyTorch logits (golden fixture)"
+hymba verify tests/fixtures/hymba-tiny/tiny-b --golden tests/fixtures/hymba-tiny/tiny-b/golden.safetensors
+
+calibration=()
+if [ -f "$checkpoint/tokenizer.model" ]; then
+  echo "== imatrix on the first chapters of the held-out novel"
+  hymba imatrix "$checkpoint" --text "$heldout" --chunk 256 --chunks 16 -o "$out/imatrix.safetensors"
+  calibration=(--imatrix "$out/imatrix.safetensors")
 fi
 
-echo "== hymba inspect $checkpoint"
-hymba inspect "$checkpoint"
-echo "== hymba verify $checkpoint (self-checks)"
-hymba verify "$checkpoint"
-echo "== hymba verify tests/fixtures/hymba-tiny/tiny-b --golden (official PyTorch logits)"
-hymba verify tests/fixtures/hymba-tiny/tiny-b --golden tests/fixtures/hymba-tiny/tiny-b/golden.safetensors
+artifacts=()
+for preset in f32 q8_0 q6_k q5_k_m q4_k_m q4_0; do
+  echo "== quantize $preset"
+  hymba quantize "$checkpoint" --type "$preset" -o "$out/model-$preset.gguf"
+  artifacts+=("$out/model-$preset.gguf")
+done
+if [ ${#calibration[@]} -gt 0 ]; then
+  for preset in q4_k_m q4_0; do
+    hymba quantize "$checkpoint" --type "$preset" "${calibration[@]}" -o "$out/model-$preset-imatrix.gguf"
+    artifacts+=("$out/model-$preset-imatrix.gguf")
+  done
+fi
+echo "== verify the f32 GGUF (must equal the checkpoint's forward)"
+hymba verify "$out/model-f32.gguf"
+
+echo "== compare every artifact with the reference"
+text=()
+[ -f "$checkpoint/tokenizer.model" ] && text=(--text "$heldout")
+hymba compare "$checkpoint" "${artifacts[@]}" "${text[@]}" --max-tokens 4096 \
+  --markdown "$out/comparison.md" --json "$out/comparison.json" --svg "$out/comparison.svg"
+
+if [ -f "$checkpoint/tokenizer.model" ]; then
+  echo "== generate"
+  hymba generate "$checkpoint" --prompt "It was a truth universally acknowledged" --max-new-tokens 60 --seed 1
+  hymba generate "$out/model-q4_k_m.gguf" --tokenizer "$checkpoint" --prompt "Captain Wentworth" --max-new-tokens 40 --seed 2
+fi
+echo "== done: reports in $out/comparison.{md,json,svg}"

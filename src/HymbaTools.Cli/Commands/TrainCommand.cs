@@ -1,12 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Text.Json;
-using HymbaTools.Checkpoints;
 using HymbaTools.Common;
-using HymbaTools.Model;
 using HymbaTools.Model.Training;
 using HymbaTools.Synthetic;
-using HymbaTools.Text;
 
 namespace HymbaTools.Cli.Commands;
 
@@ -37,47 +33,18 @@ internal static class TrainCommand
             var files = parse.GetValue(train)!;
             foreach (var f in files.Append(parse.GetValue(eval)!)) if (!File.Exists(f)) throw new InvalidRequestException("--train", $"{f}: file not found");
 
-            int pieces = HymbaTools.Formats.Gguf.GgufTokenizerMetadata.ReadSentencePiece(tokenizerModel).Pieces.Count;
-            ExampleModelFiles.WriteTokenizerFiles(dir, tokenizerModel, pieces);
-            var tok = HymbaTokenizer.Load(dir);
-            var trainTokens = files.SelectMany(f => tok.Encode(File.ReadAllText(f), addBos: true, addEos: true)).ToList();
-            var evalTokens = tok.Encode(File.ReadAllText(parse.GetValue(eval)!), addBos: true, addEos: true).ToList();
-            stderr.WriteLine($"{trainTokens.Count:N0} training tokens from {files.Length} files, {evalTokens.Count:N0} held-out tokens, vocabulary {pieces} + [PAD]");
-
-            var model = shape with { Vocab = pieces + 1 };
-            string initial = Path.Combine(Path.GetTempPath(), "hymba-train-init-" + Guid.NewGuid().ToString("N"));
-            try
+            var options = new TrainingOptions
             {
-                RandomCheckpointWriter.Write(initial, new RandomCheckpointOptions(model, parse.GetValue(seed), SafetensorsDType.F32));
-                using var init = HymbaCheckpoint.Open(initial);
-                using var trainer = new HymbaTrainer(new CheckpointTensorSource(init));
-                var options = new TrainingOptions
-                {
-                    Steps = parse.GetValue(steps), BatchSize = parse.GetValue(batch), SequenceLength = parse.GetValue(seqLen),
-                    LearningRate = parse.GetValue(lr), MinLearningRate = parse.GetValue(lr) / 10, Seed = parse.GetValue(seed),
-                };
-                var result = trainer.Train(trainTokens, evalTokens, options, message => stderr.WriteLine(message));
-                string configText = PythonStyleJson.Serialize(model.ToConfigJson("bfloat16"));
-                trainer.Save(dir, configText, SafetensorsDType.BF16);
-                var report = new Dictionary<string, object>
-                {
-                    ["command"] = "hymba train " + string.Join(" ", parse.Tokens.Select(t => t.Value)),
-                    ["seed"] = parse.GetValue(seed), ["steps"] = result.Steps, ["batch"] = options.BatchSize, ["sequence_length"] = options.SequenceLength,
-                    ["tokens_seen"] = result.TokensSeen, ["training_seconds"] = Math.Round(result.Duration.TotalSeconds),
-                    ["final_train_loss"] = Math.Round(result.FinalTrainLoss, 4),
-                    ["held_out_perplexity"] = Math.Round(result.HeldOutPerplexity, 3),
-                    ["held_out_tokens"] = Math.Min(options.EvaluationTokens, evalTokens.Count),
-                    ["unigram_perplexity"] = Math.Round(result.UnigramPerplexity, 3),
-                    ["parameters"] = ModelFootprint.Of(init.Config).ParameterCount,
-                };
-                AtomicFile.WriteAllText(Path.Combine(dir, "training.json"), JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true }) + "\n");
-                stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"wrote {Path.GetFullPath(dir)}: held-out perplexity {result.HeldOutPerplexity:F2} (unigram {result.UnigramPerplexity:F2}), {result.Duration:hh\\:mm\\:ss}"));
-            }
-            finally
-            {
-                try { Directory.Delete(initial, recursive: true); } catch (IOException) { }
-            }
+                Steps = parse.GetValue(steps), BatchSize = parse.GetValue(batch), SequenceLength = parse.GetValue(seqLen),
+                LearningRate = parse.GetValue(lr), MinLearningRate = parse.GetValue(lr) / 10, Seed = parse.GetValue(seed),
+            };
+            if (options.Steps < 1 || options.BatchSize < 1 || options.SequenceLength < 2)
+                throw new InvalidRequestException("--steps", "steps and batch must be >= 1, seq-len >= 2");
+            var request = new ExampleModelRequest(dir, shape, tokenizerModel, files, parse.GetValue(eval)!, options,
+                "hymba train " + string.Join(" ", parse.Tokens.Select(t => t.Value)));
+            var result = ExampleModelRecipe.Run(request, message => stderr.WriteLine(message));
+            stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"wrote {Path.GetFullPath(dir)}: held-out perplexity {result.HeldOutPerplexity:F2} (unigram {result.UnigramPerplexity:F2}), {result.Duration:hh\\:mm\\:ss}"));
             return ExitCodes.Success;
         }));
         return command;

@@ -21,8 +21,29 @@ internal static class TorchScalars
     /// <summary>a + b without a temporary alpha Scalar.</summary>
     public static Tensor Add(Tensor a, Tensor b) => a.add(b, One);
 
-    /// <summary>a + constant.</summary>
-    public static Tensor Add(Tensor a, double value) => a.add(Of(value));
+    /// <summary>a + constant (with an explicit alpha: Tensor.add(Scalar) would create a temporary one).</summary>
+    public static Tensor Add(Tensor a, double value) => a.add(Of(value), One);
+
+    /// <summary>
+    /// Runs native-heavy work with no garbage collection inside it: collects and drains the finalizer queue
+    /// first, then keeps the GC off (no-GC region) while the work runs, so no finalizer can free a Scalar
+    /// that libtorch is reading (TorchSharp's own optimizers and loss functions create such temporaries).
+    /// Falls back to running normally when the runtime cannot reserve the budget.
+    /// </summary>
+    public static T WithoutGc<T>(Func<T> work, long budgetBytes = 128L << 20)
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        bool noGc = false;
+        try { noGc = GC.TryStartNoGCRegion(budgetBytes); }
+        catch (InvalidOperationException) { }
+        catch (ArgumentOutOfRangeException) { }
+        try { return work(); }
+        finally
+        {
+            if (noGc && System.Runtime.GCSettings.LatencyMode == System.Runtime.GCLatencyMode.NoGCRegion) GC.EndNoGCRegion();
+        }
+    }
 
     /// <summary>a * constant.</summary>
     public static Tensor Mul(Tensor a, double value) => a.mul(Of(value));

@@ -78,7 +78,7 @@ public sealed record InspectReport(
                 Mb(CacheSize.Compute(c, s, CacheSize.Variant.NoKvSharing).Total),
                 Mb(CacheSize.Compute(c, s, CacheSize.Variant.NoSharingAllGlobal).Total));
         }
-        sb.Append(cache.ToString().Replace(",", ",", StringComparison.Ordinal));
+        sb.Append(cache);
         if (Warnings.Count > 0)
         {
             sb.Append("\nWarnings\n");

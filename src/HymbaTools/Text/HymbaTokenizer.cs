@@ -33,6 +33,20 @@ public sealed class HymbaTokenizer
     public string? ChatTemplate { get; }
     public int PieceCount => _tokenizer.Vocabulary.Count;
 
+    /// <summary>Number of pieces of a SentencePiece model file (the vocabulary before added tokens).</summary>
+    public static int CountPieces(string modelPath)
+    {
+        try
+        {
+            using var stream = File.OpenRead(modelPath);
+            return LlamaTokenizer.Create(stream, addBeginOfSentence: false, addEndOfSentence: false).Vocabulary.Count;
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException or IOException)
+        {
+            throw new InvalidCheckpointException(modelPath, "", $"cannot load the SentencePiece model ({e.Message})");
+        }
+    }
+
     public static bool Exists(string directory) => File.Exists(Path.Combine(directory, "tokenizer.model"));
 
     public static HymbaTokenizer Load(string directory)

@@ -50,26 +50,29 @@ public sealed class HymbaTrainer : IDisposable
         {
             double lr = options.LearningRateAt(step);
             foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
-            using var scope = torch.NewDisposeScope();
             var batch = new long[options.BatchSize * length];
             for (int b = 0; b < options.BatchSize; b++)
             {
                 int start = rng.Next(trainTokens.Count - length);
                 for (int j = 0; j < length; j++) batch[b * length + j] = trainTokens[start + j];
             }
-            var ids = torch.tensor(batch, [options.BatchSize, length]);
-            var inputs = ids[.., ..^1];
-            var targets = ids[.., 1..];
-            optimizer.zero_grad();
-            using var weights = HymbaWeights.FromTensors(Config, _parameters.ToDictionary(kv => kv.Key, kv => (Tensor)kv.Value));
-            using var model = new HymbaModel(weights);
-            using var cache = model.NewCache(options.BatchSize);
-            var logits = model.Logits(inputs, cache, forward);
-            var loss = F.cross_entropy(logits.reshape(-1, Config.VocabSize), targets.reshape(-1));
-            loss.backward();
-            torch.nn.utils.clip_grad_norm_(_parameters.Values, options.GradientClip);
-            optimizer.step();
-            lastLoss = loss.item<float>();
+            lastLoss = TorchScalars.WithoutGc(() =>
+            {
+                using var scope = torch.NewDisposeScope();
+                var ids = torch.tensor(batch, [options.BatchSize, length]);
+                var inputs = ids[.., ..^1];
+                var targets = ids[.., 1..];
+                optimizer.zero_grad();
+                using var weights = HymbaWeights.FromTensors(Config, _parameters.ToDictionary(kv => kv.Key, kv => (Tensor)kv.Value));
+                using var model = new HymbaModel(weights);
+                using var cache = model.NewCache(options.BatchSize);
+                var logits = model.Logits(inputs, cache, forward);
+                var loss = F.cross_entropy(logits.reshape(-1, Config.VocabSize), targets.reshape(-1));
+                loss.backward();
+                torch.nn.utils.clip_grad_norm_(_parameters.Values, options.GradientClip);
+                optimizer.step();
+                return (double)loss.item<float>();
+            }, 512L << 20);
             smoothed = double.IsNaN(smoothed) ? lastLoss : 0.95 * smoothed + 0.05 * lastLoss;
             tokensSeen += (long)options.BatchSize * options.SequenceLength;
             if (log is not null && (step % options.LogEvery == 0 || step == options.Steps - 1))

@@ -3,7 +3,7 @@ namespace HymbaTools.Quantization.BlockFormats;
 /// <summary>
 /// Q4_K (and, with 5 bits, Q5_K): 256-value super-blocks of eight 32-value sub-blocks, each with a 6-bit
 /// scale and min; fp16 super-scales d and dmin. Layout d, dmin, scales[12], [qh[32] for Q5_K], qs[128].
-/// Without importance this is quantize_row_q{4,5}_K_ref (make_qkx2_quants per sub-block), with importance
+/// Without importance this is quantize_row_q{4,5}_K_ref (make_qkx2_quants per sub-block, see QuantMath), with importance
 /// quantize_row_q{4,5}_K_impl (make_qkx3_quants and make_qp_quants for the scales).
 /// </summary>
 public abstract class KQuantAsymmetric : IBlockFormat
@@ -44,8 +44,8 @@ public abstract class KQuantAsymmetric : IBlockFormat
                     float avX = MathF.Sqrt(sumX2 / 32);
                     for (int l = 0; l < 32; ++l) weights[l] = avX + MathF.Abs(xs[l]);
                     scales[j] = Bits == 4
-                        ? QuantMath.MakeQkx2Quants(32, Nmax, xs, weights, L.Slice(32 * j, 32), out mins[j], Laux, -1f, 0.1f, 20, false)
-                        : QuantMath.MakeQkx2Quants(32, Nmax, xs, weights, L.Slice(32 * j, 32), out mins[j], Laux, -0.5f, 0.1f, 15, false);
+                        ? QuantMath.MakeQkx3Quants(32, Nmax, xs, weights, L.Slice(32 * j, 32), out mins[j], Laux, -1f, 0.1f, 20, false)
+                        : QuantMath.MakeQkx3Quants(32, Nmax, xs, weights, L.Slice(32 * j, 32), out mins[j], Laux, -0.5f, 0.1f, 15, false);
                     if (scales[j] > maxScale) maxScale = scales[j];
                     if (mins[j] > maxMin) maxMin = mins[j];
                 }

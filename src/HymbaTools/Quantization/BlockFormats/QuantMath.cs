@@ -125,89 +125,12 @@ internal static class QuantMath
         _ => MathF.Sqrt(MathF.Abs(x)),
     };
 
-    /// <summary>make_qkx2_quants: asymmetric (scale, min) search used by Q4_K/Q5_K without importance.</summary>
-    public static float MakeQkx2Quants(int n, int nmax, ReadOnlySpan<float> x, ReadOnlySpan<float> weights, Span<byte> L, out float theMin,
-        Span<byte> Laux, float rmin, float rdelta, int nstep, bool useMad)
-    {
-        float min = x[0], max = x[0];
-        float sumW = weights[0];
-        float sumX = sumW * x[0];
-        for (int i = 1; i < n; ++i)
-        {
-            if (x[i] < min) min = x[i];
-            if (x[i] > max) max = x[i];
-            float w = weights[i];
-            sumW += w;
-            sumX += w * x[i];
-        }
-        if (min > 0) min = 0;
-        if (max == min)
-        {
-            for (int i = 0; i < n; ++i) L[i] = 0;
-            theMin = -min;
-            return 0f;
-        }
-        float iscale = nmax / (max - min);
-        float scale = 1 / iscale;
-        float bestError = 0;
-        for (int i = 0; i < n; ++i)
-        {
-            int l = NearestInt(iscale * (x[i] - min));
-            L[i] = (byte)Math.Max(0, Math.Min(nmax, l));
-            float diff = scale * L[i] + min - x[i];
-            diff = useMad ? MathF.Abs(diff) : diff * diff;
-            bestError += weights[i] * diff;
-        }
-        if (nstep < 1)
-        {
-            theMin = -min;
-            return scale;
-        }
-        for (int step = 0; step <= nstep; ++step)
-        {
-            iscale = (rmin + rdelta * step + nmax) / (max - min);
-            float sumL = 0, sumL2 = 0, sumXl = 0;
-            for (int i = 0; i < n; ++i)
-            {
-                int l = NearestInt(iscale * (x[i] - min));
-                l = Math.Max(0, Math.Min(nmax, l));
-                Laux[i] = (byte)l;
-                float w = weights[i];
-                sumL += w * l;
-                sumL2 += w * l * l;
-                sumXl += w * l * x[i];
-            }
-            float D = sumW * sumL2 - sumL * sumL;
-            if (D > 0)
-            {
-                float thisScale = (sumW * sumXl - sumX * sumL) / D;
-                float thisMin = (sumL2 * sumX - sumL * sumXl) / D;
-                if (thisMin > 0)
-                {
-                    thisMin = 0;
-                    thisScale = sumXl / sumL2;
-                }
-                float curError = 0;
-                for (int i = 0; i < n; ++i)
-                {
-                    float diff = thisScale * Laux[i] + thisMin - x[i];
-                    diff = useMad ? MathF.Abs(diff) : diff * diff;
-                    curError += weights[i] * diff;
-                }
-                if (curError < bestError)
-                {
-                    Laux[..n].CopyTo(L);
-                    bestError = curError;
-                    scale = thisScale;
-                    min = thisMin;
-                }
-            }
-        }
-        theMin = -min;
-        return scale;
-    }
-
-    /// <summary>make_qkx3_quants: the importance-weighted variant (weights given, or x^2 when empty).</summary>
+    /// <summary>
+    /// make_qkx3_quants, the asymmetric (scale, min) search of the K-quants and Q4_1/Q5_1 with importance:
+    /// weights given, or x^2 when empty. With explicit weights it is operation for operation ggml's
+    /// make_qkx2_quants too (the two differ only in the x^2 default and an equivalent max == min test), so
+    /// the reference K-quant paths call it with their av_x + |x| weights.
+    /// </summary>
     public static float MakeQkx3Quants(int n, int nmax, ReadOnlySpan<float> x, ReadOnlySpan<float> weights, Span<byte> L, out float theMin,
         Span<byte> Laux, float rmin, float rdelta, int nstep, bool useMad)
     {
