@@ -23,8 +23,8 @@ hymba verify tests/fixtures/hymba-tiny/tiny-b --golden tests/fixtures/hymba-tiny
 
 calibration=()
 if [ -f "$checkpoint/tokenizer.model" ]; then
-  echo "== imatrix on the first chapters of the held-out novel"
-  hymba imatrix "$checkpoint" --text "$heldout" --chunk 256 --chunks 16 -o "$out/imatrix.safetensors"
+  echo "== imatrix on training text (Emma), evaluated later on the held-out novel"
+  hymba imatrix "$checkpoint" --text examples/data/emma.txt --chunk 256 --chunks 16 -o "$out/imatrix.safetensors"
   calibration=(--imatrix "$out/imatrix.safetensors")
 fi
 

@@ -56,7 +56,8 @@ internal static class CompareCommand
     private static string? GgufFileLabel(string path)
     {
         using var f = GgufFile.Open(path);
-        return f.TryGet("general.quantization.preset", out var p) ? p.AsString : null;
+        if (!f.TryGet("general.quantization.preset", out var p)) return null;
+        return p.AsString + (f.TryGet("quantize.imatrix.chunks_count", out _) ? "+imatrix" : "");
     }
 
     private static (long Bytes, double BitsPerWeight) SizeOf(string path)

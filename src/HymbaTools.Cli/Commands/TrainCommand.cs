@@ -41,7 +41,7 @@ internal static class TrainCommand
             if (options.Steps < 1 || options.BatchSize < 1 || options.SequenceLength < 2)
                 throw new InvalidRequestException("--steps", "steps and batch must be >= 1, seq-len >= 2");
             var request = new ExampleModelRequest(dir, shape, tokenizerModel, files, parse.GetValue(eval)!, options,
-                "hymba train " + string.Join(" ", parse.Tokens.Select(t => t.Value)));
+                "hymba " + string.Join(" ", parse.Tokens.Select(t => t.Value)));
             var result = ExampleModelRecipe.Run(request, message => stderr.WriteLine(message));
             stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"wrote {Path.GetFullPath(dir)}: held-out perplexity {result.HeldOutPerplexity:F2} (unigram {result.UnigramPerplexity:F2}), {result.Duration:hh\\:mm\\:ss}"));

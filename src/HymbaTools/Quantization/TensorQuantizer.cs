@@ -24,17 +24,34 @@ public static class TensorQuantizer
             throw new ArgumentException($"importance has {importance.Length} entries for rows of {cols}");
         int rowBytes = (int)GgmlTypes.RowBytes(type, cols);
         int chunkRows = (int)Math.Max(1, Math.Min(rows, ChunkElements / Math.Max(1, cols)));
-        var input = new float[(long)chunkRows * cols];
-        var bytes = new byte[(long)chunkRows * rowBytes];
-        var weights = importance is null || !format.UsesImportance ? null : importance;
-        var options = new ParallelOptions { MaxDegreeOfParallelism = maxParallelism ?? Environment.ProcessorCount };
-        for (long first = 0; first < rows; first += chunkRows)
+        // Pooled buffers: a tensor-by-tensor export would otherwise allocate (and page in) two fresh large
+        // arrays per tensor, which costs more than quantizing the fast types.
+        var input = System.Buffers.ArrayPool<float>.Shared.Rent(chunkRows * cols);
+        var bytes = System.Buffers.ArrayPool<byte>.Shared.Rent(chunkRows * rowBytes);
+        try
         {
-            int count = (int)Math.Min(chunkRows, rows - first);
-            source(first, count, input.AsSpan(0, count * cols));
-            Parallel.For(0, count, options, r =>
-                format.QuantizeRow(input.AsSpan(r * cols, cols), bytes.AsSpan(r * rowBytes, rowBytes), weights));
-            output.Write(bytes, 0, count * rowBytes);
+            var weights = importance is null || !format.UsesImportance ? null : importance;
+            var options = new ParallelOptions { MaxDegreeOfParallelism = maxParallelism ?? Environment.ProcessorCount };
+            // Rows go to the workers in contiguous ranges (one delegate call per range, not per row).
+            int ranges = Math.Max(1, options.MaxDegreeOfParallelism * 4);
+            for (long first = 0; first < rows; first += chunkRows)
+            {
+                int count = (int)Math.Min(chunkRows, rows - first);
+                source(first, count, input.AsSpan(0, count * cols));
+                int perRange = (count + ranges - 1) / ranges;
+                Parallel.For(0, (count + perRange - 1) / perRange, options, range =>
+                {
+                    int end = Math.Min(count, (range + 1) * perRange);
+                    for (int r = range * perRange; r < end; r++)
+                        format.QuantizeRow(input.AsSpan(r * cols, cols), bytes.AsSpan(r * rowBytes, rowBytes), weights);
+                });
+                output.Write(bytes, 0, count * rowBytes);
+            }
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<float>.Shared.Return(input);
+            System.Buffers.ArrayPool<byte>.Shared.Return(bytes);
         }
     }
 
