@@ -131,21 +131,34 @@ public class GgufReaderValidationTests : IDisposable
     }
 
     [Fact]
-    public void Duplicate_key_is_refused()
+    public void Duplicate_key_is_refused_by_reader_and_writer()
     {
-        var bytes = ValidFile();
-        int at = IndexOf(bytes, "test.values");
-        Encoding.ASCII.GetBytes("general.arch").CopyTo(bytes, at); // same length? no: rewrite the key's bytes to a duplicate of the first key
         var w = new GgufWriter();
-        Assert.Throws<InvalidOperationException>(() => w.Add("k", GgufValue.U8(1)).Add("k", GgufValue.U8(2)));
+        w.Add("test.aa", GgufValue.U8(1)).Add("test.ab", GgufValue.U8(2));
+        string path = _dir.File("dup-src.gguf");
+        w.Write(path);
+        var bytes = File.ReadAllBytes(path);
+        Encoding.ASCII.GetBytes("test.aa").CopyTo(bytes, IndexOf(bytes, "test.ab")); // same length: only the key changes
+        Assert.Contains("duplicate metadata key", Fails(bytes).Message);
+        Assert.Throws<InvalidOperationException>(() => new GgufWriter().Add("k", GgufValue.U8(1)).Add("k", GgufValue.U8(2)));
     }
 
     [Fact]
-    public void Name_too_long_for_ggml_is_refused_by_writer_and_reader()
+    public void Duplicate_tensor_name_is_refused()
     {
         var w = new GgufWriter();
-        Assert.Throws<ArgumentException>(() => w.AddTensor(new GgufTensorEntry(new string('x', 64), [1], GgmlType.F32, _ => { })));
+        w.AddTensor(new GgufTensorEntry("t1", [4], GgmlType.F32, s => s.Write(new byte[16])));
+        w.AddTensor(new GgufTensorEntry("t2", [4], GgmlType.F32, s => s.Write(new byte[16])));
+        string path = _dir.File("dupt-src.gguf");
+        w.Write(path);
+        var bytes = File.ReadAllBytes(path);
+        bytes[IndexOf(bytes, "t2") + 1] = (byte)'1';
+        Assert.Contains("duplicate tensor name", Fails(bytes).Message);
     }
+
+    [Fact]
+    public void Name_longer_than_ggml_allows_is_refused_by_the_writer() =>
+        Assert.Throws<ArgumentException>(() => new GgufWriter().AddTensor(new GgufTensorEntry(new string('x', 64), [1], GgmlType.F32, _ => { })));
 
     [Fact]
     public void Checkpoint_commands_report_a_corrupt_gguf_with_exit_2()
