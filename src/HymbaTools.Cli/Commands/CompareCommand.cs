@@ -1,6 +1,5 @@
 using System.CommandLine;
 using HymbaTools.Common;
-using HymbaTools.Formats.Gguf;
 using HymbaTools.Reports;
 
 namespace HymbaTools.Cli.Commands;
@@ -39,9 +38,8 @@ internal static class CompareCommand
                 using var candidate = ArtifactLoader.Open(path, stderr);
                 if (candidate.Config.VocabSize != referenceRunner.Config.VocabSize)
                     throw new InvalidRequestException("artifacts", $"{path} has vocabulary {candidate.Config.VocabSize}, the reference {referenceRunner.Config.VocabSize}");
-                var (bytes, bpw) = SizeOf(path);
-                string label = ArtifactLoader.IsGguf(path) && GgufFileLabel(path) is { } l ? l : Path.GetFileName(path.TrimEnd('/'));
-                rows.Add(QuantizationComparison.Measure(referenceRunner, candidate, label, bytes, bpw, ids, chunkLength));
+                var description = ArtifactDescription.Of(path);
+                rows.Add(QuantizationComparison.Measure(referenceRunner, candidate, description.Label, description.FileBytes, description.BitsPerWeight, ids, chunkLength));
             }
             var report = new QuantizationComparison(Path.GetFullPath(referencePath), source, (ids.Length - 1) / chunkLength * chunkLength, chunkLength, rows);
             stdout.Write(report.ToMarkdown());
@@ -51,24 +49,5 @@ internal static class CompareCommand
             return parse.GetValue(maxKl) is { } limit && rows.Any(r => r.MeanKl > limit) ? ExitCodes.CheckFailed : ExitCodes.Success;
         }));
         return command;
-    }
-
-    private static string? GgufFileLabel(string path)
-    {
-        using var f = GgufFile.Open(path);
-        if (!f.TryGet("general.quantization.preset", out var p)) return null;
-        return p.AsString + (f.TryGet("quantize.imatrix.chunks_count", out _) ? "+imatrix" : "");
-    }
-
-    private static (long Bytes, double BitsPerWeight) SizeOf(string path)
-    {
-        if (ArtifactLoader.IsGguf(path))
-        {
-            using var f = GgufFile.Open(path);
-            return (f.Length, 8.0 * f.Tensors.Sum(t => t.ByteLength) / f.Tensors.Sum(t => t.ElementCount));
-        }
-        using var ckpt = HymbaTools.Model.HymbaCheckpoint.Open(path, new HymbaTools.Model.CheckpointReadOptions { ScanNonFinite = false });
-        long bytes = ckpt.Tensors.Files.Sum(f => f.Length);
-        return (bytes, 8.0 * ckpt.Tensors.ByName.Values.Sum(t => t.ByteLength) / ckpt.Tensors.ByName.Values.Sum(t => t.ElementCount));
     }
 }

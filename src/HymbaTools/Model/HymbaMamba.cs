@@ -28,9 +28,11 @@ internal static class HymbaMamba
         stats?.Record(layer, ActivationPoint.SsmProjectionInput, ut);
         var s = F.linear(ut, w.XProj);                                        // [B, T, R + 2N]
         var parts = s.split([c.DtRank, c.SsmStateSize, c.SsmStateSize], -1);
-        var dt = RmsNorm.Apply(parts[0], w.DtNorm, c.RmsNormEps);
-        var bm = RmsNorm.Apply(parts[1], w.BNorm, c.RmsNormEps).contiguous();
-        var cm = RmsNorm.Apply(parts[2], w.CNorm, c.RmsNormEps).contiguous();
+        // mamba_inner_layernorms = false means no normalisation at all (not a gain-less RMSNorm).
+        Tensor Inner(Tensor t, Tensor? gain) => gain is null ? t : RmsNorm.Apply(t, gain, c.RmsNormEps);
+        var dt = Inner(parts[0], w.DtNorm);
+        var bm = Inner(parts[1], w.BNorm).contiguous();
+        var cm = Inner(parts[2], w.CNorm).contiguous();
         stats?.Record(layer, ActivationPoint.DtProjectionInput, dt);
         var delta = F.softplus(TorchScalars.Add(F.linear(dt, w.DtProjWeight), w.DtProjBias), 1.0, 20.0); // [B, T, d_in]
 

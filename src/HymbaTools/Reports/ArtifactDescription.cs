@@ -1,0 +1,25 @@
+using HymbaTools.Formats.Gguf;
+using HymbaTools.Model;
+
+namespace HymbaTools.Reports;
+
+/// <summary>Label, file size and bits per weight of an artifact, for comparison reports.</summary>
+public sealed record ArtifactDescription(string Label, long FileBytes, double BitsPerWeight)
+{
+    /// <summary>A .gguf file is labelled by its preset (plus "+imatrix" when calibrated); a checkpoint by its directory name.</summary>
+    public static ArtifactDescription Of(string path)
+    {
+        if (File.Exists(path) && GgufFile.IsGguf(path))
+        {
+            using var f = GgufFile.Open(path);
+            string label = f.TryGet("general.quantization.preset", out var preset)
+                ? preset.AsString + (f.TryGet("quantize.imatrix.chunks_count", out _) ? "+imatrix" : "")
+                : Path.GetFileName(path);
+            return new ArtifactDescription(label, f.Length, 8.0 * f.Tensors.Sum(t => t.ByteLength) / f.Tensors.Sum(t => t.ElementCount));
+        }
+        using var ckpt = HymbaCheckpoint.Open(path, new CheckpointReadOptions { ScanNonFinite = false });
+        var tensors = ckpt.Tensors.ByName.Values.ToList();
+        return new ArtifactDescription(Path.GetFileName(path.TrimEnd('/')), ckpt.Tensors.Files.Sum(f => f.Length),
+            8.0 * tensors.Sum(t => t.ByteLength) / tensors.Sum(t => t.ElementCount));
+    }
+}
