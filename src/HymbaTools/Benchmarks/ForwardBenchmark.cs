@@ -60,7 +60,8 @@ public static class ForwardBenchmark
             var times = Time(repeats, () => model.Forward(ids));
             rows.Add(new BenchmarkRow($"prefill {length}", length, Median(times), times.Min(), repeats));
             log?.Invoke($"projection GEMMs at {length} tokens x {repeats + 1}");
-            gemm[length] = Median(Time(repeats, () => ProjectionGemms(model, c.NumMemoryTokens + length, length)));
+            using (var inputs = new GemmInputs(c, c.NumMemoryTokens + length))
+                gemm[length] = Median(Time(repeats, () => ProjectionGemms(model, inputs, length)));
         }
         if (decodeSteps > 0)
         {
@@ -80,26 +81,38 @@ public static class ForwardBenchmark
         return new Result(c, rows, gemm, torch.get_num_threads());
     }
 
-    /// <summary>The projection GEMMs of one forward over <paramref name="steps"/> positions (lm_head over the text rows).</summary>
-    private static void ProjectionGemms(HymbaModel model, int steps, int textSteps)
+    /// <summary>Activations of the right shapes, made once outside the timed region.</summary>
+    private sealed class GemmInputs : IDisposable
+    {
+        public GemmInputs(HymbaConfig c, int steps)
+        {
+            X = torch.randn(1, steps, c.HiddenSize);
+            U = torch.randn(1, steps, c.DInner);
+            Dt = torch.randn(1, steps, c.DtRank);
+            G = torch.randn(1, steps, c.IntermediateSize);
+        }
+        public Tensor X { get; }
+        public Tensor U { get; }
+        public Tensor Dt { get; }
+        public Tensor G { get; }
+        public void Dispose() { X.Dispose(); U.Dispose(); Dt.Dispose(); G.Dispose(); }
+    }
+
+    /// <summary>The projection GEMMs of one forward (lm_head over the text rows).</summary>
+    private static void ProjectionGemms(HymbaModel model, GemmInputs inputs, int textSteps)
     {
         using var scope = torch.NewDisposeScope();
         using var _ = torch.no_grad();
-        var c = model.Config;
-        var x = torch.randn(1, steps, c.HiddenSize);
-        var u = torch.randn(1, steps, c.DInner);
-        var dt = torch.randn(1, steps, c.DtRank);
-        var g = torch.randn(1, steps, c.IntermediateSize);
         foreach (var w in model.Weights.Layers)
         {
-            F.linear(x, w.InProj);
-            F.linear(u, w.XProj);
-            F.linear(dt, w.DtProjWeight);
-            F.linear(u, w.OutProj);
-            F.linear(x, w.GateUp);
-            F.linear(g, w.Down);
+            F.linear(inputs.X, w.InProj);
+            F.linear(inputs.U, w.XProj);
+            F.linear(inputs.Dt, w.DtProjWeight);
+            F.linear(inputs.U, w.OutProj);
+            F.linear(inputs.X, w.GateUp);
+            F.linear(inputs.G, w.Down);
         }
-        F.linear(x[.., ..textSteps, ..], model.Weights.LmHead);
+        F.linear(inputs.X[.., ..textSteps, ..], model.Weights.LmHead);
     }
 
     private static List<double> Time(int repeats, Action action) => Time(repeats, () => { var sw = Stopwatch.StartNew(); action(); return sw.Elapsed.TotalSeconds; });
