@@ -46,7 +46,4 @@ public sealed record CheckpointDirectory(string Directory, string ConfigPath, We
         WeightLayout.Sharded => TensorSet.OpenSharded(WeightsPath!, limits),
         _ => TensorSet.Empty(),
     };
-
-    /// <summary>Files that make up the checkpoint (config, index, shards), for provenance hashes.</summary>
-    public IReadOnlyList<string> WeightFiles(TensorSet tensors) => tensors.Files.Select(f => f.Path).ToList();
 }

@@ -13,16 +13,14 @@ public sealed class SafetensorsIndex
     public const string FileName = "model.safetensors.index.json";
     private const long MaxIndexBytes = 64L << 20;
 
-    private SafetensorsIndex(string path, IReadOnlyDictionary<string, string> weightMap, long? totalSize)
+    private SafetensorsIndex(string path, IReadOnlyDictionary<string, string> weightMap)
     {
         Path = path;
         WeightMap = weightMap;
-        TotalSize = totalSize;
     }
 
     public string Path { get; }
     public IReadOnlyDictionary<string, string> WeightMap { get; }
-    public long? TotalSize { get; }
 
     /// <summary>Distinct shard file names in first-seen order.</summary>
     public IReadOnlyList<string> ShardNames => WeightMap.Values.Distinct(StringComparer.Ordinal).ToList();
@@ -42,9 +40,6 @@ public sealed class SafetensorsIndex
                 throw new InvalidCheckpointException(path, "$", $"is a JSON {root.ValueKind}, expected an object");
             if (!root.TryGetProperty("weight_map", out var map) || map.ValueKind != JsonValueKind.Object)
                 throw new InvalidCheckpointException(path, "$.weight_map", "missing or not an object");
-            long? total = null;
-            if (root.TryGetProperty("metadata", out var meta) && meta.ValueKind == JsonValueKind.Object &&
-                meta.TryGetProperty("total_size", out var ts) && ts.TryGetInt64(out long t)) total = t;
 
             var weightMap = new Dictionary<string, string>(StringComparer.Ordinal);
             foreach (var entry in map.EnumerateObject())
@@ -58,7 +53,7 @@ public sealed class SafetensorsIndex
                 weightMap.Add(entry.Name, shard);
             }
             if (weightMap.Count == 0) throw new InvalidCheckpointException(path, "$.weight_map", "is empty, expected at least one tensor");
-            return new SafetensorsIndex(path, weightMap, total);
+            return new SafetensorsIndex(path, weightMap);
         }
     }
 

@@ -60,12 +60,6 @@ public sealed class HymbaCache : IDisposable
     internal Tensor?[] ConvStates { get; }
     internal Tensor?[] SsmStates { get; }
 
-    /// <summary>Bytes held now (float32 here; the 16-bit figure of `inspect` is half of the K/V and state parts).</summary>
-    public long Bytes =>
-        Kv.Where(k => k is not null).Sum(k => (k!.Keys.numel() + k.Values.numel()) * 4) +
-        ConvStates.Where(t => t is not null).Sum(t => t!.numel() * 4) +
-        SsmStates.Where(t => t is not null).Sum(t => t!.numel() * 4);
-
     /// <summary>Number of keys currently cached by a KV-owning layer.</summary>
     public int CachedKeys(int layer) => Kv[layer]?.Positions.Length ?? 0;
 

@@ -31,7 +31,6 @@ public sealed class HymbaTokenizer
     public int EosId { get; }
     public int? PadId { get; }
     public string? ChatTemplate { get; }
-    public int PieceCount => _tokenizer.Vocabulary.Count;
 
     /// <summary>Number of pieces of a SentencePiece model file (the vocabulary before added tokens).</summary>
     public static int CountPieces(string modelPath)
