@@ -1,0 +1,43 @@
+using System.Text.Json;
+using HymbaTools.Model;
+using HymbaTools.Model.Training;
+using HymbaTools.Synthetic;
+using HymbaTools.Tests.TestData;
+using HymbaTools.Verification;
+
+namespace HymbaTools.Tests.Synthetic;
+
+/// <summary>The training recipe end to end at a toy size: loss falls, the checkpoint it writes loads and is consistent.</summary>
+public class ExampleModelRecipeTests : IDisposable
+{
+    private readonly TempDir _dir = new();
+    public void Dispose() => _dir.Dispose();
+
+    [Fact]
+    public void A_few_training_steps_lower_the_loss_and_write_a_loadable_checkpoint()
+    {
+        string text = string.Join("\n", File.ReadAllLines(Path.Combine(AppContext.BaseDirectory, "Text", "spm-reference.tsv")).Select(l => l.Split('\t')[0]));
+        string train = _dir.File("train.txt"), eval = _dir.File("eval.txt");
+        File.WriteAllText(train, string.Concat(Enumerable.Repeat(text + "\n", 40)));
+        File.WriteAllText(eval, string.Concat(Enumerable.Repeat(text + "\n", 4)));
+        var shape = CheckpointPreset.Find("tiny")!;
+        string output = Path.Combine(_dir.Path, "model");
+        var log = new List<string>();
+        var result = ExampleModelRecipe.Run(new ExampleModelRequest(output, shape, Path.Combine(AppContext.BaseDirectory, "example-tokenizer", "tokenizer.model"),
+            [train], eval, new TrainingOptions { Steps = 12, BatchSize = 4, SequenceLength = 32, LearningRate = 3e-3, WarmupSteps = 2, LogEvery = 1, EvaluationTokens = 512 },
+            "test"), log.Add);
+
+        double first = double.Parse(log.First(l => l.StartsWith("step 1/")).Split("loss ")[1].Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+        double last = double.Parse(log.Last(l => l.StartsWith("step ")).Split("loss ")[1].Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(last < first - 0.5, $"loss {first} -> {last}");
+        Assert.True(result.HeldOutPerplexity < result.UnigramPerplexity * 20);
+
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(output, "training.json")));
+        Assert.Equal(12, doc.RootElement.GetProperty("steps").GetInt32());
+        using var ckpt = HymbaCheckpoint.Open(output);
+        Assert.Equal(4001, ckpt.Config.VocabSize);
+        Assert.Equal(HymbaTools.Checkpoints.SafetensorsDType.BF16, ckpt.Get(HymbaTensorCatalog.EmbedTokens).DType);
+        using var runner = new ReferenceRunner(HymbaModel.Load(new CheckpointTensorSource(ckpt)), output);
+        Assert.True(Verifier.SelfCheck(runner, 1e-4).Passed);
+    }
+}
