@@ -74,6 +74,9 @@ public class ShardedCheckpointTests : IDisposable
         var e = Assert.Throws<InvalidCheckpointException>(() => HymbaCheckpoint.Open(ckpt).Dispose());
         Assert.Equal("model.memory_tokens", e.Field);
         Assert.Contains("two shards", e.Message);
+        var cli = HymbaTools.Tests.Cli.CliRunner.Run("inspect", ckpt);
+        Assert.Equal(2, cli.ExitCode);
+        Assert.Contains("model.memory_tokens: tensor is stored in two shards", cli.FirstErrorLine);
     }
 
     [Fact]
