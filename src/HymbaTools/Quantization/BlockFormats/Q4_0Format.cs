@@ -20,12 +20,7 @@ public sealed class Q4_0Format : IBlockFormat
         {
             var x = row.Slice(b * 32, 32);
             var y = destination.Slice(b * 18, 18);
-            float amax = 0, max = 0;
-            for (int j = 0; j < 32; j++)
-            {
-                float v = x[j];
-                if (amax < MathF.Abs(v)) { amax = MathF.Abs(v); max = v; }
-            }
+            float max = QuantMath.SignedMaxByMagnitude(x);
             float d = max / -8;
             float id = d != 0 ? 1.0f / d : 0.0f;
             QuantMath.WriteHalf(y, d);
@@ -42,7 +37,7 @@ public sealed class Q4_0Format : IBlockFormat
 
     private static void QuantizeWeighted(ReadOnlySpan<float> row, Span<byte> destination, ReadOnlySpan<float> importance, int blocks)
     {
-        float sigma2 = SumOfSquares(row) / row.Length;
+        float sigma2 = QuantMath.MeanSquare(row);
         Span<float> weight = stackalloc float[32];
         Span<sbyte> L = stackalloc sbyte[32];
         for (int b = 0; b < blocks; b++)
@@ -50,18 +45,11 @@ public sealed class Q4_0Format : IBlockFormat
             var x = row.Slice(b * 32, 32);
             var qw = importance.Slice(b * 32, 32);
             var y = destination.Slice(b * 18, 18);
-            for (int j = 0; j < 32; j++) weight[j] = qw[j] * MathF.Sqrt(sigma2 + x[j] * x[j]);
+            QuantMath.ImportanceWeights(x, qw, sigma2, weight);
             float d = QuantMath.MakeQxQuants(32, 8, x, L, 1, weight);
             QuantMath.WriteHalf(y, d);
             for (int j = 0; j < 16; j++) y[2 + j] = (byte)(L[j] | (L[j + 16] << 4));
         }
-    }
-
-    internal static float SumOfSquares(ReadOnlySpan<float> row)
-    {
-        float sum = 0;
-        for (int j = 0; j < row.Length; j++) sum += row[j] * row[j];
-        return sum;
     }
 
     public void DequantizeRow(ReadOnlySpan<byte> source, Span<float> destination)

@@ -19,13 +19,7 @@ public sealed class Q4_1Format : IBlockFormat
         {
             var x = row.Slice(b * 32, 32);
             var y = destination.Slice(b * 20, 20);
-            float min = float.MaxValue, max = -float.MaxValue;
-            for (int j = 0; j < 32; j++)
-            {
-                float v = x[j];
-                if (v < min) min = v;
-                if (v > max) max = v;
-            }
+            QuantMath.MinMax(x, out float min, out float max);
             float d = (max - min) / ((1 << 4) - 1);
             float id = d != 0 ? 1.0f / d : 0.0f;
             QuantMath.WriteHalf(y, d);
@@ -43,7 +37,7 @@ public sealed class Q4_1Format : IBlockFormat
 
     private static void QuantizeWeighted(ReadOnlySpan<float> row, Span<byte> destination, ReadOnlySpan<float> importance, int blocks)
     {
-        float sigma2 = Q4_0Format.SumOfSquares(row) / row.Length;
+        float sigma2 = QuantMath.MeanSquare(row);
         Span<float> weight = stackalloc float[32];
         Span<byte> L = stackalloc byte[32];
         Span<byte> Laux = stackalloc byte[32];
@@ -52,7 +46,7 @@ public sealed class Q4_1Format : IBlockFormat
             var x = row.Slice(b * 32, 32);
             var qw = importance.Slice(b * 32, 32);
             var y = destination.Slice(b * 20, 20);
-            for (int j = 0; j < 32; j++) weight[j] = qw[j] * MathF.Sqrt(sigma2 + x[j] * x[j]);
+            QuantMath.ImportanceWeights(x, qw, sigma2, weight);
             float d = QuantMath.MakeQkx3Quants(32, 15, x, weight, L, out float min, Laux, -0.9f, 0.05f, 36, false);
             QuantMath.WriteHalf(y, d);
             QuantMath.WriteHalf(y[2..], -min);

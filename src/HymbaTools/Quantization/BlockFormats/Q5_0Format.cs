@@ -16,7 +16,7 @@ public sealed class Q5_0Format : IBlockFormat
     public void QuantizeRow(ReadOnlySpan<float> row, Span<byte> destination, ReadOnlySpan<float> importance)
     {
         int blocks = BlockFormatGuard.Blocks(this, row.Length, destination.Length, importance);
-        float sigma2 = importance.IsEmpty ? 0 : Q4_0Format.SumOfSquares(row) / row.Length;
+        float sigma2 = importance.IsEmpty ? 0 : QuantMath.MeanSquare(row);
         Span<float> weight = stackalloc float[32];
         Span<sbyte> L = stackalloc sbyte[32];
         Span<byte> q = stackalloc byte[32];
@@ -26,12 +26,7 @@ public sealed class Q5_0Format : IBlockFormat
             var y = destination.Slice(b * 22, 22);
             if (importance.IsEmpty)
             {
-                float amax = 0, max = 0;
-                for (int j = 0; j < 32; j++)
-                {
-                    float v = x[j];
-                    if (amax < MathF.Abs(v)) { amax = MathF.Abs(v); max = v; }
-                }
+                float max = QuantMath.SignedMaxByMagnitude(x);
                 float d = max / -16;
                 float id = d != 0 ? 1.0f / d : 0.0f;
                 QuantMath.WriteHalf(y, d);
@@ -44,7 +39,7 @@ public sealed class Q5_0Format : IBlockFormat
             else
             {
                 var qw = importance.Slice(b * 32, 32);
-                for (int j = 0; j < 32; j++) weight[j] = qw[j] * MathF.Sqrt(sigma2 + x[j] * x[j]);
+                QuantMath.ImportanceWeights(x, qw, sigma2, weight);
                 float d = QuantMath.MakeQxQuants(32, 16, x, L, 1, weight);
                 QuantMath.WriteHalf(y, d);
                 for (int j = 0; j < 32; j++) q[j] = (byte)L[j];

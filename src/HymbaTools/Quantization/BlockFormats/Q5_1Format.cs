@@ -11,7 +11,7 @@ public sealed class Q5_1Format : IBlockFormat
     public void QuantizeRow(ReadOnlySpan<float> row, Span<byte> destination, ReadOnlySpan<float> importance)
     {
         int blocks = BlockFormatGuard.Blocks(this, row.Length, destination.Length, importance);
-        float sigma2 = importance.IsEmpty ? 0 : Q4_0Format.SumOfSquares(row) / row.Length;
+        float sigma2 = importance.IsEmpty ? 0 : QuantMath.MeanSquare(row);
         Span<float> weight = stackalloc float[32];
         Span<byte> L = stackalloc byte[32];
         Span<byte> Laux = stackalloc byte[32];
@@ -21,13 +21,7 @@ public sealed class Q5_1Format : IBlockFormat
             var y = destination.Slice(b * 24, 24);
             if (importance.IsEmpty)
             {
-                float min = float.MaxValue, max = -float.MaxValue;
-                for (int j = 0; j < 32; j++)
-                {
-                    float v = x[j];
-                    if (v < min) min = v;
-                    if (v > max) max = v;
-                }
+                QuantMath.MinMax(x, out float min, out float max);
                 float d = (max - min) / ((1 << 5) - 1);
                 float id = d != 0 ? 1.0f / d : 0.0f;
                 QuantMath.WriteHalf(y, d);
@@ -41,7 +35,7 @@ public sealed class Q5_1Format : IBlockFormat
             else
             {
                 var qw = importance.Slice(b * 32, 32);
-                for (int j = 0; j < 32; j++) weight[j] = qw[j] * MathF.Sqrt(sigma2 + x[j] * x[j]);
+                QuantMath.ImportanceWeights(x, qw, sigma2, weight);
                 float d = QuantMath.MakeQkx3Quants(32, 31, x, weight, L, out float min, Laux, -0.9f, 0.05f, 36, false);
                 QuantMath.WriteHalf(y, d);
                 QuantMath.WriteHalf(y[2..], -min);

@@ -29,6 +29,41 @@ internal static class QuantMath
     public static int TruncateX86(float value) =>
         value is >= -2147483648f and < 2147483648f ? (int)value : int.MinValue;
 
+    /// <summary>The signed value of largest magnitude; the first one wins ties (ggml's Q4_0/Q5_0 scale source).</summary>
+    public static float SignedMaxByMagnitude(ReadOnlySpan<float> x)
+    {
+        float amax = 0, max = 0;
+        foreach (float v in x)
+            if (amax < MathF.Abs(v)) { amax = MathF.Abs(v); max = v; }
+        return max;
+    }
+
+    /// <summary>Block minimum and maximum, in ggml's scan order (Q4_1/Q5_1).</summary>
+    public static void MinMax(ReadOnlySpan<float> x, out float min, out float max)
+    {
+        min = float.MaxValue;
+        max = -float.MaxValue;
+        foreach (float v in x)
+        {
+            if (v < min) min = v;
+            if (v > max) max = v;
+        }
+    }
+
+    /// <summary>sum(x^2) / n of a whole row, accumulated left to right in float32 (sigma^2 of the importance weights).</summary>
+    public static float MeanSquare(ReadOnlySpan<float> row)
+    {
+        float sum = 0;
+        foreach (float v in row) sum += v * v;
+        return sum / row.Length;
+    }
+
+    /// <summary>ggml's importance weights of the 32-blocks: qw * sqrt(sigma^2 + x^2).</summary>
+    public static void ImportanceWeights(ReadOnlySpan<float> x, ReadOnlySpan<float> qw, float sigma2, Span<float> weight)
+    {
+        for (int j = 0; j < x.Length; j++) weight[j] = qw[j] * MathF.Sqrt(sigma2 + x[j] * x[j]);
+    }
+
     /// <summary>IEEE float32 -> float16 bits, round to nearest even (GGML_FP32_TO_FP16).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ushort ToHalfBits(float value) => BitConverter.HalfToUInt16Bits((Half)value);
