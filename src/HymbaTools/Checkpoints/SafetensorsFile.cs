@@ -1,4 +1,3 @@
-using System.IO.MemoryMappedFiles;
 using System.Text.Json;
 using HymbaTools.Common;
 
@@ -13,18 +12,16 @@ namespace HymbaTools.Checkpoints;
 /// </summary>
 public sealed unsafe class SafetensorsFile : IDisposable
 {
-    private readonly MemoryMappedFile? _mapping;
-    private readonly MemoryMappedViewAccessor? _view;
+    private readonly MappedFile _map;
     private readonly byte* _base;
     private readonly Dictionary<string, TensorView> _tensors;
 
-    private SafetensorsFile(string path, long length, MemoryMappedFile? mapping, MemoryMappedViewAccessor? view, byte* basePtr)
+    private SafetensorsFile(string path, MappedFile map)
     {
         Path = path;
-        Length = length;
-        _mapping = mapping;
-        _view = view;
-        _base = basePtr;
+        Length = map.Length;
+        _map = map;
+        _base = map.Base;
         _tensors = new Dictionary<string, TensorView>(StringComparer.Ordinal);
     }
 
@@ -47,29 +44,21 @@ public sealed unsafe class SafetensorsFile : IDisposable
         if (length < SafetensorsLimits.LengthPrefixBytes)
             throw new InvalidCheckpointException(path, "header", $"file is {length} bytes, shorter than the 8-byte header length prefix (truncated file?)");
 
-        MemoryMappedFile? mapping = null;
-        MemoryMappedViewAccessor? view = null;
-        SafetensorsFile? file = null;
+        MappedFile map;
+        try { map = MappedFile.Open(path, length); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new InvalidCheckpointException(path, "", $"cannot read file ({e.Message})", inner: e);
+        }
+        var file = new SafetensorsFile(path, map);
         try
         {
-            mapping = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
-            view = mapping.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
-            byte* ptr = null;
-            view.SafeMemoryMappedViewHandle.AcquirePointer(ref ptr);
-            ptr += view.PointerOffset;
-            file = new SafetensorsFile(path, length, mapping, view, ptr);
             file.ParseHeader(limits);
             return file;
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            file?.Dispose();
-            if (file is null) { view?.Dispose(); mapping?.Dispose(); }
-            throw new InvalidCheckpointException(path, "", $"cannot read file ({e.Message})", inner: e);
-        }
         catch
         {
-            if (file is not null) file.Dispose(); else { view?.Dispose(); mapping?.Dispose(); }
+            file.Dispose();
             throw;
         }
     }
@@ -215,13 +204,5 @@ public sealed unsafe class SafetensorsFile : IDisposable
         return (name, dtype, shape, b, e);
     }
 
-    public void Dispose()
-    {
-        if (_view is not null)
-        {
-            _view.SafeMemoryMappedViewHandle.ReleasePointer();
-            _view.Dispose();
-        }
-        _mapping?.Dispose();
-    }
+    public void Dispose() => _map.Dispose();
 }

@@ -1,4 +1,4 @@
-using System.IO.MemoryMappedFiles;
+using HymbaTools.Common;
 using System.Text;
 using HymbaTools.Quantization;
 
@@ -20,18 +20,16 @@ public sealed record GgufTensorInfo(string Name, long[] Dimensions, GgmlType Typ
 /// </summary>
 public sealed unsafe class GgufFile : IDisposable
 {
-    private readonly MemoryMappedFile? _mapping;
-    private readonly MemoryMappedViewAccessor? _view;
+    private readonly MappedFile _map;
     private readonly byte* _base;
     private readonly Dictionary<string, GgufTensorInfo> _byName = new(StringComparer.Ordinal);
 
-    private GgufFile(string path, long length, MemoryMappedFile? mapping, MemoryMappedViewAccessor? view, byte* basePtr)
+    private GgufFile(string path, MappedFile map)
     {
         Path = path;
-        Length = length;
-        _mapping = mapping;
-        _view = view;
-        _base = basePtr;
+        Length = map.Length;
+        _map = map;
+        _base = map.Base;
     }
 
     public string Path { get; }
@@ -75,27 +73,21 @@ public sealed unsafe class GgufFile : IDisposable
         var info = new FileInfo(path);
         if (!info.Exists) throw new InvalidGgufException(path, "", "file not found");
         if (info.Length < 24) throw new InvalidGgufException(path, "header", $"file is {info.Length} bytes, shorter than a GGUF header (24 bytes)");
-        MemoryMappedFile? mapping = null;
-        MemoryMappedViewAccessor? view = null;
-        GgufFile? file = null;
+        MappedFile map;
+        try { map = MappedFile.Open(path, info.Length); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new InvalidGgufException(path, "", $"cannot read file ({e.Message})");
+        }
+        var file = new GgufFile(path, map);
         try
         {
-            mapping = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
-            view = mapping.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
-            byte* ptr = null;
-            view.SafeMemoryMappedViewHandle.AcquirePointer(ref ptr);
-            file = new GgufFile(path, info.Length, mapping, view, ptr + view.PointerOffset);
             file.Parse(limits);
             return file;
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            if (file is not null) file.Dispose(); else { view?.Dispose(); mapping?.Dispose(); }
-            throw new InvalidGgufException(path, "", $"cannot read file ({e.Message})");
-        }
         catch
         {
-            if (file is not null) file.Dispose(); else { view?.Dispose(); mapping?.Dispose(); }
+            file.Dispose();
             throw;
         }
     }
@@ -261,13 +253,5 @@ public sealed unsafe class GgufFile : IDisposable
         }
     }
 
-    public void Dispose()
-    {
-        if (_view is not null)
-        {
-            _view.SafeMemoryMappedViewHandle.ReleasePointer();
-            _view.Dispose();
-        }
-        _mapping?.Dispose();
-    }
+    public void Dispose() => _map.Dispose();
 }

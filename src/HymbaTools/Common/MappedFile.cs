@@ -1,0 +1,51 @@
+using System.IO.MemoryMappedFiles;
+
+namespace HymbaTools.Common;
+
+/// <summary>
+/// A whole file mapped read-only with a stable base pointer; the one place that acquires and releases
+/// the mapping for the safetensors and GGUF readers.
+/// </summary>
+internal sealed unsafe class MappedFile : IDisposable
+{
+    private readonly MemoryMappedFile _mapping;
+    private readonly MemoryMappedViewAccessor _view;
+
+    private MappedFile(MemoryMappedFile mapping, MemoryMappedViewAccessor view, byte* basePointer, long length)
+    {
+        _mapping = mapping;
+        _view = view;
+        Base = basePointer;
+        Length = length;
+    }
+
+    public byte* Base { get; }
+    public long Length { get; }
+
+    /// <summary>Maps a non-empty file; I/O failures surface as IOException or UnauthorizedAccessException.</summary>
+    public static MappedFile Open(string path, long length)
+    {
+        var mapping = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
+        MemoryMappedViewAccessor? view = null;
+        try
+        {
+            view = mapping.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
+            byte* pointer = null;
+            view.SafeMemoryMappedViewHandle.AcquirePointer(ref pointer);
+            return new MappedFile(mapping, view, pointer + view.PointerOffset, length);
+        }
+        catch
+        {
+            view?.Dispose();
+            mapping.Dispose();
+            throw;
+        }
+    }
+
+    public void Dispose()
+    {
+        _view.SafeMemoryMappedViewHandle.ReleasePointer();
+        _view.Dispose();
+        _mapping.Dispose();
+    }
+}
