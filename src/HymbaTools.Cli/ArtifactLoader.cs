@@ -1,16 +1,19 @@
+using HymbaTools.Runtime;
 using HymbaTools.Formats.Gguf;
+using HymbaTools.Formats.Onnx;
 using HymbaTools.Model;
-using HymbaTools.Verification;
+
 
 namespace HymbaTools.Cli;
 
-/// <summary>Opens whatever artifact a command was given (a HuggingFace directory or a .gguf file) as a runner.</summary>
+/// <summary>Opens whatever artifact a command was given (a HuggingFace directory, a .gguf file or an ONNX export directory).</summary>
 internal static class ArtifactLoader
 {
     public static bool IsGguf(string path) => File.Exists(path) && GgufFile.IsGguf(path);
 
     public static IHymbaRunner Open(string path, TextWriter stderr)
     {
+        if (OnnxRunner.IsOnnxDirectory(path)) return OnnxRunner.Open(path);
         if (IsGguf(path))
         {
             using var gguf = GgufTensorSource.Open(path);
@@ -23,4 +26,28 @@ internal static class ArtifactLoader
         var model = HymbaModel.Load(new CheckpointTensorSource(checkpoint));
         return new ReferenceRunner(model, checkpoint.Files.Directory);
     }
+
+    /// <summary>An export's input: a checkpoint (with its tokenizer files) or a GGUF file (dequantized on read).</summary>
+    public static ExportInput OpenExportSource(string path, TextWriter stderr)
+    {
+        if (IsGguf(path))
+        {
+            var gguf = GgufTensorSource.Open(path);
+            return new ExportInput(new OnnxExportSource(gguf, [Path.GetFullPath(path)], null), gguf);
+        }
+        var checkpoint = HymbaCheckpoint.Open(path);
+        foreach (var w in checkpoint.Warnings) stderr.WriteLine($"warning: {w}");
+        if (!checkpoint.HasWeights)
+        {
+            checkpoint.Dispose();
+            throw new HymbaTools.Common.InvalidCheckpointException(checkpoint.Files.Directory, "", "no weights (config.json only)");
+        }
+        var files = new[] { checkpoint.Files.ConfigPath }.Concat(checkpoint.Tensors.Files.Select(f => f.Path)).ToList();
+        return new ExportInput(new OnnxExportSource(new CheckpointTensorSource(checkpoint), files, checkpoint.Files.Directory), checkpoint);
+    }
+}
+
+internal sealed record ExportInput(OnnxExportSource Source, IDisposable Owner) : IDisposable
+{
+    public void Dispose() => Owner.Dispose();
 }

@@ -17,6 +17,7 @@ public static class Program
             VerifyCommand.Create(stdout, stderr),
             BenchCommand.Create(stdout, stderr),
             QuantizeCommand.Create(stdout, stderr),
+            ExportCommand.Create(stdout, stderr),
             ImatrixCommand.Create(stdout, stderr),
             MergeKvCommand.Create(stdout, stderr),
             TrainCommand.Create(stdout, stderr),

@@ -1,3 +1,4 @@
+using HymbaTools.Runtime;
 using System.Diagnostics;
 using HymbaTools.Model;
 using HymbaTools.Text;

@@ -14,6 +14,13 @@ public sealed class RotaryEmbedding : IDisposable
 
     public RotaryEmbedding(HymbaConfig config)
     {
+        _invFreq = torch.tensor(InverseFrequencies(config));
+        Enabled = config.Rope;
+    }
+
+    /// <summary>inv_freq [dim/2] in float32 as the reference builds it (the ONNX export embeds the same table).</summary>
+    public static float[] InverseFrequencies(HymbaConfig config)
+    {
         int dim = config.HeadDim;
         float baseF = (float)config.RopeBase; // the reference raises a Python float to a float32 tensor: base is rounded to float32
         var inv = new float[dim / 2];
@@ -22,8 +29,7 @@ public sealed class RotaryEmbedding : IDisposable
             float exponent = (2 * j) / (float)dim;
             inv[j] = 1f / MathF.Pow(baseF, exponent);
         }
-        _invFreq = torch.tensor(inv);
-        Enabled = config.Rope;
+        return inv;
     }
 
     public bool Enabled { get; }

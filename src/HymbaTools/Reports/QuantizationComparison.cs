@@ -1,3 +1,4 @@
+using HymbaTools.Runtime;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;

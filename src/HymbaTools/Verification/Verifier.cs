@@ -1,3 +1,4 @@
+using HymbaTools.Runtime;
 using System.Globalization;
 using HymbaTools.Model;
 

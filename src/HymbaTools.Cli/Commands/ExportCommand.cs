@@ -1,0 +1,65 @@
+using System.CommandLine;
+using HymbaTools.Common;
+using HymbaTools.Formats.Onnx;
+
+namespace HymbaTools.Cli.Commands;
+
+internal static class ExportCommand
+{
+    private static readonly Dictionary<string, OnnxExportType> Types = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["f32"] = OnnxExportType.F32, ["f16"] = OnnxExportType.F16, ["int8"] = OnnxExportType.Int8, ["int4"] = OnnxExportType.Int4,
+    };
+
+    public static Command Create(TextWriter stdout, TextWriter stderr)
+    {
+        var source = new Argument<string>("source") { Description = "HuggingFace checkpoint directory or .gguf file" };
+        var format = new Option<string>("--format") { Description = "Output format: onnx (a directory for ONNX Runtime; for GGUF use `hymba quantize`)", DefaultValueFactory = _ => "onnx" };
+        var type = new Option<string>("--type")
+        {
+            Description = "Weights: f32; f16 (float16 storage); int8 / int4 (com.microsoft.MatMulNBits, 8 or 4 bits, for the linear weights the GGUF policy quantizes; norms, SSM parameters, conv kernel and meta tokens stay float32, x_proj/dt_proj float16, embedding/head 8 bits)",
+            DefaultValueFactory = _ => "f32",
+        };
+        var blockSize = new Option<int>("--block-size") { Description = "MatMulNBits block size for int8/int4 (16, 32, 64 or 128)", DefaultValueFactory = _ => 32 };
+        var opset = new Option<long>("--opset") { Description = "Default-domain opset, 17 to 21 (17 loads in ONNX Runtime 1.13 and later)", DefaultValueFactory = _ => 17 };
+        var accuracy = new Option<int>("--accuracy-level") { Description = "MatMulNBits accuracy_level: 0 (float32 compute) or 4 (int8 activations, faster, less exact)", DefaultValueFactory = _ => 0 };
+        var threshold = new Option<long>("--external-data-threshold") { Description = "Weights larger than this many bytes in total go to model.onnx.data (always above 2 GB)", DefaultValueFactory = _ => 512L << 20 };
+        var force = new Option<bool>("--force") { Description = "Replace a non-empty output directory" };
+        var output = new Option<string>("--output", "-o") { Description = "Output directory (created; must not exist or be empty)", Required = true };
+        var command = new Command("export",
+            "Export a model for a runtime: --format onnx writes model.onnx (+ model.onnx.data), genai_config.json, config.json, the tokenizer files and a README into a directory. " +
+            "One graph serves prefill and decode, with K/V, conv and SSM state as inputs and outputs.")
+        {
+            source, format, type, blockSize, opset, accuracy, threshold, force, output,
+        };
+        command.SetAction(parse => CommandRunner.Run(stderr, () =>
+        {
+            string formatName = parse.GetValue(format)!;
+            if (!string.Equals(formatName, "onnx", StringComparison.OrdinalIgnoreCase))
+                throw new InvalidRequestException("--format", $"'{formatName}' is not supported (expected onnx; GGUF files are written by `hymba quantize`)");
+            string typeName = parse.GetValue(type)!;
+            if (!Types.TryGetValue(typeName, out var exportType))
+                throw new InvalidRequestException("--type", $"'{typeName}' (expected one of {string.Join(", ", Types.Keys)})");
+            int level = parse.GetValue(accuracy);
+            if (level is not (0 or 1 or 2 or 3 or 4)) throw new InvalidRequestException("--accuracy-level", $"{level} (expected 0 to 4)");
+            long limit = parse.GetValue(threshold);
+            if (limit < 0) throw new InvalidRequestException("--external-data-threshold", $"{limit} (expected a non-negative byte count)");
+            var options = new OnnxExportOptions
+            {
+                Type = exportType, BlockSize = parse.GetValue(blockSize), Opset = parse.GetValue(opset), AccuracyLevel = level,
+                ExternalDataThreshold = limit, Force = parse.GetValue(force),
+            };
+            using var input = ArtifactLoader.OpenExportSource(parse.GetValue(source)!, stderr);
+            using var progress = new ConsoleProgress(stderr, $"export onnx {typeName}");
+            var result = OnnxExporter.Export(input.Source, parse.GetValue(output)!, options, progress);
+            progress.Complete();
+            if (input.Source.TokenizerDirectory is null || !File.Exists(Path.Combine(result.Directory, "tokenizer.model")))
+                stderr.WriteLine("note: no tokenizer.model in the source; the export has no tokenizer files");
+            stdout.WriteLine($"wrote {result.Directory}: {HymbaOnnxNames.ModelFile} {result.ModelBytes:N0} bytes" +
+                             (result.ExternalData ? $" + {HymbaOnnxNames.DataFile} {result.DataBytes:N0} bytes" : "") +
+                             $", {result.Weights.Count} weight tensors ({string.Join(", ", result.Weights.GroupBy(w => w.Kind == OnnxWeightKind.NBits ? $"{w.Bits}-bit" : w.Kind.ToString().ToLowerInvariant()).Select(g => $"{g.Count()} {g.Key}"))})");
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+}

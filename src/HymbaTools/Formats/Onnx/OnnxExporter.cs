@@ -1,0 +1,198 @@
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Google.Protobuf;
+using HymbaTools.Common;
+using HymbaTools.Formats.Onnx.Protos;
+using HymbaTools.Model;
+using HymbaTools.Quantization.Onnx;
+using DataType = HymbaTools.Formats.Onnx.Protos.TensorProto.Types.DataType;
+
+namespace HymbaTools.Formats.Onnx;
+
+public sealed record OnnxExportOptions
+{
+    public OnnxExportType Type { get; init; } = OnnxExportType.F32;
+    /// <summary>MatMulNBits block size (int8/int4).</summary>
+    public int BlockSize { get; init; } = 32;
+    /// <summary>Default-domain opset: 17 loads in ONNX Runtime 1.13+ and the onnx 1.12 checker.</summary>
+    public long Opset { get; init; } = 17;
+    /// <summary>MatMulNBits accuracy_level: 0 = ORT's default (float32 compute on CPU), 4 = int8 activations.</summary>
+    public int AccuracyLevel { get; init; }
+    /// <summary>Weights go to model.onnx.data when their total exceeds this; always beyond 2 GiB (the protobuf limit).</summary>
+    public long ExternalDataThreshold { get; init; } = 512L << 20;
+    /// <summary>Replace a non-empty output directory.</summary>
+    public bool Force { get; init; }
+}
+
+/// <summary>What an export reads: tensors by HuggingFace name, the files to record hashes of, and where tokenizer files are.</summary>
+public sealed record OnnxExportSource(IHymbaTensorSource Tensors, IReadOnlyList<string> Files, string? TokenizerDirectory);
+
+public sealed record OnnxExportResult(string Directory, IReadOnlyList<OnnxWeight> Weights, long ModelBytes, long DataBytes, bool ExternalData);
+
+/// <summary>
+/// Writes an ONNX Runtime model directory for a Hymba model: model.onnx (+ model.onnx.data), config.json (the
+/// HuggingFace config, so the directory describes itself), genai_config.json, the tokenizer files and a README.
+/// Everything is written into a temporary directory beside the destination and renamed into place when
+/// complete; tensors are converted one at a time, so memory is bounded by the largest tensor.
+/// </summary>
+public static class OnnxExporter
+{
+    public const long ProtobufLimit = (2L << 30) - 1;
+
+    /// <summary>Tokenizer and generation files copied from the source directory when present.</summary>
+    public static readonly string[] CompanionFiles =
+        ["tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "generation_config.json"];
+
+    public static OnnxExportResult Export(OnnxExportSource source, string outputDirectory, OnnxExportOptions options, IProgress<(long Done, long Total)>? progress = null)
+    {
+        var config = source.Tensors.Config;
+        if (options.Opset is < 17 or > 21) throw new InvalidRequestException("--opset", $"{options.Opset} is not supported (expected 17 to 21)");
+        if (!MatMulNBitsPacker.SupportedBlockSizes.Contains(options.BlockSize))
+            throw new InvalidRequestException("--block-size", $"{options.BlockSize} is not supported (expected {string.Join(", ", MatMulNBitsPacker.SupportedBlockSizes)})");
+        if (config.ConvKernel < 2) throw new InvalidConfigException(config.SourcePath, "$.mamba_d_conv", $"{config.ConvKernel} is not supported by the ONNX export (expected at least 2)", unsupported: true);
+        string destination = Path.GetFullPath(outputDirectory);
+        CheckDestination(destination, options.Force);
+
+        var weights = OnnxPrecision.Plan(config, options.Type);
+        long weightBytes = weights.Sum(w => w.Bytes(options.BlockSize));
+        bool external = weightBytes > Math.Min(options.ExternalDataThreshold, ProtobufLimit - (64L << 20));
+        var graph = HymbaOnnxGraph.Build(config, weights, new HymbaGraphOptions(options.Opset, options.BlockSize, options.AccuracyLevel));
+
+        string parent = Path.GetDirectoryName(destination)!;
+        if (!Directory.Exists(parent)) throw new InvalidRequestException("-o", $"{parent}: the parent directory does not exist");
+        string temporary = Path.Combine(parent, $".{Path.GetFileName(destination)}.{Environment.ProcessId}.{Guid.NewGuid():N}.partial");
+        Directory.CreateDirectory(temporary);
+        try
+        {
+            using (var store = new OnnxInitializerStore(external ? Path.Combine(temporary, HymbaOnnxNames.DataFile) : null))
+            {
+                WriteWeights(source.Tensors, weights, options.BlockSize, store, progress, weightBytes);
+                store.Complete();
+                graph.Initializer.AddRange(store.Tensors);
+            }
+            var model = new ModelProto
+            {
+                IrVersion = options.Opset >= 21 ? 10 : 8,
+                ProducerName = "HymbaTools",
+                ProducerVersion = Gguf.GgufExporter.ToolVersion,
+                Graph = graph,
+                DocString = "Hymba decoder with decoding state: see README.md in this directory.",
+            };
+            model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = options.Opset });
+            if (weights.Any(w => w.Kind == OnnxWeightKind.NBits))
+                model.OpsetImport.Add(new OperatorSetIdProto { Domain = OnnxConstants.MicrosoftDomain, Version = OnnxConstants.MicrosoftOpset });
+            foreach (var (key, value) in Metadata(source, options))
+                model.MetadataProps.Add(new StringStringEntryProto { Key = key, Value = value });
+            WriteFile(Path.Combine(temporary, HymbaOnnxNames.ModelFile), model.ToByteArray());
+
+            WriteFile(Path.Combine(temporary, "config.json"), Encoding.UTF8.GetBytes(config.Json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n"));
+            WriteFile(Path.Combine(temporary, HymbaOnnxNames.GenAiConfigFile), Encoding.UTF8.GetBytes(GenAiConfig.Create(config, options.Type).ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n"));
+            if (source.TokenizerDirectory is { } tokenizerDirectory)
+                foreach (var file in CompanionFiles)
+                {
+                    string from = Path.Combine(tokenizerDirectory, file);
+                    if (File.Exists(from)) File.Copy(from, Path.Combine(temporary, file));
+                }
+            WriteFile(Path.Combine(temporary, "README.md"), Encoding.UTF8.GetBytes(OnnxExportReadme.Create(config, options, weights)));
+
+            long modelBytes = new FileInfo(Path.Combine(temporary, HymbaOnnxNames.ModelFile)).Length;
+            long dataBytes = external ? new FileInfo(Path.Combine(temporary, HymbaOnnxNames.DataFile)).Length : 0;
+            MoveIntoPlace(temporary, destination, options.Force);
+            return new OnnxExportResult(destination, weights, modelBytes, dataBytes, external);
+        }
+        catch
+        {
+            try { Directory.Delete(temporary, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            throw;
+        }
+    }
+
+    /// <summary>The destination must be new or an empty directory (or replaced with --force), never a file.</summary>
+    private static void CheckDestination(string destination, bool force)
+    {
+        if (File.Exists(destination)) throw new InvalidRequestException("-o", $"{destination} is a file (expected a directory to create)");
+        if (Directory.Exists(destination) && Directory.EnumerateFileSystemEntries(destination).Any() && !force)
+            throw new InvalidRequestException("-o", $"{destination} is not empty (use --force to replace it)");
+    }
+
+    private static void MoveIntoPlace(string temporary, string destination, bool force)
+    {
+        if (Directory.Exists(destination))
+        {
+            if (Directory.EnumerateFileSystemEntries(destination).Any() && !force)
+                throw new InvalidRequestException("-o", $"{destination} is not empty (use --force to replace it)");
+            // Move the old directory aside first, so the destination is always either the old or the new one.
+            string old = temporary + ".old";
+            Directory.Move(destination, old);
+            Directory.Move(temporary, destination);
+            Directory.Delete(old, recursive: true);
+            return;
+        }
+        Directory.Move(temporary, destination);
+    }
+
+    private static void WriteFile(string path, byte[] bytes)
+    {
+        using var stream = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None);
+        stream.Write(bytes);
+        stream.Flush(flushToDisk: true);
+    }
+
+    private static IEnumerable<(string Key, string Value)> Metadata(OnnxExportSource source, OnnxExportOptions options)
+    {
+        yield return (HymbaOnnxNames.MetaToolVersion, Gguf.GgufExporter.ToolVersion);
+        yield return (HymbaOnnxNames.MetaType, options.Type.ToString().ToLowerInvariant());
+        yield return (HymbaOnnxNames.MetaPreset, OnnxPrecision.PresetOf(options.Type));
+        yield return (HymbaOnnxNames.MetaBlockSize, options.BlockSize.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        yield return (HymbaOnnxNames.MetaSourceSha256, string.Join("\n", source.Files.Select(f => $"{Path.GetFileName(f)} {Sha256(f)}")));
+    }
+
+    private static string Sha256(string path)
+    {
+        using var stream = File.OpenRead(path);
+        return Convert.ToHexStringLower(SHA256.HashData(stream));
+    }
+
+    /// <summary>Converts every stored tensor in layout order; an in_proj source is read once for its row blocks.</summary>
+    private static void WriteWeights(IHymbaTensorSource source, IReadOnlyList<OnnxWeight> weights, int blockSize, OnnxInitializerStore store,
+        IProgress<(long Done, long Total)>? progress, long totalBytes)
+    {
+        string? cachedName = null;
+        float[] cached = [];
+        long done = 0;
+        foreach (var w in weights)
+        {
+            var t = w.Tensor;
+            if (cachedName != t.SourceName)
+            {
+                long count = source.ShapeOf(t.SourceName).Aggregate(1L, (a, b) => checked(a * b));
+                cached = new float[count];
+                source.CopyToFloat32(t.SourceName, cached);
+                cachedName = t.SourceName;
+            }
+            int columns = checked((int)t.Columns), rows = checked((int)t.Rows);
+            var values = cached.AsSpan(checked((t.SourceRows?.Start ?? 0) * columns), checked(rows * columns));
+            long[] dims = t.Shape;
+            switch (w.Kind)
+            {
+                case OnnxWeightKind.Float32:
+                    store.Add(t.Name, dims, DataType.Float, MemoryMarshal.AsBytes(values));
+                    break;
+                case OnnxWeightKind.Float16:
+                    var half = new Half[values.Length];
+                    for (int i = 0; i < values.Length; i++) half[i] = (Half)values[i];
+                    store.Add(t.Name, dims, DataType.Float16, MemoryMarshal.AsBytes(half.AsSpan()));
+                    break;
+                default:
+                    var packed = MatMulNBitsPacker.Quantize(values, rows, columns, w.Bits, blockSize, symmetric: true);
+                    store.Add(HymbaOnnxGraph.BlocksName(t.Name), packed.BShape, DataType.Uint8, packed.B);
+                    store.Add(HymbaOnnxGraph.ScalesName(t.Name), [packed.Scales.Length], DataType.Float, MemoryMarshal.AsBytes(packed.Scales.AsSpan()));
+                    break;
+            }
+            done += w.Bytes(blockSize);
+            progress?.Report((done, totalBytes));
+        }
+    }
+}

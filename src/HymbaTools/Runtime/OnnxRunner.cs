@@ -1,0 +1,233 @@
+using HymbaTools.Common;
+using HymbaTools.Formats.Onnx;
+using HymbaTools.Model;
+using Microsoft.ML.OnnxRuntime;
+
+namespace HymbaTools.Runtime;
+
+/// <summary>
+/// An exported Hymba directory (model.onnx + config.json) run by ONNX Runtime. The decoding state lives in
+/// ORT values: each step's present outputs are fed back as the next step's pasts without a copy (the
+/// official-generate mode trims sliding caches by one more key on the host, as the reference does).
+/// </summary>
+public sealed class OnnxRunner : IHymbaRunner
+{
+    private readonly InferenceSession _session;
+    private readonly string _modelPath;
+
+    private OnnxRunner(InferenceSession session, HymbaConfig config, string directory)
+    {
+        _session = session;
+        Config = config;
+        Directory = directory;
+        _modelPath = Path.Combine(directory, HymbaOnnxNames.ModelFile);
+        PastNames = [.. config.KvOwners.SelectMany(l => new[] { HymbaOnnxNames.PastKey(l.Index), HymbaOnnxNames.PastValue(l.Index) }),
+            .. config.Layers.SelectMany(l => new[] { HymbaOnnxNames.PastConv(l.Index), HymbaOnnxNames.PastSsm(l.Index) })];
+        PresentNames = [.. PastNames.Select(PresentOf)];
+    }
+
+    public HymbaConfig Config { get; }
+    public string Directory { get; }
+    public string Description => Directory + " (ONNX Runtime)";
+    /// <summary>The state inputs in a fixed order (K/V of owners, then conv and SSM of every layer).</summary>
+    public IReadOnlyList<string> PastNames { get; }
+    internal IReadOnlyList<string> PresentNames { get; }
+
+    public static bool IsOnnxDirectory(string path) => System.IO.Directory.Exists(path) && File.Exists(Path.Combine(path, HymbaOnnxNames.ModelFile));
+
+    public static OnnxRunner Open(string directory, int? threads = null)
+    {
+        string full = Path.GetFullPath(directory);
+        var config = HymbaConfig.Load(Path.Combine(full, "config.json"));
+        string model = Path.Combine(full, HymbaOnnxNames.ModelFile);
+        using var options = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL, IntraOpNumThreads = threads ?? Environment.ProcessorCount };
+        InferenceSession session;
+        try { session = new InferenceSession(model, options); }
+        catch (OnnxRuntimeException e) { throw new InvalidCheckpointException(model, "", $"ONNX Runtime cannot load it ({FirstLine(e.Message)})"); }
+        var runner = new OnnxRunner(session, config, full);
+        try { runner.CheckSignature(); }
+        catch { runner.Dispose(); throw; }
+        return runner;
+    }
+
+    private static string FirstLine(string message) => message.Split('\n')[0].Trim();
+
+    internal static string PresentOf(string past) => past.StartsWith("past_key_values.", StringComparison.Ordinal)
+        ? "present." + past["past_key_values.".Length..]
+        : past.Replace("past_", "present_", StringComparison.Ordinal);
+
+    /// <summary>The graph must have exactly the inputs this config implies (a directory mixed from two exports fails here).</summary>
+    private void CheckSignature()
+    {
+        var inputs = _session.InputMetadata.Keys.ToHashSet(StringComparer.Ordinal);
+        foreach (var name in new[] { HymbaOnnxNames.InputIds, HymbaOnnxNames.AttentionMask }.Concat(PastNames))
+            if (!inputs.Contains(name)) throw new InvalidCheckpointException(_modelPath, name, "graph input missing (the model does not match config.json)");
+        var outputs = _session.OutputMetadata.Keys.ToHashSet(StringComparer.Ordinal);
+        foreach (var name in PresentNames.Append(HymbaOnnxNames.Logits))
+            if (!outputs.Contains(name)) throw new InvalidCheckpointException(_modelPath, name, "graph output missing (the model does not match config.json)");
+    }
+
+    /// <summary>The fixed dims of a state input (-1 = batch or the growing sequence axis).</summary>
+    public long[] ExpectedShape(string pastName, int batch)
+    {
+        var c = Config;
+        if (pastName.EndsWith(".key", StringComparison.Ordinal)) return [batch, c.NumKvHeads, -1, c.HeadDim];
+        if (pastName.EndsWith(".value", StringComparison.Ordinal)) return [batch, c.NumKvHeads, -1, c.VHeadDim];
+        if (pastName.StartsWith("past_conv.", StringComparison.Ordinal)) return [batch, c.DInner, c.ConvKernel - 1];
+        if (pastName.StartsWith("past_ssm.", StringComparison.Ordinal)) return [batch, c.DInner, c.SsmStateSize];
+        throw new InvalidRequestException(pastName, "not a state input of this model");
+    }
+
+    public LogitsResult Forward(long[][] ids)
+    {
+        using var session = new OnnxDecodeSession(this, ids.Length, DecodeWindowMode.MatchFullForward);
+        return session.Step(ids);
+    }
+
+    public IDecodeSession StartDecode(int batch, DecodeWindowMode mode) => new OnnxDecodeSession(this, batch, mode);
+
+    /// <summary>A decode session whose state starts from the given values (name -> float32 data and shape), validated first.</summary>
+    public OnnxDecodeSession StartFrom(int batch, long textLength, IReadOnlyDictionary<string, (float[] Data, long[] Shape)> state)
+    {
+        var session = new OnnxDecodeSession(this, batch, DecodeWindowMode.MatchFullForward);
+        try { session.Load(textLength, state); }
+        catch { session.Dispose(); throw; }
+        return session;
+    }
+
+    internal IDisposableReadOnlyCollection<OrtValue> Run(IReadOnlyList<string> inputNames, IReadOnlyList<OrtValue> inputs)
+    {
+        try
+        {
+            using var options = new RunOptions();
+            return _session.Run(options, inputNames, inputs, [HymbaOnnxNames.Logits, .. PresentNames]);
+        }
+        catch (OnnxRuntimeException e) { throw new InvalidCheckpointException(_modelPath, "", $"ONNX Runtime failed to run it ({FirstLine(e.Message)})"); }
+    }
+
+    public void Dispose() => _session.Dispose();
+}
+
+/// <summary>
+/// The decoding state of one batch in ONNX Runtime: the first step passes zero-length K/V and zero conv/SSM
+/// state, later steps the previous step's present outputs.
+/// </summary>
+public sealed class OnnxDecodeSession : IDecodeSession
+{
+    private readonly OnnxRunner _runner;
+    private readonly int _batch;
+    private readonly DecodeWindowMode _mode;
+    private readonly List<OrtValue> _owned = [];
+    private IDisposableReadOnlyCollection<OrtValue>? _previous;
+    private OrtValue[] _past;
+
+    internal OnnxDecodeSession(OnnxRunner runner, int batch, DecodeWindowMode mode)
+    {
+        _runner = runner;
+        _batch = batch;
+        _mode = mode;
+        _past = runner.PastNames.Select(name =>
+        {
+            var shape = runner.ExpectedShape(name, batch);
+            for (int i = 0; i < shape.Length; i++) if (shape[i] < 0) shape[i] = 0;
+            return Own(OrtValue.CreateTensorValueFromMemory(new float[shape.Aggregate(1L, (a, b) => a * b)], shape));
+        }).ToArray();
+    }
+
+    /// <summary>Text tokens processed so far (the attention mask's past length).</summary>
+    public long TextLength { get; private set; }
+
+    private OrtValue Own(OrtValue value)
+    {
+        _owned.Add(value);
+        return value;
+    }
+
+    internal void Load(long textLength, IReadOnlyDictionary<string, (float[] Data, long[] Shape)> state)
+    {
+        if (textLength < 0) throw new InvalidRequestException("text length", $"{textLength}, expected >= 0");
+        foreach (var name in state.Keys)
+            if (!_runner.PastNames.Contains(name)) throw new InvalidRequestException(name, "not a state input of this model");
+        for (int i = 0; i < _past.Length; i++)
+        {
+            string name = _runner.PastNames[i];
+            if (!state.TryGetValue(name, out var value)) throw new InvalidRequestException(name, "missing from the state");
+            var expected = _runner.ExpectedShape(name, _batch);
+            bool matches = value.Shape.Length == expected.Length && expected.Select((d, k) => d < 0 ? value.Shape[k] >= 0 : value.Shape[k] == d).All(x => x);
+            if (!matches)
+                throw new InvalidRequestException(name, $"shape [{string.Join(", ", value.Shape)}], expected [{string.Join(", ", expected.Select(d => d < 0 ? "any" : d.ToString(System.Globalization.CultureInfo.InvariantCulture)))}]");
+            long count = value.Shape.Aggregate(1L, (a, b) => checked(a * b));
+            if (value.Data.Length != count) throw new InvalidRequestException(name, $"{value.Data.Length} values for shape [{string.Join(", ", value.Shape)}] ({count})");
+            _past[i] = Own(OrtValue.CreateTensorValueFromMemory(value.Data, value.Shape));
+        }
+        TextLength = textLength;
+    }
+
+    public LogitsResult Step(long[][] ids)
+    {
+        if (ids.Length != _batch) throw new InvalidRequestException("input_ids", $"{ids.Length} sequences for a session of batch {_batch}");
+        int length = ids[0].Length;
+        if (length == 0 || ids.Any(r => r.Length != length)) throw new InvalidRequestException("input_ids", "every sequence needs the same, non-zero number of tokens");
+        int vocab = _runner.Config.VocabSize;
+        foreach (var row in ids)
+            foreach (long id in row)
+                if (id < 0 || id >= vocab) throw new InvalidRequestException("input_ids", $"token id {id} is outside the vocabulary 0..{vocab - 1}");
+
+        long total = TextLength + length;
+        using var idsValue = OrtValue.CreateTensorValueFromMemory(ids.SelectMany(r => r).ToArray(), [_batch, length]);
+        using var maskValue = OrtValue.CreateTensorValueFromMemory(Enumerable.Repeat(1L, checked((int)(_batch * total))).ToArray(), [_batch, total]);
+        if (_mode == DecodeWindowMode.OfficialGenerate && TextLength > 0) TrimForOfficialGenerate();
+        var outputs = _runner.Run([HymbaOnnxNames.InputIds, HymbaOnnxNames.AttentionMask, .. _runner.PastNames], [idsValue, maskValue, .. _past]);
+
+        var logits = outputs[0].GetTensorDataAsSpan<float>().ToArray();
+        // The previous outputs (and any state we created) are no longer referenced once the new ones replace them.
+        _previous?.Dispose();
+        foreach (var v in _owned) v.Dispose();
+        _owned.Clear();
+        _previous = outputs;
+        _past = outputs.Skip(1).ToArray();
+        TextLength = total;
+        return new LogitsResult(logits, _batch, length, vocab);
+    }
+
+    /// <summary>
+    /// The official generate() cuts a sliding cache to the meta tokens plus the last window - 1 keys before each
+    /// decode step (one key fewer than the graph keeps).
+    /// </summary>
+    private void TrimForOfficialGenerate()
+    {
+        var c = _runner.Config;
+        long m = c.NumMemoryTokens;
+        for (int i = 0; i < _past.Length; i++)
+        {
+            string name = _runner.PastNames[i];
+            if (!name.StartsWith("past_key_values.", StringComparison.Ordinal)) continue;
+            int layer = int.Parse(name.Split('.')[1], System.Globalization.CultureInfo.InvariantCulture);
+            var group = c.Layers.Where(l => l.KvSource == layer).ToList();
+            if (!group.All(l => l.Attention == AttentionKind.Sliding && l.Window is not null)) continue;
+            long keep = group.Max(l => l.Window!.Value) - 1;
+            var shape = _past[i].GetTensorTypeAndShape().Shape;
+            long cached = shape[2], text = cached - m;
+            if (text <= keep) continue;
+            var data = _past[i].GetTensorDataAsSpan<float>();
+            long rowWidth = shape[3], rows = shape[0] * shape[1];
+            long kept = m + keep;
+            var trimmed = new float[rows * kept * rowWidth];
+            for (long r = 0; r < rows; r++)
+            {
+                var source = data.Slice(checked((int)(r * cached * rowWidth)), checked((int)(cached * rowWidth)));
+                var target = trimmed.AsSpan(checked((int)(r * kept * rowWidth)), checked((int)(kept * rowWidth)));
+                source[..checked((int)(m * rowWidth))].CopyTo(target);
+                source[checked((int)((cached - keep) * rowWidth))..].CopyTo(target[checked((int)(m * rowWidth))..]);
+            }
+            _past[i] = Own(OrtValue.CreateTensorValueFromMemory(trimmed, [shape[0], shape[1], kept, shape[3]]));
+        }
+    }
+
+    public void Dispose()
+    {
+        _previous?.Dispose();
+        foreach (var v in _owned) v.Dispose();
+        _owned.Clear();
+    }
+}
