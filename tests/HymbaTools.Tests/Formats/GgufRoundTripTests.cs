@@ -1,3 +1,4 @@
+using HymbaTools.Runtime;
 using HymbaTools.Formats.Gguf;
 using HymbaTools.Model;
 using HymbaTools.Quantization;

@@ -1,3 +1,4 @@
+using HymbaTools.Runtime;
 using System.Text.Json.Nodes;
 using HymbaTools.Model;
 using HymbaTools.Synthetic;

@@ -1,3 +1,4 @@
+using HymbaTools.Runtime;
 using HymbaTools.Model;
 using HymbaTools.Tests.TestData;
 using HymbaTools.Verification;

@@ -1,3 +1,4 @@
+using HymbaTools.Runtime;
 using System.Text.Json;
 using HymbaTools.Model;
 using HymbaTools.Model.Training;
