@@ -29,8 +29,9 @@ public abstract class HymbaInputException : Exception
 
     private static string Format(string filePath, string field, string problem)
     {
-        string name = string.IsNullOrEmpty(filePath) ? "<input>" : filePath;
-        return string.IsNullOrEmpty(field) ? $"{name}: {problem}" : $"{name}: {field}: {problem}";
+        // A request error names the option (or input) alone: "error: --type: ...".
+        if (string.IsNullOrEmpty(filePath)) return string.IsNullOrEmpty(field) ? problem : $"{field}: {problem}";
+        return string.IsNullOrEmpty(field) ? $"{filePath}: {problem}" : $"{filePath}: {field}: {problem}";
     }
 }
 

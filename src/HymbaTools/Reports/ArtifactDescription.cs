@@ -1,4 +1,5 @@
 using HymbaTools.Formats.Gguf;
+using HymbaTools.Formats.Onnx;
 using HymbaTools.Model;
 
 namespace HymbaTools.Reports;
@@ -17,9 +18,27 @@ public sealed record ArtifactDescription(string Label, long FileBytes, double Bi
                 : Path.GetFileName(path);
             return new ArtifactDescription(label, f.Length, 8.0 * f.Tensors.Sum(t => t.ByteLength) / f.Tensors.Sum(t => t.ElementCount));
         }
+        if (Runtime.OnnxRunner.IsOnnxDirectory(path))
+        {
+            var config = HymbaConfig.Load(Path.Combine(path, "config.json"));
+            long bytes = new[] { HymbaOnnxNames.ModelFile, HymbaOnnxNames.DataFile }.Select(f => Path.Combine(path, f)).Where(File.Exists).Sum(f => new FileInfo(f).Length);
+            long parameters = HymbaTensorCatalog.For(config).Where(t => t.Name != HymbaTensorCatalog.LmHead || !config.TieWordEmbeddings).Sum(t => t.ElementCount);
+            return new ArtifactDescription($"onnx:{OnnxTypeOf(path)}", bytes, 8.0 * bytes / parameters);
+        }
         using var ckpt = HymbaCheckpoint.Open(path, new CheckpointReadOptions { ScanNonFinite = false });
         var tensors = ckpt.Tensors.ByName.Values.ToList();
         return new ArtifactDescription(Path.GetFileName(path.TrimEnd('/')), ckpt.Tensors.Files.Sum(f => f.Length),
             8.0 * tensors.Sum(t => t.ByteLength) / tensors.Sum(t => t.ElementCount));
+    }
+
+    /// <summary>The weight type recorded in genai_config.json's hymba section ("f32", "int4", ...).</summary>
+    private static string OnnxTypeOf(string directory)
+    {
+        try
+        {
+            var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllBytes(Path.Combine(directory, HymbaOnnxNames.GenAiConfigFile)));
+            return json?["hymba"]?["weight_type"]?.GetValue<string>() ?? "?";
+        }
+        catch (Exception e) when (e is IOException or System.Text.Json.JsonException or InvalidOperationException) { return "?"; }
     }
 }

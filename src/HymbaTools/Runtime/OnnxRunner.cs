@@ -137,6 +137,14 @@ public sealed class OnnxDecodeSession : IDecodeSession
     /// <summary>Text tokens processed so far (the attention mask's past length).</summary>
     public long TextLength { get; private set; }
 
+    /// <summary>Keys a KV-owning layer holds now (meta tokens included), as the next step will see them.</summary>
+    public long CachedKeys(int layer)
+    {
+        int i = _runner.PastNames.ToList().IndexOf(HymbaOnnxNames.PastKey(layer));
+        if (i < 0) throw new InvalidRequestException("layer", $"{layer} owns no K/V");
+        return _past[i].GetTensorTypeAndShape().Shape[2];
+    }
+
     private OrtValue Own(OrtValue value)
     {
         _owned.Add(value);
