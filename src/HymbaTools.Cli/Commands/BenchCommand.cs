@@ -1,7 +1,9 @@
 using System.CommandLine;
 using HymbaTools.Benchmarks;
 using HymbaTools.Common;
+using HymbaTools.Formats.Onnx;
 using HymbaTools.Model;
+using HymbaTools.Runtime;
 
 namespace HymbaTools.Cli.Commands;
 
@@ -9,10 +11,70 @@ internal static class BenchCommand
 {
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
-        var bench = new Command("bench", "Benchmarks: `bench forward` (reference forward pass vs its GEMMs) and `bench quantize` (codec throughput)");
+        var bench = new Command("bench", "Benchmarks: `bench forward` (reference forward pass vs its GEMMs), `bench quantize` (codec throughput), `bench onnx` (ONNX Runtime vs the reference)");
         bench.Subcommands.Add(Forward(stdout, stderr));
         bench.Subcommands.Add(Quantize(stdout, stderr));
+        bench.Subcommands.Add(Onnx(stdout, stderr));
         return bench;
+    }
+
+    private static Command Onnx(TextWriter stdout, TextWriter stderr)
+    {
+        var checkpoint = new Argument<string>("checkpoint") { Description = "HuggingFace checkpoint directory (for example one written by `hymba init --preset 1.5b`)" };
+        var types = new Option<string>("--types") { Description = "Export types to time, comma-separated (f32, f16, int8, int4)", DefaultValueFactory = _ => "f32,int8,int4" };
+        var tokens = new Option<int>("--tokens") { Description = "Prefill length in text tokens", DefaultValueFactory = _ => 1024 };
+        var decode = new Option<int>("--decode") { Description = "Decode steps timed per repeat (batch 1, after a 16-token prompt)", DefaultValueFactory = _ => 16 };
+        var repeats = new Option<int>("--repeats") { Description = "Timed repeats per measurement (after one warm-up); the median is reported", DefaultValueFactory = _ => 3 };
+        var accuracy = new Option<int>("--accuracy-level") { Description = "MatMulNBits accuracy_level of the int8/int4 exports (0 or 4)", DefaultValueFactory = _ => 4 };
+        var blockSize = new Option<int>("--block-size") { Description = "MatMulNBits block size of the int8/int4 exports", DefaultValueFactory = _ => 32 };
+        var noReference = new Option<bool>("--no-reference") { Description = "Skip the TorchSharp reference (it needs the model in float32 memory and is slow at 1.5B)" };
+        var work = new Option<string?>("--work") { Description = "Directory for the temporary exports (default: the system temp directory); removed afterwards" };
+        var command = new Command("onnx", "Prefill and decode tokens/s of ONNX exports in ONNX Runtime next to the TorchSharp reference, with the decode bound from the measured memory bandwidth")
+        {
+            checkpoint, types, tokens, decode, repeats, accuracy, blockSize, noReference, work,
+        };
+        command.SetAction(parse => CommandRunner.Run(stderr, () =>
+        {
+            int n = parse.GetValue(tokens), steps = parse.GetValue(decode), r = parse.GetValue(repeats);
+            if (n < 1) throw new InvalidRequestException("--tokens", $"{n}, expected >= 1");
+            if (steps < 1) throw new InvalidRequestException("--decode", $"{steps}, expected >= 1");
+            if (r < 1) throw new InvalidRequestException("--repeats", $"{r}, expected >= 1");
+            var exportTypes = parse.GetValue(types)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                .Select(t => Enum.TryParse<OnnxExportType>(t, ignoreCase: true, out var v) ? v : throw new InvalidRequestException("--types", $"'{t}' (expected f32, f16, int8 or int4)")).ToList();
+            string root = Path.Combine(parse.GetValue(work) ?? Path.GetTempPath(), $"hymba-bench-onnx-{Environment.ProcessId}");
+            Directory.CreateDirectory(root);
+            try
+            {
+                using var input = ArtifactLoader.OpenExportSource(parse.GetValue(checkpoint)!, stderr);
+                var config = input.Source.Tensors.Config;
+                var speeds = new List<OnnxBenchmark.RunnerSpeed>();
+                foreach (var type in exportTypes)
+                {
+                    string name = type.ToString().ToLowerInvariant();
+                    stderr.WriteLine($"exporting {name} ...");
+                    var options = new OnnxExportOptions { Type = type, AccuracyLevel = parse.GetValue(accuracy), BlockSize = parse.GetValue(blockSize) };
+                    string dir = OnnxExporter.Export(input.Source, Path.Combine(root, name), options).Directory;
+                    using (var runner = OnnxRunner.Open(dir))
+                        speeds.Add(OnnxBenchmark.Measure($"onnx {name}", runner, n, steps, r, OnnxBenchmark.OnnxWeightBytesPerToken(config, type, options.BlockSize), m => stderr.WriteLine(m)));
+                    Directory.Delete(dir, recursive: true);
+                }
+                if (!parse.GetValue(noReference))
+                {
+                    stderr.WriteLine("loading the reference weights as float32 ...");
+                    using var reference = new ReferenceRunner(HymbaModel.Load(input.Source.Tensors), "reference");
+                    speeds.Add(OnnxBenchmark.Measure("torchsharp reference (f32)", reference, n, steps, r, OnnxBenchmark.OnnxWeightBytesPerToken(config, OnnxExportType.F32, 32), m => stderr.WriteLine(m)));
+                }
+                stderr.WriteLine("measuring memory bandwidth ...");
+                var result = new OnnxBenchmark.Result(speeds, OnnxBenchmark.MeasureBandwidth(Environment.ProcessorCount), Environment.ProcessorCount);
+                stdout.Write(result.ToText());
+            }
+            finally
+            {
+                try { Directory.Delete(root, recursive: true); } catch (IOException) { }
+            }
+            return ExitCodes.Success;
+        }));
+        return command;
     }
 
     private static Command Quantize(TextWriter stdout, TextWriter stderr)

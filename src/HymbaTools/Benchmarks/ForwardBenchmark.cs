@@ -57,18 +57,18 @@ public static class ForwardBenchmark
         {
             long[][] ids = [Enumerable.Range(0, length).Select(_ => (long)rng.Next(c.VocabSize)).ToArray()];
             log?.Invoke($"prefill {length} tokens x {repeats + 1}");
-            var times = Time(repeats, () => model.Forward(ids));
-            rows.Add(new BenchmarkRow($"prefill {length}", length, Median(times), times.Min(), repeats));
+            var times = BenchTiming.Time(repeats, () => model.Forward(ids));
+            rows.Add(new BenchmarkRow($"prefill {length}", length, BenchTiming.Median(times), times.Min(), repeats));
             log?.Invoke($"projection GEMMs at {length} tokens x {repeats + 1}");
             using (var inputs = new GemmInputs(c, c.NumMemoryTokens + length))
-                gemm[length] = Median(Time(repeats, () => ProjectionGemms(model, inputs, length)));
+                gemm[length] = BenchTiming.Median(BenchTiming.Time(repeats, () => ProjectionGemms(model, inputs, length)));
         }
         if (decodeSteps > 0)
         {
             int prompt = Math.Min(prefillLengths.Count > 0 ? prefillLengths.Min() : 16, 128);
             long[][] ids = [Enumerable.Range(0, prompt).Select(_ => (long)rng.Next(c.VocabSize)).ToArray()];
             log?.Invoke($"decode {decodeSteps} steps after a {prompt}-token prompt x {repeats + 1}");
-            var times = Time(repeats, () =>
+            var times = BenchTiming.Time(repeats, () =>
             {
                 using var cache = model.NewCache(1);
                 model.Step(ids, cache);
@@ -76,7 +76,7 @@ public static class ForwardBenchmark
                 for (int i = 0; i < decodeSteps; i++) model.Step([[ids[0][i % prompt]]], cache);
                 return sw.Elapsed.TotalSeconds;
             });
-            rows.Add(new BenchmarkRow("decode", decodeSteps, Median(times), times.Min(), repeats));
+            rows.Add(new BenchmarkRow("decode", decodeSteps, BenchTiming.Median(times), times.Min(), repeats));
         }
         return new Result(c, rows, gemm, torch.get_num_threads());
     }
@@ -113,22 +113,5 @@ public static class ForwardBenchmark
             F.linear(inputs.G, w.Down);
         }
         F.linear(inputs.X[.., ..textSteps, ..], model.Weights.LmHead);
-    }
-
-    private static List<double> Time(int repeats, Action action) => Time(repeats, () => { var sw = Stopwatch.StartNew(); action(); return sw.Elapsed.TotalSeconds; });
-
-    private static List<double> Time(int repeats, Func<double> measure)
-    {
-        measure(); // warm-up
-        var times = new List<double>();
-        for (int i = 0; i < repeats; i++) times.Add(measure());
-        return times;
-    }
-
-    private static double Median(List<double> values)
-    {
-        var sorted = values.Order().ToList();
-        int n = sorted.Count;
-        return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
     }
 }

@@ -253,9 +253,7 @@ internal sealed class HymbaOnnxGraph
         // Causal depthwise conv over [k-1 cached inputs | this call's inputs], then SiLU.
         var channelsFirst = _g.Op("Transpose", [_g.Op("Reshape", [x, Shape(_batch, _steps, dIn)])], [Ints("perm", 0, 2, 1)]);
         var convInput = _g.Op("Concat", [HymbaOnnxNames.PastConv(i), channelsFirst], [Int("axis", 2)]);
-        var convInputs = new List<string> { convInput, ConvKernel(i) };
-        if (_weights.ContainsKey(W(StoredRole.SsmConv1dBias, i))) convInputs.Add(W(StoredRole.SsmConv1dBias, i));
-        var conv = _g.Op("Conv", [.. convInputs], [Int("group", dIn), Ints("kernel_shape", k), Ints("pads", 0, 0), Ints("strides", 1), Ints("dilations", 1)]);
+        var conv = MakeCausalConv(i, convInput);
         var convLength = _g.Op("Gather", [_g.Op("Shape", [convInput]), _g.Int64s(2)]);
         _g.Op("Slice", [convInput, _g.Op("Sub", [convLength, _g.Int64s(k - 1)]), _g.Int64s(long.MaxValue), _g.Int64s(2)], output: HymbaOnnxNames.PresentConv(i));
         var u = _g.Op("Reshape", [_g.Op("Transpose", [Silu(conv)], [Ints("perm", 0, 2, 1)]), _g.Int64s(-1, dIn)]); // [BT, d_in]
@@ -279,19 +277,47 @@ internal sealed class HymbaOnnxGraph
         var deltaU = _g.Op("Reshape", [_g.Op("Mul", [delta, u]), Shape(_batch, _steps, dIn, 1)]);
         var input = _g.Op("Mul", [deltaU, _g.Op("Reshape", [bm, Shape(_batch, _steps, 1, n)])]);        // Δ·u·B [B, T, d_in, N]
         var readout = _g.Op("Reshape", [cm, Shape(_batch, _steps, 1, n)]);
-        var scan = _g.Ops("Scan", [HymbaOnnxNames.PastSsm(i), decay, input, readout], 2,
-            [GraphAttribute("body", MakeScanBody(i)), Int("num_scan_inputs", 3), Ints("scan_input_axes", 1, 1, 1), Ints("scan_output_axes", 1)],
+        // One step (decode) updates the state directly; longer calls run the Scan. ORT runs only the branch taken.
+        var oneStep = _g.Op("Equal", [_steps, _g.Int64s(1)]);
+        var scan = _g.Ops("If", [_g.Op("Squeeze", [oneStep])], 2,
+            [GraphAttribute("then_branch", MakeSsmStep(i, decay, input, readout)), GraphAttribute("else_branch", MakeSsmScan(i, decay, input, readout))],
             [HymbaOnnxNames.PresentSsm(i), $"ssm_y_{i}"]);
         var y = _g.Op("Reshape", [scan[1], _g.Int64s(-1, dIn)]);
         y = _g.Op("Add", [y, _g.Op("Mul", [u, W(StoredRole.SsmD, i)])]);
         return _g.Op("Mul", [y, Silu(z)]);
     }
 
-    /// <summary>One step of the recurrence: S = dA ⊙ S + dBu; y = Σ_N S ⊙ C.</summary>
+    /// <summary>The If branch for one time step: S = dA ⊙ S + dBu; y = Σ_N S ⊙ C, without a loop.</summary>
+    private GraphProto MakeSsmStep(int layer, string decay, string input, string readout)
+    {
+        var c = _c;
+        var branch = _g.Subgraph($"ssm_step_{layer}");
+        var axis = branch.Int64s(1);
+        var next = branch.Op("Add", [branch.Op("Mul", [branch.Op("Squeeze", [decay, axis]), HymbaOnnxNames.PastSsm(layer)]), branch.Op("Squeeze", [input, axis])]);
+        var y = branch.Op("ReduceSum", [branch.Op("Mul", [next, branch.Op("Squeeze", [readout, axis])]), branch.Int64s(2)], [Int("keepdims", 0)]);
+        y = branch.Op("Unsqueeze", [y, axis]);
+        branch.Graph.Output.Add(ValueInfo(next, DataType.Float, null, (long)c.DInner, (long)c.SsmStateSize));
+        branch.Graph.Output.Add(ValueInfo(y, DataType.Float, null, 1L, (long)c.DInner));
+        return branch.Graph;
+    }
+
+    /// <summary>The If branch for several steps: a Scan over time whose body is the recurrence alone.</summary>
+    private GraphProto MakeSsmScan(int layer, string decay, string input, string readout)
+    {
+        var c = _c;
+        var branch = _g.Subgraph($"ssm_scan_{layer}");
+        var outputs = branch.Ops("Scan", [HymbaOnnxNames.PastSsm(layer), decay, input, readout], 2,
+            [GraphAttribute("body", MakeScanBody(layer)), Int("num_scan_inputs", 3), Ints("scan_input_axes", 1, 1, 1), Ints("scan_output_axes", 1)]);
+        branch.Graph.Output.Add(ValueInfo(outputs[0], DataType.Float, null, (long)c.DInner, (long)c.SsmStateSize));
+        branch.Graph.Output.Add(ValueInfo(outputs[1], DataType.Float, null, null, (long)c.DInner));
+        return branch.Graph;
+    }
+
+    /// <summary>One step of the recurrence inside the Scan: S = dA ⊙ S + dBu; y = Σ_N S ⊙ C.</summary>
     private GraphProto MakeScanBody(int layer)
     {
         var c = _c;
-        var body = _g.Subgraph($"ssm_scan_{layer}");
+        var body = _g.Subgraph($"ssm_scan_body_{layer}");
         string state = $"scan_{layer}_state", decay = $"scan_{layer}_decay", input = $"scan_{layer}_input", readout = $"scan_{layer}_readout";
         body.Graph.Input.Add(ValueInfo(state, DataType.Float, null, (long)c.DInner, (long)c.SsmStateSize));
         body.Graph.Input.Add(ValueInfo(decay, DataType.Float, null, (long)c.DInner, (long)c.SsmStateSize));
@@ -358,19 +384,40 @@ internal sealed class HymbaOnnxGraph
         return cast;
     }
 
-    /// <summary>The conv1d kernel as Conv wants it, [d_in, 1, k] (stored squeezed as [d_in, k]).</summary>
-    private string ConvKernel(int layer) =>
-        _g.Op("Reshape", [W(StoredRole.SsmConv1d, layer), _g.Int64s(_c.DInner, 1, _c.ConvKernel)]);
+    /// <summary>
+    /// The depthwise causal conv as k shifted multiply-adds over [B, d_in, k-1+T]: out_t = bias + Σ_j w_j · in_{t+j}.
+    /// ONNX Runtime's grouped Conv runs one tiny GEMM per channel (d_in of them), which costs more than the
+    /// arithmetic at every length; the slices and products are one vectorised pass each.
+    /// </summary>
+    private string MakeCausalConv(int layer, string convInput)
+    {
+        int k = _c.ConvKernel;
+        string? sum = null;
+        for (int j = 0; j < k; j++)
+        {
+            var start = _g.Int64s(j);
+            var window = _g.Op("Slice", [convInput, start, _g.Op("Add", [_steps, start]), _g.Int64s(2)]);
+            var tap = _g.Op("Slice", [W(StoredRole.SsmConv1d, layer), start, _g.Int64s(j + 1), _g.Int64s(1)]); // [d_in, 1]
+            var product = _g.Op("Mul", [window, tap]);
+            sum = sum is null ? product : _g.Op("Add", [sum, product]);
+        }
+        var bias = W(StoredRole.SsmConv1dBias, layer);
+        return _weights.ContainsKey(bias) ? _g.Op("Add", [sum!, Unsqueeze(bias, 1)]) : sum!;
+    }
 
-    /// <summary>x * 1/sqrt(mean(x²) + eps) * gain over the last axis, in float32 (the reference's order).</summary>
+    /// <summary>
+    /// x / sqrt(mean(x²) + eps) * gain over the last axis, in float32. Written as Pow -> ReduceMean -> Add ->
+    /// Sqrt -> Div -> Mul, the pattern ONNX Runtime fuses into one SimplifiedLayerNormalization kernel
+    /// (seven norms a layer: as separate nodes they cost more than their arithmetic at decode).
+    /// </summary>
     private string MakeRmsNorm(string x, string gain)
     {
-        var square = _g.Op("Mul", [x, x]);
+        var square = _g.Op("Pow", [x, _g.Float(2f)]);
         var mean = _g.Opset >= 18
             ? _g.Op("ReduceMean", [square, _g.Int64s(-1)], [Int("keepdims", 1)])
             : _g.Op("ReduceMean", [square], [Ints("axes", -1), Int("keepdims", 1)]);
-        var inverse = _g.Op("Reciprocal", [_g.Op("Sqrt", [_g.Op("Add", [mean, _g.Float((float)_c.RmsNormEps)])])]);
-        return _g.Op("Mul", [gain, _g.Op("Mul", [x, inverse])]);
+        var deviation = _g.Op("Sqrt", [_g.Op("Add", [mean, _g.Float((float)_c.RmsNormEps)])]);
+        return _g.Op("Mul", [_g.Op("Div", [x, deviation]), gain]);
     }
 
     private string Rope(string x)

@@ -31,7 +31,7 @@ public sealed record OnnxWeight(StoredTensor Tensor, OnnxWeightKind Kind, int Bi
 /// <summary>
 /// The ONNX precision policy is the GGUF one (<see cref="QuantizationPlan"/>) read through a table: int4 is the
 /// q4_0 preset and int8 the q8_0 preset, so the same tensors stay float (norms, SSM parameters, conv kernel,
-/// meta tokens: float32; x_proj/dt_proj: float16, never below 8 bits) and the tied embedding / head get the
+/// meta tokens: float32; x_proj/dt_proj: 8 bits, never fewer) and the tied embedding / head get the
 /// head's 8 bits. MatMulNBits takes any row length (a partial last block is padded), so the type a tensor
 /// asked for is used, not the GGUF shape fallback.
 /// </summary>
@@ -69,6 +69,10 @@ public static class OnnxPrecision
         {
             var asked = p.Requested ?? p.Type;
             var (kind, bits) = ByGgmlType[asked];
+            // GGUF keeps x_proj/dt_proj in F16 because no ggml block fits their widths; MatMulNBits takes any
+            // width, and 8 bits (the floor the policy sets for them) reads a quarter of the bytes at decode.
+            if (!preset.IsFloat && p.Tensor.Role is StoredRole.SsmXProj or StoredRole.SsmDt)
+                return new OnnxWeight(p.Tensor, OnnxWeightKind.NBits, 8, "SSM Δ/B/C projection: 8 bits, never fewer");
             return new OnnxWeight(p.Tensor, kind, bits, p.Reason.Split(';')[0]);
         }).ToList();
     }
