@@ -33,7 +33,7 @@ internal static class ArtifactLoader
         if (IsGguf(path))
         {
             var gguf = GgufTensorSource.Open(path);
-            return new ExportInput(new OnnxExportSource(gguf, [Path.GetFullPath(path)], null), gguf);
+            return new ExportInput(new OnnxExportSource(gguf, [Path.GetFullPath(path)], null, path), gguf);
         }
         var checkpoint = HymbaCheckpoint.Open(path);
         foreach (var w in checkpoint.Warnings) stderr.WriteLine($"warning: {w}");
@@ -43,7 +43,34 @@ internal static class ArtifactLoader
             throw new HymbaTools.Common.InvalidCheckpointException(checkpoint.Files.Directory, "", "no weights (config.json only)");
         }
         var files = new[] { checkpoint.Files.ConfigPath }.Concat(checkpoint.Tensors.Files.Select(f => f.Path)).ToList();
-        return new ExportInput(new OnnxExportSource(new CheckpointTensorSource(checkpoint), files, checkpoint.Files.Directory), checkpoint);
+        return new ExportInput(new OnnxExportSource(new CheckpointTensorSource(checkpoint), files, checkpoint.Files.Directory, checkpoint.Files.Directory), checkpoint);
+    }
+
+    /// <summary>
+    /// The checkpoint or GGUF an ONNX export was made from, when it is still on disk with the hashes the export
+    /// recorded (a note on stderr otherwise, and null).
+    /// </summary>
+    public static IHymbaRunner? SourceOf(OnnxRunner export, TextWriter stderr)
+    {
+        if (!export.Metadata.TryGetValue(HymbaOnnxNames.MetaSourcePath, out var path) || !(Directory.Exists(path) || File.Exists(path))) return null;
+        string directory = File.Exists(path) ? Path.GetDirectoryName(path)! : path;
+        foreach (var line in export.Metadata.GetValueOrDefault(HymbaOnnxNames.MetaSourceSha256, "").Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var parts = line.Split(' ', 2);
+            string file = Path.Combine(directory, parts[0]);
+            if (parts.Length != 2 || !File.Exists(file) || Sha256(file) != parts[1])
+            {
+                stderr.WriteLine($"note: {path} changed since the export ({parts[0]}); not comparing with it");
+                return null;
+            }
+        }
+        return Open(path, stderr);
+    }
+
+    private static string Sha256(string path)
+    {
+        using var stream = File.OpenRead(path);
+        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(stream));
     }
 }
 

@@ -8,7 +8,7 @@ internal static class InspectCommand
 {
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
-        var checkpoint = new Argument<string>("checkpoint") { Description = "HuggingFace checkpoint directory (config.json + safetensors, or config.json only), or a .gguf file" };
+        var checkpoint = new Argument<string>("checkpoint") { Description = "HuggingFace checkpoint directory (config.json + safetensors, or config.json only), a .gguf file or an ONNX export directory" };
         var json = new Option<bool>("--json") { Description = "Print one JSON object on stdout instead of tables" };
         var seqLen = new Option<long[]>("--seq-len")
         {
@@ -27,7 +27,8 @@ internal static class InspectCommand
                 if (s < 0) throw new HymbaTools.Common.InvalidRequestException("--seq-len", $"{s} is negative, expected a token count >= 0");
             string path = parse.GetValue(checkpoint)!;
             InspectReport report;
-            if (ArtifactLoader.IsGguf(path))
+            if (HymbaTools.Runtime.OnnxRunner.IsOnnxDirectory(path)) report = OnnxInspect.For(path, lengths);
+            else if (ArtifactLoader.IsGguf(path))
             {
                 using var gguf = HymbaTools.Formats.Gguf.GgufTensorSource.Open(path);
                 report = GgufInspect.For(gguf, lengths);

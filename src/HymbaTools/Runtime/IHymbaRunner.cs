@@ -9,6 +9,13 @@ public interface IHymbaRunner : IDisposable
     string Description { get; }
     LogitsResult Forward(long[][] ids);
     IDecodeSession StartDecode(int batch, DecodeWindowMode mode);
+
+    /// <summary>
+    /// How far the same tokens may legitimately give different logits when run in another shape (one token at a
+    /// time, or in a batch), when the runtime picks other kernels by the number of rows (null: they must agree
+    /// within the verify tolerance).
+    /// </summary>
+    double? ConsistencyTolerance => null;
 }
 
 /// <summary>Incremental decoding: the first call prefills, later calls decode.</summary>

@@ -28,6 +28,18 @@ public sealed class OnnxRunner : IHymbaRunner
 
     public HymbaConfig Config { get; }
     public string Directory { get; }
+    /// <summary>Model metadata_props (provenance: tool version, export type, source path and hashes).</summary>
+    public IReadOnlyDictionary<string, string> Metadata => _session.ModelMetadata.CustomMetadataMap;
+    public string ExportType => Metadata.GetValueOrDefault(HymbaOnnxNames.MetaType, "f32");
+
+    /// <summary>
+    /// MatMulNBits with int8 activations (accuracy_level 4) picks its kernel by the number of rows, so one token
+    /// at a time or a batch gives logits that differ by about the activation rounding (measured up to 0.15 max
+    /// abs on the fixtures, against 0.47 for the int8 weights themselves); float weights and accuracy_level 0 agree
+    /// to float32 rounding.
+    /// </summary>
+    public double? ConsistencyTolerance =>
+        ExportType is "int8" or "int4" && Metadata.GetValueOrDefault(HymbaOnnxNames.MetaAccuracyLevel, "0") != "0" ? 0.25 : null;
     public string Description => Directory + " (ONNX Runtime)";
     /// <summary>The state inputs in a fixed order (K/V of owners, then conv and SSM of every layer).</summary>
     public IReadOnlyList<string> PastNames { get; }

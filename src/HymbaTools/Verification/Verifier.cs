@@ -81,15 +81,17 @@ public static class Verifier
         single0.Data.CopyTo(batchRows, 0);
         single1.Data.CopyTo(batchRows, single0.Data.Length);
         var batchCmp = LogitComparison.Compare(batchRows, full.Data, c.VocabSize);
-        cases.Add(new VerifyCase("batch-vs-single", "self", batchCmp, batchCmp.MaxAbsDiff <= tolerance, "rows of a batch of 2 vs two batch-1 runs"));
+        double consistency = runner.ConsistencyTolerance ?? tolerance;
+        string kernelNote = runner.ConsistencyTolerance is { } t ? $"; tolerance {t.ToString(CultureInfo.InvariantCulture)} (int8 activations: kernels differ by row count)" : "";
+        cases.Add(new VerifyCase("batch-vs-single", "self", batchCmp, batchCmp.MaxAbsDiff <= consistency, "rows of a batch of 2 vs two batch-1 runs" + kernelNote));
 
         int prefill = Math.Max(1, length / 3);
         // Step i feeds token prefill+i-1 and predicts from position prefill-1+i, as in the golden decode cases.
         var decoded = DecodeLogits(runner, row0[..prefill], row0[prefill..], DecodeWindowMode.MatchFullForward);
         var expected = single0.Data.AsSpan((prefill - 1) * c.VocabSize, (length - prefill) * c.VocabSize);
         var decodeCmp = LogitComparison.Compare(expected, decoded, c.VocabSize);
-        cases.Add(new VerifyCase("prefill+decode", "self", decodeCmp, decodeCmp.MaxAbsDiff <= tolerance,
-            $"prefill {prefill} then {length - prefill} decode steps vs full forward of {length} (window {c.SlidingWindow?.ToString(CultureInfo.InvariantCulture) ?? "none"})"));
+        cases.Add(new VerifyCase("prefill+decode", "self", decodeCmp, decodeCmp.MaxAbsDiff <= consistency,
+            $"prefill {prefill} then {length - prefill} decode steps vs full forward of {length} (window {c.SlidingWindow?.ToString(CultureInfo.InvariantCulture) ?? "none"})" + kernelNote));
 
         var rerun = runner.Forward([row0]);
         bool identical = rerun.Data.AsSpan().SequenceEqual(single0.Data);
@@ -101,5 +103,21 @@ public static class Verifier
         string summary = $"logits over {length} random tokens: mean {mean:F4}, std {std:F4}, min {data.Min():F4}, max {data.Max():F4}; " +
                          $"argmax of the last position {single0.ArgMax(0, length - 1)}";
         return new VerifyReport(runner.Description, null, tolerance, cases, summary);
+    }
+
+    /// <summary>
+    /// The candidate against the model it was made from, on the self-check's random tokens: a gate (max abs
+    /// within tolerance) when the candidate should be lossless, otherwise the measured cost (KL, top-1) as information.
+    /// </summary>
+    public static VerifyCase AgainstSource(IHymbaRunner source, IHymbaRunner candidate, double tolerance, bool lossless, int seed = 1234)
+    {
+        var c = candidate.Config;
+        var rng = new Random(seed);
+        int length = Math.Clamp((c.SlidingWindow ?? 16) * 2 + 5, 8, 64);
+        long[] ids = Enumerable.Range(0, length).Select(_ => (long)rng.Next(c.VocabSize)).ToArray();
+        var cmp = LogitComparison.Compare(source.Forward([ids]).Data, candidate.Forward([ids]).Data, c.VocabSize);
+        string detail = $"vs {source.Description} on {length} random tokens: mean KL {cmp.MeanKl.ToString("0.###e+0", CultureInfo.InvariantCulture)}" +
+                        (lossless ? "" : " (quantized: reported, not gated)");
+        return new VerifyCase("source", "compare", cmp, !lossless || cmp.MaxAbsDiff <= tolerance, detail);
     }
 }

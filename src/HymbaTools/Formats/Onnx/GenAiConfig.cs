@@ -10,7 +10,7 @@ namespace HymbaTools.Formats.Onnx;
 /// </summary>
 public static class GenAiConfig
 {
-    public static JsonObject Create(HymbaConfig c, OnnxExportType type)
+    public static JsonObject Create(HymbaConfig c, OnnxExportOptions options)
     {
         var owners = c.KvOwners.Select(l => l.Index).ToList();
         var sliding = c.Layers.Where(l => l.Attention == AttentionKind.Sliding).Select(l => l.Index).ToList();
@@ -72,7 +72,9 @@ public static class GenAiConfig
             },
             ["hymba"] = new JsonObject
             {
-                ["weight_type"] = type.ToString().ToLowerInvariant(),
+                ["weight_type"] = options.Type.ToString().ToLowerInvariant(),
+                ["block_size"] = options.Type is OnnxExportType.Int4 or OnnxExportType.Int8 ? options.BlockSize : null,
+                ["accuracy_level"] = options.Type is OnnxExportType.Int4 or OnnxExportType.Int8 ? options.AccuracyLevel : null,
                 ["num_meta_tokens"] = c.NumMemoryTokens,
                 ["meta_tokens_prepended_when"] = "the past is empty (attention_mask as long as input_ids)",
                 ["kv_owner_layers"] = new JsonArray(owners.Select(i => (JsonNode)i).ToArray()),

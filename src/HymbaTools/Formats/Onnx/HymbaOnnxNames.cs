@@ -37,8 +37,10 @@ public static class HymbaOnnxNames
 
     /// <summary>Model metadata_props keys.</summary>
     public const string MetaSourceSha256 = "hymba.source.sha256";
+    public const string MetaSourcePath = "hymba.source.path";
     public const string MetaToolVersion = "hymba.tool_version";
     public const string MetaType = "hymba.export.type";
     public const string MetaPreset = "hymba.export.preset";
     public const string MetaBlockSize = "hymba.export.block_size";
+    public const string MetaAccuracyLevel = "hymba.export.accuracy_level";
 }

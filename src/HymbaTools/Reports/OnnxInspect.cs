@@ -1,0 +1,57 @@
+using System.Globalization;
+using HymbaTools.Common;
+using HymbaTools.Formats.Onnx;
+using HymbaTools.Formats.Onnx.Protos;
+using HymbaTools.Model;
+
+namespace HymbaTools.Reports;
+
+/// <summary>`inspect` of an ONNX export directory: its config, the graph's opsets and state I/O, and the weights by ONNX type.</summary>
+public static class OnnxInspect
+{
+    public static InspectReport For(string directory, IReadOnlyList<long>? sequenceLengths = null)
+    {
+        string full = Path.GetFullPath(directory);
+        var config = HymbaConfig.Load(Path.Combine(full, "config.json"));
+        string modelPath = Path.Combine(full, HymbaOnnxNames.ModelFile);
+        ModelProto model;
+        try
+        {
+            using var stream = File.OpenRead(modelPath);
+            model = ModelProto.Parser.ParseFrom(stream);
+        }
+        catch (Google.Protobuf.InvalidProtocolBufferException e) { throw new InvalidCheckpointException(modelPath, "", $"not an ONNX model ({e.Message})"); }
+
+        var bytes = new SortedDictionary<string, long>(StringComparer.Ordinal);
+        long elements = 0;
+        foreach (var t in model.Graph.Initializer)
+        {
+            string type = ((TensorProto.Types.DataType)t.DataType).ToString().ToUpperInvariant();
+            long length = t.DataLocation == TensorProto.Types.DataLocation.External
+                ? long.Parse(t.ExternalData.FirstOrDefault(e => e.Key == "length")?.Value ?? "0", CultureInfo.InvariantCulture)
+                : t.RawData.Length;
+            bytes[type] = bytes.GetValueOrDefault(type) + length;
+            elements += t.Dims.Aggregate(1L, (a, b) => a * b);
+        }
+        long dataBytes = File.Exists(Path.Combine(full, HymbaOnnxNames.DataFile)) ? new FileInfo(Path.Combine(full, HymbaOnnxNames.DataFile)).Length : 0;
+        var footprint = ModelFootprint.Of(config) with { BytesByDType = bytes, TensorCount = model.Graph.Initializer.Count };
+        var opsets = string.Join(", ", model.OpsetImport.Select(o => $"{(o.Domain.Length == 0 ? "ai.onnx" : o.Domain)} {o.Version}"));
+        var container = new List<(string, string)>
+        {
+            ("format", $"ONNX (IR {model.IrVersion}; {opsets})"),
+            ("model.onnx bytes", new FileInfo(modelPath).Length.ToString("N0", CultureInfo.InvariantCulture)),
+            ("model.onnx.data bytes", dataBytes.ToString("N0", CultureInfo.InvariantCulture)),
+            ("graph nodes", model.Graph.Node.Count.ToString(CultureInfo.InvariantCulture)),
+            ("inputs", $"{model.Graph.Input.Count} ({model.Graph.Input.Count(i => i.Name.StartsWith("past_key_values.", StringComparison.Ordinal))} K/V, " +
+                       $"{model.Graph.Input.Count(i => i.Name.StartsWith("past_conv.", StringComparison.Ordinal))} conv, {model.Graph.Input.Count(i => i.Name.StartsWith("past_ssm.", StringComparison.Ordinal))} SSM state)"),
+            ("outputs", model.Graph.Output.Count.ToString(CultureInfo.InvariantCulture)),
+        };
+        foreach (var p in model.MetadataProps.Where(p => p.Key != HymbaOnnxNames.MetaSourceSha256)) container.Add((p.Key, p.Value));
+        foreach (var line in model.MetadataProps.Where(p => p.Key == HymbaOnnxNames.MetaSourceSha256).SelectMany(p => p.Value.Split('\n')))
+            container.Add(("source sha256", line));
+        return new InspectReport(full, config, footprint, true, "ONNX", sequenceLengths is { Count: > 0 } ? sequenceLengths : InspectReport.DefaultSequenceLengths, [])
+        {
+            Container = container,
+        };
+    }
+}
