@@ -65,7 +65,7 @@ internal static class BenchCommand
                     speeds.Add(OnnxBenchmark.Measure("torchsharp reference (f32)", reference, n, steps, r, OnnxBenchmark.OnnxWeightBytesPerToken(config, OnnxExportType.F32, 32), m => stderr.WriteLine(m)));
                 }
                 stderr.WriteLine("measuring memory bandwidth ...");
-                var result = new OnnxBenchmark.Result(speeds, OnnxBenchmark.MeasureBandwidth(Environment.ProcessorCount), Environment.ProcessorCount);
+                var result = new OnnxBenchmark.Result(speeds, OnnxBenchmark.MeasureReadBandwidth(Environment.ProcessorCount), Environment.ProcessorCount);
                 stdout.Write(result.ToText());
             }
             finally

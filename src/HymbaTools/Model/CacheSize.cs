@@ -1,7 +1,7 @@
 namespace HymbaTools.Model;
 
 /// <summary>
-/// Inference-cache size under the convention of architecture doc section 4.2: a 16-bit cache; K and V
+/// Inference-cache size under the convention of docs/architecture.md §4.2: a 16-bit cache; K and V
 /// only for KV-owning layers, M + S tokens in global layers and M + min(S, W) in sliding layers; plus
 /// the conv state (k_conv pre-conv vectors) and the SSM state of every layer.
 /// </summary>

@@ -5,7 +5,7 @@ using F = TorchSharp.torch.nn.functional;
 namespace HymbaTools.Model;
 
 /// <summary>
-/// The attention heads of a layer (architecture doc section 3.3): RoPE on Q (and K for KV owners), GQA with
+/// The attention heads of a layer (docs/architecture.md §3.3): RoPE on Q (and K for KV owners), GQA with
 /// query head h reading KV head h / (H/H_kv), global-causal or sliding-window mask in which the meta
 /// tokens stay visible, and KV consumers reading their producer's post-RoPE K/V. No output projection:
 /// the heads' outputs are concatenated to d_in and fused with the SSM branch.

@@ -34,7 +34,7 @@ public sealed class KvEntry : IDisposable
 }
 
 /// <summary>
-/// The incremental-decoding state of one batch of sequences (architecture doc section 4.1): K/V for
+/// The incremental-decoding state of one batch of sequences (docs/architecture.md §4.1): K/V for
 /// KV-owning layers only (consumers read their producer's), the last k_conv pre-conv inputs and the SSM
 /// state of every layer, and the number of positions processed (meta tokens included).
 /// </summary>

@@ -5,7 +5,7 @@ using HymbaTools.Common;
 namespace HymbaTools.Model;
 
 /// <summary>
-/// The typed Hymba configuration read from a HuggingFace <c>config.json</c> (architecture doc section 1.2),
+/// The typed Hymba configuration read from a HuggingFace <c>config.json</c> (docs/architecture.md §1.2),
 /// with derived dimensions and the per-layer plan. Every field that changes the math is required: the
 /// class defaults of configuration_hymba.py are not the 1.5B values, so nothing is assumed.
 /// </summary>
@@ -55,7 +55,7 @@ public sealed class HymbaConfig
     public int EosTokenId { get; private init; }
     public int PadTokenId { get; private init; }
 
-    // ---- derived (architecture doc section 1.1) ----
+    // ---- derived (docs/architecture.md §1.1) ----
     /// <summary>Q/K head dimension d/H.</summary>
     public int HeadDim => HiddenSize / NumHeads;
     /// <summary>Mamba inner width d_in = expand * d (also the attention output width).</summary>

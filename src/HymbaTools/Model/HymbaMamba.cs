@@ -5,7 +5,7 @@ using F = TorchSharp.torch.nn.functional;
 namespace HymbaTools.Model;
 
 /// <summary>
-/// The SSM heads of a layer (architecture doc section 3.5): causal depthwise conv + SiLU over the x block
+/// The SSM heads of a layer (docs/architecture.md §3.5): causal depthwise conv + SiLU over the x block
 /// (continuing from the cached last inputs), x_proj split into dt/B/C with their inner RMSNorms,
 /// Δ = softplus(dt_proj(dt) + bias), the selective scan with D skip and SiLU(z) gate.
 /// </summary>

@@ -5,7 +5,7 @@ using F = TorchSharp.torch.nn.functional;
 namespace HymbaTools.Model;
 
 /// <summary>
-/// The reference forward pass of a Hymba model in float32 (architecture doc section 3): embedding, meta
+/// The reference forward pass of a Hymba model in float32 (docs/architecture.md §3): embedding, meta
 /// tokens prepended (positions continue after them), per layer attention heads and SSM heads in parallel
 /// on the same normalised input, fused as (norm1(attn) + norm2(ssm)) / 2, out_proj, residual, SwiGLU MLP;
 /// final norm, meta rows dropped, lm_head. Prefill, decode and full forward are one code path over a

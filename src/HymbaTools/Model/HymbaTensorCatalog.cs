@@ -21,7 +21,7 @@ public sealed record ExpectedTensor(string Name, TensorRole Role, int Layer, lon
 
 /// <summary>
 /// The table of every HuggingFace tensor of a Hymba checkpoint: name, role and shape as functions of the
-/// config (architecture doc section 2). Validation, `init`, parameter counts and later the quantization
+/// config (docs/architecture.md §2). Validation, `init`, parameter counts and later the quantization
 /// policy and the GGUF name table all read this one list.
 /// </summary>
 public static class HymbaTensorCatalog

@@ -11,7 +11,7 @@ public readonly record struct RowBlock(int Start, int Length)
 
 /// <summary>
 /// Row blocks of a layer's in_proj, in the order the official code splits them: [Q | K | V | x | z]
-/// for a KV-owning layer and [Q | x | z] for a KV consumer (architecture doc section 2.3).
+/// for a KV-owning layer and [Q | x | z] for a KV consumer (docs/architecture.md §2.3).
 /// </summary>
 public sealed record InProjLayout(RowBlock Q, RowBlock K, RowBlock V, RowBlock X, RowBlock Z)
 {

@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace HymbaTools.Model;
 
 /// <summary>
-/// Rotate-half RoPE with the static NTK base (architecture doc section 3.4). Angles are float32 products
+/// Rotate-half RoPE with the static NTK base (docs/architecture.md §3.4). Angles are float32 products
 /// position x inv_freq, with inv_freq = 1 / base^(j/dim) built in float32, exactly the reference's
 /// precision; cos/sin are float32. Computing the angles in double instead moves logits at long positions.
 /// </summary>

@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace HymbaTools.Model;
 
 /// <summary>
-/// The Mamba-1 selective scan (architecture doc section 3.5, step 6), parameter-free:
+/// The Mamba-1 selective scan (docs/architecture.md §3.5, step 5), parameter-free:
 /// S_t = exp(Δ_t·A) ⊙ S_{t-1} + Δ_t·B_t·u_t ;  y_t = S_t·C_t + D·u_t ;  out_t = y_t · silu(z_t).
 /// <para>
 /// <see cref="Run"/> is the inference kernel: one pass over native float32 memory, channels in parallel,

@@ -53,7 +53,6 @@ public sealed class OnnxRunner : IHymbaRunner
         var config = HymbaConfig.Load(Path.Combine(full, "config.json"));
         string model = Path.Combine(full, HymbaOnnxNames.ModelFile);
         using var options = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL, IntraOpNumThreads = threads ?? Environment.ProcessorCount };
-        if (Environment.GetEnvironmentVariable("HYMBA_ORT_PROFILE") is { } prof) { options.EnableProfiling = true; options.ProfileOutputPathPrefix = prof; }
         InferenceSession session;
         try { session = new InferenceSession(model, options); }
         catch (OnnxRuntimeException e) { throw new InvalidCheckpointException(model, "", $"ONNX Runtime cannot load it ({FirstLine(e.Message)})"); }
@@ -120,7 +119,6 @@ public sealed class OnnxRunner : IHymbaRunner
 
     public void Dispose()
     {
-        if (Environment.GetEnvironmentVariable("HYMBA_ORT_PROFILE") is not null) Console.Error.WriteLine("profile: " + _session.EndProfiling());
         _session.Dispose();
     }
 }

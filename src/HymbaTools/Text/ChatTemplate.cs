@@ -5,7 +5,7 @@ namespace HymbaTools.Text;
 public sealed record ChatMessage(string Role, string Content);
 
 /// <summary>
-/// The Hymba-Instruct chat format (architecture doc section 5): "&lt;extra_id_0&gt;System", the system text on
+/// The Hymba-Instruct chat format (docs/architecture.md §5): "&lt;extra_id_0&gt;System", the system text on
 /// its own line when given, a blank line, then "&lt;extra_id_1&gt;User\n...\n" / "&lt;extra_id_1&gt;Assistant\n...\n"
 /// turns, and "&lt;extra_id_1&gt;Assistant\n" as the generation prompt. The markers are plain text to the tokenizer.
 /// </summary>

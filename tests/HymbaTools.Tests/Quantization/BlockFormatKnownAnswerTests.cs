@@ -3,7 +3,7 @@ using HymbaTools.Quantization.BlockFormats;
 
 namespace HymbaTools.Tests.Quantization;
 
-/// <summary>Blocks whose bytes follow by hand from the documented rules (anchors-and-formats.md 3.5-3.8).</summary>
+/// <summary>Blocks whose bytes follow by hand from the documented rules (the rules of ggml's quantize_row_*_ref in ggml-quants.c).</summary>
 public class BlockFormatKnownAnswerTests
 {
     private static byte[] Quantize(GgmlType type, float[] x) => TensorQuantizer.Quantize(type, x, x.Length);

@@ -32,7 +32,7 @@ public static class ExampleModelFiles
         }));
     }
 
-    /// <summary>The Hymba-Instruct chat template (architecture doc section 5) in Jinja, for tokenizer_config.json.</summary>
+    /// <summary>The Hymba-Instruct chat template (docs/architecture.md §5) in Jinja, for tokenizer_config.json.</summary>
     public const string ChatTemplate =
         "{{'<extra_id_0>System'}}{% for message in messages %}{% if message['role'] == 'system' %}{{'\n' + message['content'].strip()}}{% endif %}{% endfor %}{{'\n\n'}}" +
         "{% for message in messages %}{% if message['role'] == 'user' %}{{ '<extra_id_1>User\n' + message['content'].strip() + '\n' }}" +
