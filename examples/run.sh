@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The README's main command: build HymbaTools and run the whole pipeline on the example model
 # (examples/hymba-austen, a small Hymba trained here on Jane Austen): inspect, verify, quantize to several
-# GGUF levels (plain and with an importance matrix), compare them with the reference on held-out text,
-# and generate a few sentences. Outputs go to examples/out/.
+# GGUF levels (plain and with an importance matrix), export ONNX (f32, int8, int4) and verify it in ONNX
+# Runtime, compare everything with the reference on held-out text, and generate a few sentences. Outputs go to examples/out/.
 # Usage: bash examples/run.sh [CHECKPOINT_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,8 +40,15 @@ if [ ${#calibration[@]} -gt 0 ]; then
     artifacts+=("$out/model-$preset-imatrix.gguf")
   done
 fi
-echo "== verify the f32 GGUF (must equal the checkpoint's forward)"
+echo "== verify the f32 GGUF (self-checks; the comparison below shows it equal to the checkpoint: KL 0)"
 hymba verify "$out/model-f32.gguf"
+
+for type in f32 int8 int4; do
+  echo "== export ONNX $type, then verify it in ONNX Runtime (self-checks and a comparison with the checkpoint)"
+  hymba export "$checkpoint" --format onnx --type "$type" --force -o "$out/onnx-$type"
+  hymba verify "$out/onnx-$type"
+  artifacts+=("$out/onnx-$type")
+done
 
 echo "== compare every artifact with the reference"
 text=()
@@ -53,5 +60,6 @@ if [ -f "$checkpoint/tokenizer.model" ]; then
   echo "== generate"
   hymba generate "$checkpoint" --prompt "It was a truth universally acknowledged" --max-new-tokens 60 --seed 1
   hymba generate "$out/model-q4_k_m.gguf" --tokenizer "$checkpoint" --prompt "Captain Wentworth" --max-new-tokens 40 --seed 2
+  hymba generate "$out/onnx-int4" --prompt "Captain Wentworth" --max-new-tokens 40 --seed 2
 fi
 echo "== done: reports in $out/comparison.{md,json,svg}"
