@@ -27,13 +27,31 @@ internal static class ArtifactLoader
         return new ReferenceRunner(model, checkpoint.Files.Directory);
     }
 
+    /// <summary>
+    /// The tokenizer for an artifact: --tokenizer DIR when given; a .gguf file's own tokenizer.ggml.* metadata when it
+    /// has some and its directory has no tokenizer.model; otherwise tokenizer.model beside the artifact.
+    /// </summary>
+    public static HymbaTools.Text.HymbaTokenizer Tokenizer(string artifact, string? explicitDirectory)
+    {
+        string directory = CliOutput.TokenizerDirectory(artifact, explicitDirectory);
+        if (explicitDirectory is null && IsGguf(artifact) && !HymbaTools.Text.TokenizerFiles.Exists(directory))
+        {
+            using var file = GgufFile.Open(artifact);
+            if (GgufTokenizerMetadata.Read(file) is { } files) return HymbaTools.Text.HymbaTokenizer.From(files, artifact);
+        }
+        if (!HymbaTools.Text.TokenizerFiles.Exists(directory))
+            throw new HymbaTools.Common.InvalidRequestException("--tokenizer", $"{directory} has no tokenizer.model (give --tokenizer DIR)");
+        return HymbaTools.Text.HymbaTokenizer.Load(directory);
+    }
+
     /// <summary>An export's input: a checkpoint (with its tokenizer files) or a GGUF file (dequantized on read).</summary>
     public static ExportInput OpenExportSource(string path, TextWriter stderr)
     {
         if (IsGguf(path))
         {
             var gguf = GgufTensorSource.Open(path);
-            return new ExportInput(new OnnxExportSource(gguf, [Path.GetFullPath(path)], null, path), gguf);
+            var tokenizer = GgufTokenizerMetadata.Read(gguf.File);
+            return new ExportInput(new OnnxExportSource(gguf, [Path.GetFullPath(path)], null, path) { Tokenizer = tokenizer }, gguf);
         }
         var checkpoint = HymbaCheckpoint.Open(path);
         foreach (var w in checkpoint.Warnings) stderr.WriteLine($"warning: {w}");

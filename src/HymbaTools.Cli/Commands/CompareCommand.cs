@@ -28,7 +28,7 @@ internal static class CompareCommand
             int chunkLength = parse.GetValue(chunk);
             if (chunkLength < 1) throw new InvalidRequestException("--chunk", $"{chunkLength}, expected >= 1");
             using var referenceRunner = ArtifactLoader.Open(referencePath, stderr);
-            string tokenizerDir = Directory.Exists(referencePath) ? referencePath : Path.GetDirectoryName(Path.GetFullPath(referencePath))!;
+            string tokenizerDir = CliOutput.TokenizerDirectory(referencePath, null);
             var (ids, source) = TokenInput.Read(tokenizerDir, parse.GetValue(text), parse.GetValue(tokens), referenceRunner.Config.VocabSize, 2 * chunkLength + 1);
             ids = ids.Take(parse.GetValue(maxTokens) + 1).ToArray();
             var rows = new List<ComparisonRow>();

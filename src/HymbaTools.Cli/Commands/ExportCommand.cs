@@ -53,7 +53,7 @@ internal static class ExportCommand
             using var progress = new ConsoleProgress(stderr, $"export onnx {typeName}");
             var result = OnnxExporter.Export(input.Source, parse.GetValue(output)!, options, progress);
             progress.Complete();
-            if (input.Source.TokenizerDirectory is null || !File.Exists(Path.Combine(result.Directory, "tokenizer.model")))
+            if (!File.Exists(Path.Combine(result.Directory, HymbaTools.Text.TokenizerFiles.ModelFile)))
                 stderr.WriteLine("note: no tokenizer.model in the source; the export has no tokenizer files");
             stdout.WriteLine($"wrote {result.Directory}: {HymbaOnnxNames.ModelFile} {result.ModelBytes:N0} bytes" +
                              (result.ExternalData ? $" + {HymbaOnnxNames.DataFile} {result.DataBytes:N0} bytes" : "") +

@@ -10,7 +10,7 @@ internal static class GenerateCommand
 {
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
-        var artifact = new Argument<string>("artifact") { Description = "HuggingFace checkpoint directory or .gguf file" };
+        var artifact = new Argument<string>("artifact") { Description = "HuggingFace checkpoint directory, .gguf file or ONNX export directory" };
         var prompt = new Option<string>("--prompt") { Description = "Prompt text", Required = true };
         var maxNew = new Option<int>("--max-new-tokens") { Description = "Most tokens to generate (stops earlier at EOS)", DefaultValueFactory = _ => 64 };
         var temperature = new Option<double>("--temperature") { Description = "Sampling temperature; 0 = greedy", DefaultValueFactory = _ => 0.8 };
@@ -18,7 +18,7 @@ internal static class GenerateCommand
         var topP = new Option<double>("--top-p") { Description = "Nucleus sampling mass", DefaultValueFactory = _ => 0.95 };
         var seed = new Option<int>("--seed") { Description = "Sampling seed", DefaultValueFactory = _ => 0 };
         var chat = new Option<bool>("--chat") { Description = "Wrap the prompt in the Hymba-Instruct chat template" };
-        var tokenizer = new Option<string?>("--tokenizer") { Description = "Directory with tokenizer.model (default: the checkpoint, or the .gguf file's directory)" };
+        var tokenizer = new Option<string?>("--tokenizer") { Description = "Directory with tokenizer.model (default: the checkpoint or export directory; for a .gguf file its tokenizer.ggml.* metadata, else its directory)" };
         var command = new Command("generate", "Generate text, streamed as it is produced, using the incremental decoding cache; prints tokens/s on stderr")
         {
             artifact, prompt, maxNew, temperature, topK, topP, seed, chat, tokenizer,
@@ -31,10 +31,7 @@ internal static class GenerateCommand
             double t = parse.GetValue(temperature), p = parse.GetValue(topP);
             if (t < 0) throw new InvalidRequestException("--temperature", $"{t}, expected >= 0");
             if (p is <= 0 or > 1) throw new InvalidRequestException("--top-p", $"{p}, expected 0 < p <= 1");
-            string tokenizerDir = parse.GetValue(tokenizer) ?? (Directory.Exists(path) ? path : Path.GetDirectoryName(Path.GetFullPath(path))!);
-            if (!HymbaTokenizer.Exists(tokenizerDir))
-                throw new InvalidRequestException("--tokenizer", $"{tokenizerDir} has no tokenizer.model (give --tokenizer DIR)");
-            var tok = HymbaTokenizer.Load(tokenizerDir);
+            var tok = ArtifactLoader.Tokenizer(path, parse.GetValue(tokenizer));
             string text = parse.GetValue(prompt)!;
             long[] ids = parse.GetValue(chat)
                 ? tok.Encode(ChatTemplate.Render([new ChatMessage("user", text)]), addBos: false)

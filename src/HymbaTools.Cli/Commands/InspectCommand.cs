@@ -39,12 +39,7 @@ internal static class InspectCommand
                 report = InspectReport.For(ckpt, lengths);
                 foreach (var w in ckpt.Warnings) stderr.WriteLine($"warning: {w}");
             }
-            if (parse.GetValue(json))
-            {
-                using var buffer = new MemoryStream();
-                report.WriteJson(buffer);
-                stdout.WriteLine(System.Text.Encoding.UTF8.GetString(buffer.ToArray()));
-            }
+            if (parse.GetValue(json)) CliOutput.Json(stdout, report.WriteJson);
             else stdout.Write(report.ToText());
             return ExitCodes.Success;
         }));

@@ -3,7 +3,6 @@ using HymbaTools.Common;
 using HymbaTools.Merge;
 using HymbaTools.Model;
 using HymbaTools.Reports;
-using HymbaTools.Verification;
 
 namespace HymbaTools.Cli.Commands;
 
@@ -30,22 +29,8 @@ internal static class MergeKvCommand
             var (ids, tokenSource) = TokenInput.Read(source.Files.Directory, parse.GetValue(text), parse.GetValue(tokens), source.Config.VocabSize, 128);
             ids = ids.Take(2048).ToArray();
             if (ids.Length == 0) throw new InvalidRequestException("--tokens", "no tokens to evaluate on");
-            LogitComparison accuracy;
-            using (var original = HymbaModel.Load(new CheckpointTensorSource(source)))
-            using (var mergedCheckpoint = HymbaCheckpoint.Open(result.Directory))
-            using (var merged = HymbaModel.Load(new CheckpointTensorSource(mergedCheckpoint)))
-            {
-                var a = original.Forward([ids]);
-                var b = merged.Forward([ids]);
-                accuracy = LogitComparison.Compare(a.Data, b.Data, a.Vocab);
-            }
-            var report = MergeReport.Create(Path.GetFullPath(result.Directory), result.Before, result.After, parse.GetValue(seqLen)!, accuracy, ids.Length, tokenSource);
-            if (parse.GetValue(json))
-            {
-                using var buffer = new MemoryStream();
-                report.WriteJson(buffer);
-                stdout.WriteLine(System.Text.Encoding.UTF8.GetString(buffer.ToArray()));
-            }
+            var report = MergeReport.Measure(source, result, parse.GetValue(seqLen)!, ids, tokenSource);
+            if (parse.GetValue(json)) CliOutput.Json(stdout, report.WriteJson);
             else stdout.Write(report.ToText());
             return ExitCodes.Success;
         }));

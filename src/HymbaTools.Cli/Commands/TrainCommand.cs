@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using HymbaTools.Common;
-using HymbaTools.Model.Training;
+using HymbaTools.Synthetic;
 using HymbaTools.Synthetic;
 
 namespace HymbaTools.Cli.Commands;

@@ -34,12 +34,7 @@ internal static class VerifyCommand
                 using (source)
                     report = report with { Cases = [.. report.Cases, Verifier.AgainstSource(source, onnx, tol, lossless: onnx.ExportType == "f32")] };
             }
-            if (parse.GetValue(json))
-            {
-                using var buffer = new MemoryStream();
-                report.WriteJson(buffer);
-                stdout.WriteLine(System.Text.Encoding.UTF8.GetString(buffer.ToArray()));
-            }
+            if (parse.GetValue(json)) CliOutput.Json(stdout, report.WriteJson);
             else stdout.Write(report.ToText());
             return report.Passed ? ExitCodes.Success : ExitCodes.CheckFailed;
         }));

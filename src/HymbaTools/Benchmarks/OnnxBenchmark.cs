@@ -1,3 +1,4 @@
+using HymbaTools.Common;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;

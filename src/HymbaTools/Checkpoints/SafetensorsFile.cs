@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Text.Json;
 using HymbaTools.Common;
 
@@ -33,7 +34,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
     public IReadOnlyList<TensorView> Tensors { get; private set; } = [];
     public long DataSectionStart { get; private set; }
 
-    public bool TryGetTensor(string name, out TensorView tensor) => _tensors.TryGetValue(name, out tensor!);
+    public bool TryGetTensor(string name, [MaybeNullWhen(false)] out TensorView tensor) => _tensors.TryGetValue(name, out tensor);
 
     public static SafetensorsFile Open(string path, SafetensorsLimits? limits = null)
     {

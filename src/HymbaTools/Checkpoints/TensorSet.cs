@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using HymbaTools.Common;
 
 namespace HymbaTools.Checkpoints;
@@ -23,7 +24,7 @@ public sealed class TensorSet : IDisposable
     public IReadOnlyList<SafetensorsFile> Files => _files;
     public IReadOnlyDictionary<string, TensorView> ByName => _byName;
     public int Count => _byName.Count;
-    public bool TryGet(string name, out TensorView view) => _byName.TryGetValue(name, out view!);
+    public bool TryGet(string name, [MaybeNullWhen(false)] out TensorView view) => _byName.TryGetValue(name, out view);
 
     /// <summary>Tensors in a stable (ordinal) name order.</summary>
     public IEnumerable<TensorView> InNameOrder => _byName.Values.OrderBy(t => t.Name, StringComparer.Ordinal);

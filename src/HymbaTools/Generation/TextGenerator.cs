@@ -1,8 +1,7 @@
-using HymbaTools.Runtime;
 using System.Diagnostics;
 using HymbaTools.Model;
+using HymbaTools.Runtime;
 using HymbaTools.Text;
-using HymbaTools.Verification;
 
 namespace HymbaTools.Generation;
 
@@ -24,6 +23,11 @@ public static class TextGenerator
         var logits = session.Step([promptIds]);
         var prefill = clock.Elapsed;
         var generated = new List<long>();
+        // SentencePiece drops the word-boundary space of the first piece it decodes ("▁to" alone is "to"), so the new
+        // tokens are decoded after the last prompt token and that token's own text is cut off again.
+        long anchor = promptIds[^1];
+        string anchorText = tokenizer.Decode([anchor]);
+        string Text() => Suffix(tokenizer.Decode([anchor, .. generated]), anchorText);
         string emitted = "";
         bool eos = false;
         var decodeClock = Stopwatch.StartNew();
@@ -32,7 +36,7 @@ public static class TextGenerator
             int next = sampler.Next(logits.Row(0, logits.Tokens - 1));
             if (next == tokenizer.EosId) { eos = true; break; }
             generated.Add(next);
-            string text = tokenizer.Decode(generated);
+            string text = Text();
             // Stream only complete characters: hold back while the tail is an unfinished byte sequence.
             if (text.Length > emitted.Length && !text.EndsWith('\uFFFD'))
             {
@@ -41,9 +45,11 @@ public static class TextGenerator
             }
             if (i + 1 < maxNewTokens) logits = session.Step([[next]]);
         }
-        string final = tokenizer.Decode(generated);
+        string final = Text();
         if (final.Length > emitted.Length) onText?.Invoke(final[emitted.Length..]);
         double seconds = decodeClock.Elapsed.TotalSeconds;
         return new GenerationResult(promptIds, generated, final, eos, generated.Count / Math.Max(seconds, 1e-9), prefill);
     }
+
+    private static string Suffix(string text, string prefix) => text.StartsWith(prefix, StringComparison.Ordinal) ? text[prefix.Length..] : text;
 }

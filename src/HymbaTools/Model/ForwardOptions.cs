@@ -8,18 +8,18 @@ public sealed record ForwardOptions
     /// <summary>Keep autograd on and use the torch-op scan (training).</summary>
     public bool Differentiable { get; init; }
 
-    /// <summary>Record every decoder layer's input and the final normalised hidden states (debugging aid).</summary>
+    /// <summary>Return every decoder layer's input and the final normalised hidden states with the logits (debugging aid).</summary>
     public bool CaptureHiddenStates { get; init; }
 
     /// <summary>When set, squared activations entering each linear weight are accumulated here (calibration).</summary>
     public ActivationStatistics? Statistics { get; init; }
 
-    /// <summary>Deliberately wrong variants, for tests that show a component is exercised.</summary>
-    public ForwardFault Fault { get; init; } = ForwardFault.None;
+    /// <summary>Deliberately wrong variants, for tests that show a component is exercised (not part of the public API).</summary>
+    internal ForwardFault Fault { get; init; } = ForwardFault.None;
 }
 
 /// <summary>Known-wrong variants of the forward pass (each must move logits beyond tolerance on the fixtures).</summary>
-public enum ForwardFault
+internal enum ForwardFault
 {
     None,
     SwapFusionNorms,

@@ -26,9 +26,6 @@ public sealed class HymbaModel : IDisposable
     public HymbaWeights Weights { get; }
     public HymbaConfig Config => Weights.Config;
 
-    /// <summary>Hidden states recorded by the last forward with <see cref="ForwardOptions.CaptureHiddenStates"/>.</summary>
-    public IReadOnlyList<float[]>? LastHiddenStates { get; private set; }
-
     public HymbaCache NewCache(int batch, DecodeWindowMode mode = DecodeWindowMode.MatchFullForward) => new(Config, batch, mode);
 
     /// <summary>Full-sequence forward: logits for every text position of every row ([B, T] ids, equal lengths).</summary>
@@ -47,9 +44,11 @@ public sealed class HymbaModel : IDisposable
         using var scope = torch.NewDisposeScope();
         using var grad = torch.no_grad();
         var tokens = ToTensor(ids, cache.Batch);
-        var logits = Logits(tokens, cache, options ?? ForwardOptions.Default);
+        options ??= ForwardOptions.Default;
+        var captured = options.CaptureHiddenStates ? new List<float[]>() : null;
+        var logits = Logits(tokens, cache, options, captured);
         var data = TorchMemory.AsSpan(logits.contiguous()).ToArray();
-        return new LogitsResult(data, (int)logits.shape[0], (int)logits.shape[1], (int)logits.shape[2]);
+        return new LogitsResult(data, (int)logits.shape[0], (int)logits.shape[1], (int)logits.shape[2]) { HiddenStates = captured };
     }
 
     private static Tensor ToTensor(long[][] ids, int batch)
@@ -64,7 +63,10 @@ public sealed class HymbaModel : IDisposable
     /// Logits [B, T, V] for token ids [B, T] (int64), advancing the cache. Runs with autograd as the caller
     /// set it (the training recipe calls this with gradients enabled and <see cref="ForwardOptions.Differentiable"/>).
     /// </summary>
-    public Tensor Logits(Tensor tokens, HymbaCache cache, ForwardOptions options)
+    public Tensor Logits(Tensor tokens, HymbaCache cache, ForwardOptions options) => Logits(tokens, cache, options, null);
+
+    /// <param name="captured">when set, receives every decoder layer's input and the final normalised hidden states</param>
+    private Tensor Logits(Tensor tokens, HymbaCache cache, ForwardOptions options, List<float[]>? captured)
     {
         var c = Config;
         var w = Weights;
@@ -86,7 +88,6 @@ public sealed class HymbaModel : IDisposable
             ropePositions = positions.Select(p => p >= c.NumMemoryTokens ? p - c.NumMemoryTokens : p).ToArray();
         var angles = _rope.Enabled ? _rope.Angles(ropePositions) : ((Tensor, Tensor)?)null;
 
-        var captured = options.CaptureHiddenStates ? new List<float[]>() : null;
         foreach (var layer in w.Layers)
         {
             captured?.Add(TorchMemory.AsSpan(x.contiguous()).ToArray());
@@ -96,7 +97,6 @@ public sealed class HymbaModel : IDisposable
 
         var normalized = RmsNorm.Apply(x, w.FinalNorm, c.RmsNormEps);
         captured?.Add(TorchMemory.AsSpan(normalized.contiguous()).ToArray());
-        LastHiddenStates = captured;
         var text = normalized[.., TensorIndex.Slice(metaSteps, null), ..];
         options.Statistics?.Record(-1, ActivationPoint.HeadInput, text);
         var logits = F.linear(text, w.LmHead);

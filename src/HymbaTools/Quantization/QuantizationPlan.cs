@@ -115,7 +115,7 @@ public sealed class QuantizationPlan
 
     public string ToText()
     {
-        var table = new Reports.TextTable("tensor", "shape", "type", "bytes", "reason");
+        var table = new Common.TextTable("tensor", "shape", "type", "bytes", "reason");
         foreach (var p in Tensors)
             table.Add(p.Tensor.Name, "[" + string.Join(", ", p.Tensor.Shape) + "]", GgmlTypes.NameOf(p.Type), p.Bytes, p.Reason);
         var fallbacks = Fallbacks.ToList();

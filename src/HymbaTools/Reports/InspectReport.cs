@@ -1,3 +1,4 @@
+using HymbaTools.Common;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;

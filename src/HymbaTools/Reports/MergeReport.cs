@@ -1,3 +1,4 @@
+using HymbaTools.Common;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
@@ -10,6 +11,23 @@ namespace HymbaTools.Reports;
 public sealed record MergeReport(string Output, IReadOnlyList<IReadOnlyList<int>> Groups, IReadOnlyList<(long Tokens, long Before, long After)> Cache,
     LogitComparison Accuracy, int EvaluatedTokens, string TokenSource)
 {
+    /// <summary>
+    /// The report of a finished merge: cache sizes from both configs, and the accuracy cost measured by running the
+    /// original and the merged checkpoint on the same tokens.
+    /// </summary>
+    public static MergeReport Measure(HymbaCheckpoint original, Merge.KvMerge.Result result, IReadOnlyList<long> sequenceLengths, long[] ids, string tokenSource)
+    {
+        LogitComparison accuracy;
+        using (var before = HymbaModel.Load(new CheckpointTensorSource(original)))
+        using (var mergedCheckpoint = HymbaCheckpoint.Open(result.Directory))
+        using (var after = HymbaModel.Load(new CheckpointTensorSource(mergedCheckpoint)))
+        {
+            var a = before.Forward([ids]);
+            accuracy = LogitComparison.Compare(a.Data, after.Forward([ids]).Data, a.Vocab);
+        }
+        return Create(Path.GetFullPath(result.Directory), result.Before, result.After, sequenceLengths, accuracy, ids.Length, tokenSource);
+    }
+
     public static MergeReport Create(string output, HymbaConfig before, HymbaConfig after, IReadOnlyList<long> sequenceLengths,
         LogitComparison accuracy, int evaluatedTokens, string tokenSource) =>
         new(output, after.KvReuseGroups ?? [], sequenceLengths.Select(s => (s, CacheSize.Compute(before, s).Total, CacheSize.Compute(after, s).Total)).ToList(),

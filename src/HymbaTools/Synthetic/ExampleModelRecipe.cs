@@ -3,7 +3,6 @@ using System.Text.Json;
 using HymbaTools.Checkpoints;
 using HymbaTools.Common;
 using HymbaTools.Model;
-using HymbaTools.Model.Training;
 using HymbaTools.Text;
 
 namespace HymbaTools.Synthetic;

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using HymbaTools.Common;
 using Microsoft.ML.Tokenizers;
 
@@ -33,62 +32,28 @@ public sealed class HymbaTokenizer
     public string? ChatTemplate { get; }
 
     /// <summary>Number of pieces of a SentencePiece model file (the vocabulary before added tokens).</summary>
-    public static int CountPieces(string modelPath)
-    {
-        try
-        {
-            using var stream = File.OpenRead(modelPath);
-            return LlamaTokenizer.Create(stream, addBeginOfSentence: false, addEndOfSentence: false).Vocabulary.Count;
-        }
-        catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException or IOException)
-        {
-            throw new InvalidCheckpointException(modelPath, "", $"cannot load the SentencePiece model ({e.Message})");
-        }
-    }
+    public static int CountPieces(string modelPath) => SentencePieceModel.Read(modelPath).Pieces.Count;
 
-    public static bool Exists(string directory) => File.Exists(Path.Combine(directory, "tokenizer.model"));
+    public static bool Exists(string directory) => TokenizerFiles.Exists(directory);
 
-    public static HymbaTokenizer Load(string directory)
+    public static HymbaTokenizer Load(string directory) => From(TokenizerFiles.Read(directory), Path.Combine(directory, TokenizerFiles.ModelFile));
+
+    /// <summary>A tokenizer from parsed files (a checkpoint's, or rebuilt from a GGUF file's tokenizer.ggml.* keys).</summary>
+    public static HymbaTokenizer From(TokenizerFiles files, string origin)
     {
-        string modelPath = Path.Combine(directory, "tokenizer.model");
-        if (!File.Exists(modelPath)) throw new InvalidCheckpointException(directory, "tokenizer.model", "missing (the checkpoint ships no SentencePiece tokenizer)");
-        var special = new Dictionary<string, int>(StringComparer.Ordinal);
-        string added = Path.Combine(directory, "added_tokens.json");
-        if (File.Exists(added))
-        {
-            try
-            {
-                using var doc = JsonDocument.Parse(File.ReadAllBytes(added));
-                foreach (var entry in doc.RootElement.EnumerateObject()) special[entry.Name] = entry.Value.GetInt32();
-            }
-            catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException)
-            {
-                throw new InvalidConfigException(added, "$", $"not an object of token -> id ({e.Message})");
-            }
-        }
-        bool addBos = true, addEos = false;
-        string? template = null;
-        string config = Path.Combine(directory, "tokenizer_config.json");
-        if (File.Exists(config))
-        {
-            using var doc = JsonDocument.Parse(File.ReadAllBytes(config));
-            var root = doc.RootElement;
-            if (root.TryGetProperty("add_bos_token", out var b) && b.ValueKind is JsonValueKind.True or JsonValueKind.False) addBos = b.GetBoolean();
-            if (root.TryGetProperty("add_eos_token", out var e) && e.ValueKind is JsonValueKind.True or JsonValueKind.False) addEos = e.GetBoolean();
-            if (root.TryGetProperty("chat_template", out var t) && t.ValueKind == JsonValueKind.String) template = t.GetString();
-        }
         LlamaTokenizer tokenizer;
         try
         {
-            using var stream = File.OpenRead(modelPath);
-            tokenizer = LlamaTokenizer.Create(stream, addBeginOfSentence: false, addEndOfSentence: false, specialTokens: special.Count > 0 ? special : null);
+            using var stream = new MemoryStream(files.Model.Bytes);
+            var special = files.AddedTokens.Count > 0 ? files.AddedTokens.ToDictionary(kv => kv.Key, kv => kv.Value) : null;
+            tokenizer = LlamaTokenizer.Create(stream, addBeginOfSentence: false, addEndOfSentence: false, specialTokens: special);
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException)
         {
-            throw new InvalidCheckpointException(modelPath, "", $"cannot load the SentencePiece model ({e.Message})");
+            throw new InvalidCheckpointException(origin, "", $"cannot load the SentencePiece model ({e.Message})");
         }
-        int? pad = special.TryGetValue("[PAD]", out int p) ? p : null;
-        return new HymbaTokenizer(tokenizer, addBos, addEos, tokenizer.BeginningOfSentenceId, tokenizer.EndOfSentenceId, pad, template);
+        int? pad = files.AddedTokens.TryGetValue("[PAD]", out int p) ? p : null;
+        return new HymbaTokenizer(tokenizer, files.AddBos, files.AddEos, tokenizer.BeginningOfSentenceId, tokenizer.EndOfSentenceId, pad, files.ChatTemplate);
     }
 
     /// <summary>Token ids of a text; BOS/EOS as the tokenizer config says unless overridden.</summary>

@@ -1,7 +1,8 @@
+using HymbaTools.Common;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using HymbaTools.Reports;
+
 
 namespace HymbaTools.Verification;
 

@@ -83,8 +83,7 @@ public class ReferenceForwardTests
         file.TryGetTensor("len17.hidden_states", out var statesView);
         var ids = idsView.ToInt64Array();
         var reference = statesView.ToFloat32Array();
-        model.Forward([ids], new ForwardOptions { CaptureHiddenStates = true });
-        var states = model.LastHiddenStates!;
+        var states = model.Forward([ids], new ForwardOptions { CaptureHiddenStates = true }).HiddenStates!;
         Assert.Equal(statesView.Shape[0], states.Count);
         int size = states[0].Length;
         for (int layer = 0; layer < states.Count; layer++)

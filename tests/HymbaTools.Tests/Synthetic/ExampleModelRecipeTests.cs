@@ -1,7 +1,7 @@
 using HymbaTools.Runtime;
 using System.Text.Json;
 using HymbaTools.Model;
-using HymbaTools.Model.Training;
+using HymbaTools.Synthetic;
 using HymbaTools.Synthetic;
 using HymbaTools.Tests.TestData;
 using HymbaTools.Verification;

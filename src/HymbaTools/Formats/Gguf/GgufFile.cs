@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using HymbaTools.Common;
 using System.Text;
 using HymbaTools.Quantization;
@@ -40,16 +41,16 @@ public sealed unsafe class GgufFile : IDisposable
     public IReadOnlyList<(string Key, GgufValue Value)> Metadata { get; private set; } = [];
     public IReadOnlyList<GgufTensorInfo> Tensors { get; private set; } = [];
 
-    public bool TryGet(string key, out GgufValue value)
+    public bool TryGet(string key, [MaybeNullWhen(false)] out GgufValue value)
     {
         foreach (var (k, v) in Metadata) if (k == key) { value = v; return true; }
-        value = null!;
+        value = null;
         return false;
     }
 
     public GgufValue Get(string key) => TryGet(key, out var v) ? v : throw new InvalidGgufException(Path, key, "metadata key is missing");
 
-    public bool TryGetTensor(string name, out GgufTensorInfo info) => _byName.TryGetValue(name, out info!);
+    public bool TryGetTensor(string name, [MaybeNullWhen(false)] out GgufTensorInfo info) => _byName.TryGetValue(name, out info);
 
     public ReadOnlySpan<byte> Data(GgufTensorInfo tensor)
     {

@@ -31,7 +31,11 @@ public sealed record OnnxExportOptions
 
 /// <summary>What an export reads: tensors by HuggingFace name, the files to record hashes of, and where tokenizer files are.</summary>
 /// <param name="Path">the checkpoint directory or GGUF file, recorded so `verify` can compare the export with it</param>
-public sealed record OnnxExportSource(IHymbaTensorSource Tensors, IReadOnlyList<string> Files, string? TokenizerDirectory, string Path);
+public sealed record OnnxExportSource(IHymbaTensorSource Tensors, IReadOnlyList<string> Files, string? TokenizerDirectory, string Path)
+{
+    /// <summary>Tokenizer files to write when there is no directory to copy them from (a GGUF file's tokenizer.ggml.* keys).</summary>
+    public Text.TokenizerFiles? Tokenizer { get; init; }
+}
 
 public sealed record OnnxExportResult(string Directory, IReadOnlyList<OnnxWeight> Weights, long ModelBytes, long DataBytes, bool ExternalData);
 
@@ -99,6 +103,17 @@ public static class OnnxExporter
                     string from = Path.Combine(tokenizerDirectory, file);
                     if (File.Exists(from)) File.Copy(from, Path.Combine(temporary, file));
                 }
+            else if (source.Tokenizer is { } tokenizer)
+            {
+                WriteFile(Path.Combine(temporary, Text.TokenizerFiles.ModelFile), tokenizer.Model.Bytes);
+                var tokenizerConfig = new System.Text.Json.Nodes.JsonObject
+                {
+                    ["add_bos_token"] = tokenizer.AddBos,
+                    ["add_eos_token"] = tokenizer.AddEos,
+                    ["chat_template"] = tokenizer.ChatTemplate,
+                };
+                WriteFile(Path.Combine(temporary, Text.TokenizerFiles.ConfigFile), Encoding.UTF8.GetBytes(tokenizerConfig.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n"));
+            }
             WriteFile(Path.Combine(temporary, "README.md"), Encoding.UTF8.GetBytes(OnnxExportReadme.Create(config, options, weights)));
 
             long modelBytes = new FileInfo(Path.Combine(temporary, HymbaOnnxNames.ModelFile)).Length;

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 namespace HymbaTools.Quantization.BlockFormats;
 
 /// <summary>The explicit list of codecs this tool can write and read.</summary>
@@ -12,7 +13,7 @@ public static class BlockFormatRegistry
 
     public static IEnumerable<GgmlType> Supported => Formats.Keys;
 
-    public static bool TryGet(GgmlType type, out IBlockFormat format) => Formats.TryGetValue(type, out format!);
+    public static bool TryGet(GgmlType type, [MaybeNullWhen(false)] out IBlockFormat format) => Formats.TryGetValue(type, out format);
 
     public static IBlockFormat Get(GgmlType type) =>
         Formats.TryGetValue(type, out var f) ? f : throw new NotSupportedException($"ggml type {GgmlTypes.NameOf(type)} is not supported by this tool");

@@ -1,3 +1,4 @@
+using HymbaTools.Model;
 using System.Diagnostics;
 using HymbaTools.Checkpoints;
 using TorchSharp;
@@ -5,7 +6,7 @@ using TorchSharp.Modules;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
-namespace HymbaTools.Model.Training;
+namespace HymbaTools.Synthetic;
 
 public sealed record TrainingResult(double FinalTrainLoss, double HeldOutPerplexity, double UnigramPerplexity, TimeSpan Duration, int Steps, long TokensSeen);
 

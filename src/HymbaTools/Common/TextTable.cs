@@ -1,6 +1,7 @@
+using HymbaTools.Common;
 using System.Text;
 
-namespace HymbaTools.Reports;
+namespace HymbaTools.Common;
 
 /// <summary>A plain-text table with right-aligned numbers; deterministic (no terminal-width guessing), so CI logs and tests see the same text.</summary>
 public sealed class TextTable(params string[] headers)

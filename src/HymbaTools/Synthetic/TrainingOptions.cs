@@ -1,4 +1,5 @@
-namespace HymbaTools.Model.Training;
+using HymbaTools.Model;
+namespace HymbaTools.Synthetic;
 
 /// <summary>Hyper-parameters of the example-model recipe (AdamW, linear warm-up then cosine decay, gradient clipping).</summary>
 public sealed record TrainingOptions

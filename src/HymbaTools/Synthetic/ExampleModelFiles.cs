@@ -1,7 +1,8 @@
+using HymbaTools.Model;
 using System.Text.Json.Nodes;
 using HymbaTools.Common;
 
-namespace HymbaTools.Model.Training;
+namespace HymbaTools.Synthetic;
 
 /// <summary>The tokenizer and generation files a trained example checkpoint ships, in HuggingFace layout.</summary>
 public static class ExampleModelFiles

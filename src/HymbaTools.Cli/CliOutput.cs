@@ -1,0 +1,17 @@
+namespace HymbaTools.Cli;
+
+/// <summary>Conventions every command shares for what it prints and where it finds companion files.</summary>
+internal static class CliOutput
+{
+    /// <summary>A report's JSON on stdout (the report writes UTF-8 into a stream).</summary>
+    public static void Json(TextWriter stdout, Action<Stream> write)
+    {
+        using var buffer = new MemoryStream();
+        write(buffer);
+        stdout.WriteLine(System.Text.Encoding.UTF8.GetString(buffer.ToArray()));
+    }
+
+    /// <summary>Where tokenizer.model is looked for: --tokenizer when given, else the artifact's directory (a checkpoint or an ONNX export) or the directory of a .gguf file.</summary>
+    public static string TokenizerDirectory(string artifact, string? explicitDirectory) =>
+        explicitDirectory ?? (Directory.Exists(artifact) ? artifact : Path.GetDirectoryName(Path.GetFullPath(artifact))!);
+}
