@@ -15,13 +15,16 @@ public class ArchitectureTests
     private static readonly Dictionary<string, int> Rank = new()
     {
         ["Common"] = 0,
-        ["Checkpoints"] = 1, ["Text"] = 1,
+        ["Checkpoints"] = 1,
+        ["Text"] = 1,
         ["Model"] = 2,
-        ["Quantization"] = 3, ["Merge"] = 3,
+        ["Quantization"] = 3,
+        ["Merge"] = 3,
         ["Formats"] = 4,
         ["Runtime"] = 5,
         ["Verification"] = 6,
-        ["Generation"] = 7, ["Reports"] = 7,
+        ["Generation"] = 7,
+        ["Reports"] = 7,
         ["Synthetic"] = 8,
         ["Benchmarks"] = 9,
     };

@@ -8,7 +8,10 @@ internal static class ExportCommand
 {
     private static readonly Dictionary<string, OnnxExportType> Types = new(StringComparer.OrdinalIgnoreCase)
     {
-        ["f32"] = OnnxExportType.F32, ["f16"] = OnnxExportType.F16, ["int8"] = OnnxExportType.Int8, ["int4"] = OnnxExportType.Int4,
+        ["f32"] = OnnxExportType.F32,
+        ["f16"] = OnnxExportType.F16,
+        ["int8"] = OnnxExportType.Int8,
+        ["int4"] = OnnxExportType.Int4,
     };
 
     public static Command Create(TextWriter stdout, TextWriter stderr)
@@ -46,8 +49,12 @@ internal static class ExportCommand
             if (limit < 0) throw new InvalidRequestException("--external-data-threshold", $"{limit} (expected a non-negative byte count)");
             var options = new OnnxExportOptions
             {
-                Type = exportType, BlockSize = parse.GetValue(blockSize), Opset = parse.GetValue(opset), AccuracyLevel = level,
-                ExternalDataThreshold = limit, Force = parse.GetValue(force),
+                Type = exportType,
+                BlockSize = parse.GetValue(blockSize),
+                Opset = parse.GetValue(opset),
+                AccuracyLevel = level,
+                ExternalDataThreshold = limit,
+                Force = parse.GetValue(force),
             };
             using var input = ArtifactLoader.OpenExportSource(parse.GetValue(source)!, stderr);
             using var progress = new ConsoleProgress(stderr, $"export onnx {typeName}");

@@ -2,7 +2,6 @@ using System.CommandLine;
 using System.Globalization;
 using HymbaTools.Common;
 using HymbaTools.Synthetic;
-using HymbaTools.Synthetic;
 
 namespace HymbaTools.Cli.Commands;
 
@@ -35,8 +34,12 @@ internal static class TrainCommand
 
             var options = new TrainingOptions
             {
-                Steps = parse.GetValue(steps), BatchSize = parse.GetValue(batch), SequenceLength = parse.GetValue(seqLen),
-                LearningRate = parse.GetValue(lr), MinLearningRate = parse.GetValue(lr) / 10, Seed = parse.GetValue(seed),
+                Steps = parse.GetValue(steps),
+                BatchSize = parse.GetValue(batch),
+                SequenceLength = parse.GetValue(seqLen),
+                LearningRate = parse.GetValue(lr),
+                MinLearningRate = parse.GetValue(lr) / 10,
+                Seed = parse.GetValue(seed),
             };
             if (options.Steps < 1 || options.BatchSize < 1 || options.SequenceLength < 2)
                 throw new InvalidRequestException("--steps", "steps and batch must be >= 1, seq-len >= 2");

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using HymbaTools.Common;
-using HymbaTools.Model;
 using HymbaTools.Runtime;
 using HymbaTools.Verification;
 

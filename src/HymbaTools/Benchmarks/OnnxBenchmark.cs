@@ -1,9 +1,7 @@
 using HymbaTools.Common;
 using System.Diagnostics;
 using System.Globalization;
-using System.Text;
 using HymbaTools.Formats.Onnx;
-using HymbaTools.Reports;
 using HymbaTools.Runtime;
 
 namespace HymbaTools.Benchmarks;

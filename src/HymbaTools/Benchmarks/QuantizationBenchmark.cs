@@ -3,7 +3,6 @@ using System.Diagnostics;
 using System.Globalization;
 using HymbaTools.Quantization;
 using HymbaTools.Quantization.BlockFormats;
-using HymbaTools.Reports;
 
 namespace HymbaTools.Benchmarks;
 

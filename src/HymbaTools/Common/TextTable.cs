@@ -1,4 +1,3 @@
-using HymbaTools.Common;
 using System.Text;
 
 namespace HymbaTools.Common;

@@ -8,5 +8,5 @@ public sealed record SamplingOptions
     public int TopK { get; init; } = 40;
     /// <summary>Keep the smallest set of tokens whose probability reaches P (1 = all).</summary>
     public double TopP { get; init; } = 0.95;
-    public int Seed { get; init; } = 0;
+    public int Seed { get; init; }
 }

@@ -225,7 +225,7 @@ public sealed class HymbaConfig
     /// reuses the K/V of layer i - (i mod k). Layer kinds: global if sliding_window is null or i is in
     /// global_attn_idx, sliding otherwise.
     /// </summary>
-    private static IReadOnlyList<LayerPlan> BuildLayers(HymbaConfig c, JsonFieldReader r)
+    private static LayerPlan[] BuildLayers(HymbaConfig c, JsonFieldReader r)
     {
         var source = Enumerable.Range(0, c.NumLayers).ToArray();
         if (c.KvReuseGroups is { } groups)

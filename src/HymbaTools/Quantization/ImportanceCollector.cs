@@ -11,7 +11,7 @@ public static class ImportanceCollector
     public static ImportanceMatrix Collect(HymbaModel model, IReadOnlyList<long> tokens, int chunkLength, int maxChunks, string dataset,
         IProgress<(long Done, long Total)>? progress = null)
     {
-        if (chunkLength < 1) throw new ArgumentOutOfRangeException(nameof(chunkLength));
+        ArgumentOutOfRangeException.ThrowIfLessThan(chunkLength, 1);
         int chunks = Math.Min(maxChunks, tokens.Count / chunkLength);
         if (chunks == 0) throw new Common.InvalidRequestException("--text", $"{tokens.Count} tokens is less than one chunk of {chunkLength}");
         var statistics = new ActivationStatistics();

@@ -1,4 +1,3 @@
-using HymbaTools.Model;
 using System.Text.Json.Nodes;
 using HymbaTools.Common;
 
@@ -18,18 +17,32 @@ public static class ExampleModelFiles
         AtomicFile.WriteAllText(Path.Combine(directory, "added_tokens.json"), PythonStyleJson.Serialize(new JsonObject { [PadToken] = pieceCount }));
         AtomicFile.WriteAllText(Path.Combine(directory, "special_tokens_map.json"), PythonStyleJson.Serialize(new JsonObject
         {
-            ["bos_token"] = "<s>", ["eos_token"] = "</s>", ["unk_token"] = "<unk>", ["pad_token"] = PadToken,
+            ["bos_token"] = "<s>",
+            ["eos_token"] = "</s>",
+            ["unk_token"] = "<unk>",
+            ["pad_token"] = PadToken,
         }));
         AtomicFile.WriteAllText(Path.Combine(directory, "tokenizer_config.json"), PythonStyleJson.Serialize(new JsonObject
         {
-            ["add_bos_token"] = true, ["add_eos_token"] = false, ["bos_token"] = "<s>", ["eos_token"] = "</s>", ["unk_token"] = "<unk>",
-            ["pad_token"] = PadToken, ["legacy"] = true, ["model_max_length"] = 1024, ["tokenizer_class"] = "LlamaTokenizer",
+            ["add_bos_token"] = true,
+            ["add_eos_token"] = false,
+            ["bos_token"] = "<s>",
+            ["eos_token"] = "</s>",
+            ["unk_token"] = "<unk>",
+            ["pad_token"] = PadToken,
+            ["legacy"] = true,
+            ["model_max_length"] = 1024,
+            ["tokenizer_class"] = "LlamaTokenizer",
             ["clean_up_tokenization_spaces"] = false,
             ["chat_template"] = ChatTemplate,
         }));
         AtomicFile.WriteAllText(Path.Combine(directory, "generation_config.json"), PythonStyleJson.Serialize(new JsonObject
         {
-            ["bos_token_id"] = 1, ["eos_token_id"] = 2, ["pad_token_id"] = 0, ["transformers_version"] = "4.44.0", ["use_cache"] = false,
+            ["bos_token_id"] = 1,
+            ["eos_token_id"] = 2,
+            ["pad_token_id"] = 0,
+            ["transformers_version"] = "4.44.0",
+            ["use_cache"] = false,
         }));
     }
 

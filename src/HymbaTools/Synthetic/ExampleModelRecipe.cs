@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text.Json;
 using HymbaTools.Checkpoints;
 using HymbaTools.Common;
@@ -17,6 +16,8 @@ public sealed record ExampleModelRequest(string OutputDirectory, CheckpointPrese
 /// </summary>
 public static class ExampleModelRecipe
 {
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+
     public static TrainingResult Run(ExampleModelRequest request, Action<string>? log = null)
     {
         string dir = request.OutputDirectory;
@@ -40,14 +41,22 @@ public static class ExampleModelRecipe
             var report = new Dictionary<string, object>
             {
                 ["command"] = request.CommandLine,
-                ["seed"] = o.Seed, ["steps"] = result.Steps, ["batch"] = o.BatchSize, ["sequence_length"] = o.SequenceLength,
-                ["learning_rate"] = o.LearningRate, ["tokens_seen"] = result.TokensSeen,
-                ["training_seconds"] = Math.Round(result.Duration.TotalSeconds), ["final_train_loss"] = Math.Round(result.FinalTrainLoss, 4),
-                ["held_out_file"] = Path.GetFileName(request.EvalFile), ["held_out_tokens"] = Math.Min(o.EvaluationTokens, evalTokens.Count),
-                ["held_out_perplexity"] = Math.Round(result.HeldOutPerplexity, 3), ["unigram_perplexity"] = Math.Round(result.UnigramPerplexity, 3),
-                ["parameters"] = ModelFootprint.Of(init.Config).ParameterCount, ["machine_cores"] = Environment.ProcessorCount,
+                ["seed"] = o.Seed,
+                ["steps"] = result.Steps,
+                ["batch"] = o.BatchSize,
+                ["sequence_length"] = o.SequenceLength,
+                ["learning_rate"] = o.LearningRate,
+                ["tokens_seen"] = result.TokensSeen,
+                ["training_seconds"] = Math.Round(result.Duration.TotalSeconds),
+                ["final_train_loss"] = Math.Round(result.FinalTrainLoss, 4),
+                ["held_out_file"] = Path.GetFileName(request.EvalFile),
+                ["held_out_tokens"] = Math.Min(o.EvaluationTokens, evalTokens.Count),
+                ["held_out_perplexity"] = Math.Round(result.HeldOutPerplexity, 3),
+                ["unigram_perplexity"] = Math.Round(result.UnigramPerplexity, 3),
+                ["parameters"] = ModelFootprint.Of(init.Config).ParameterCount,
+                ["machine_cores"] = Environment.ProcessorCount,
             };
-            AtomicFile.WriteAllText(Path.Combine(dir, "training.json"), JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true }) + "\n");
+            AtomicFile.WriteAllText(Path.Combine(dir, "training.json"), JsonSerializer.Serialize(report, Indented) + "\n");
             return result;
         }
         finally

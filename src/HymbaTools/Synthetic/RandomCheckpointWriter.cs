@@ -1,8 +1,6 @@
-using System.Runtime.InteropServices;
 using System.Text.Json.Nodes;
 using HymbaTools.Checkpoints;
 using HymbaTools.Common;
-using HymbaTools.Common.Numerics;
 using HymbaTools.Model;
 
 namespace HymbaTools.Synthetic;
@@ -158,7 +156,8 @@ public static class RandomCheckpointWriter
             {
                 double dt = Math.Exp(Math.Log(1e-3) + r.NextDouble() * (Math.Log(1e-1) - Math.Log(1e-3)));
                 return (float)(dt + Math.Log(1.0 - Math.Exp(-dt))); // softplus^-1(dt)
-            },
+            }
+            ,
             TensorRole.DtProjWeight => (long _, ref DeterministicRandom r) => (float)(r.NextDouble() * 2 - 1) * dtBound,
             TensorRole.Conv1dWeight => (long _, ref DeterministicRandom r) => (float)(r.NextDouble() * 2 - 1) * 0.5f,
             TensorRole.Conv1dBias or TensorRole.InProjBias or TensorRole.OutProjBias => (long _, ref DeterministicRandom r) => (float)r.NextNormal() * 0.1f,

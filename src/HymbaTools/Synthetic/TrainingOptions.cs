@@ -1,4 +1,3 @@
-using HymbaTools.Model;
 namespace HymbaTools.Synthetic;
 
 /// <summary>Hyper-parameters of the example-model recipe (AdamW, linear warm-up then cosine decay, gradient clipping).</summary>

@@ -13,7 +13,9 @@ public static class ChatTemplate
 {
     private static readonly Dictionary<string, string> TurnNames = new(StringComparer.Ordinal)
     {
-        ["user"] = "User", ["assistant"] = "Assistant", ["tool"] = "Tool",
+        ["user"] = "User",
+        ["assistant"] = "Assistant",
+        ["tool"] = "Tool",
     };
 
     public static string Render(IEnumerable<ChatMessage> messages, bool addGenerationPrompt = true)

@@ -9,7 +9,7 @@ public class SafetensorsFileTests : IDisposable
     private readonly TempDir _dir = new();
     public void Dispose() => _dir.Dispose();
 
-    private InvalidCheckpointException OpenFails(string path)
+    private static InvalidCheckpointException OpenFails(string path)
     {
         var e = Assert.Throws<InvalidCheckpointException>(() => SafetensorsFile.Open(path).Dispose());
         Assert.Equal(path, e.FilePath);
@@ -166,8 +166,8 @@ public class SafetensorsFileTests : IDisposable
             "{\"a\":{\"dtype\":\"BF16\",\"shape\":[1],\"data_offsets\":[0,2]},\"b\":{\"dtype\":\"F16\",\"shape\":[1],\"data_offsets\":[2,4]}}",
             BitConverter.GetBytes(bf).Concat(half).ToArray());
         using var file = SafetensorsFile.Open(path);
-        file.TryGetTensor("a", out var a);
-        file.TryGetTensor("b", out var b);
+        Assert.True(file.TryGetTensor("a", out var a));
+        Assert.True(file.TryGetTensor("b", out var b));
         Assert.Equal(-2.75f, a.ToFloat32Array()[0]);
         Assert.Equal((float)(Half)0.333f, b.ToFloat32Array()[0]);
     }

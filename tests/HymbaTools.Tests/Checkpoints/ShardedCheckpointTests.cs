@@ -11,9 +11,9 @@ public class ShardedCheckpointTests : IDisposable
     private readonly TempDir _dir = new();
     public void Dispose() => _dir.Dispose();
 
-    private string IndexPath(string checkpoint) => Path.Combine(checkpoint, SafetensorsIndex.FileName);
+    private static string IndexPath(string checkpoint) => Path.Combine(checkpoint, SafetensorsIndex.FileName);
 
-    private void EditIndex(string checkpoint, Action<JsonObject> edit)
+    private static void EditIndex(string checkpoint, Action<JsonObject> edit)
     {
         var node = JsonNode.Parse(File.ReadAllText(IndexPath(checkpoint)))!.AsObject();
         edit(node["weight_map"]!.AsObject());

@@ -256,7 +256,7 @@ public class OnnxExportTests : IDisposable
         Assert.Equal(2, CliRunner.Run("export", Fixtures.TinyA, "--type", "int3", "-o", _dir.File("x")).ExitCode);
         Assert.Equal(2, CliRunner.Run("export", Fixtures.TinyA, "--block-size", "48", "-o", _dir.File("y")).ExitCode);
         Assert.Equal(2, CliRunner.Run("export", Fixtures.TinyA, "--opset", "12", "-o", _dir.File("z")).ExitCode);
-        Assert.Empty(Directory.GetDirectories(_dir.Path).Where(d => Path.GetFileName(d).StartsWith('.')));
+        Assert.DoesNotContain(Directory.GetDirectories(_dir.Path), d => Path.GetFileName(d).StartsWith('.'));
         Assert.Equal(0, CliRunner.Run("export", Fixtures.TinyA, "--force", "-o", output).ExitCode);
         var exact = CliRunner.Run("verify", output, "--json");
         Assert.True(exact.ExitCode == 0, exact.Stdout);

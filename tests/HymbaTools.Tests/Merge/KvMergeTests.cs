@@ -1,5 +1,4 @@
 using System.Text.Json;
-using HymbaTools.Common;
 using HymbaTools.Merge;
 using HymbaTools.Model;
 using HymbaTools.Tests.Cli;

@@ -79,8 +79,8 @@ public class ReferenceForwardTests
         using var ckpt = HymbaCheckpoint.Open(Fixtures.TinyA);
         using var model = HymbaModel.Load(new CheckpointTensorSource(ckpt));
         using var file = HymbaTools.Checkpoints.SafetensorsFile.Open(Fixtures.Golden(Fixtures.TinyA));
-        file.TryGetTensor("len17.input_ids", out var idsView);
-        file.TryGetTensor("len17.hidden_states", out var statesView);
+        Assert.True(file.TryGetTensor("len17.input_ids", out var idsView));
+        Assert.True(file.TryGetTensor("len17.hidden_states", out var statesView));
         var ids = idsView.ToInt64Array();
         var reference = statesView.ToFloat32Array();
         var states = model.Forward([ids], new ForwardOptions { CaptureHiddenStates = true }).HiddenStates!;

@@ -1,6 +1,5 @@
 using HymbaTools.Model;
 using TorchSharp;
-using static TorchSharp.torch;
 
 namespace HymbaTools.Tests.Model;
 

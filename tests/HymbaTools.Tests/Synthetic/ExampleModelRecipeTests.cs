@@ -2,7 +2,6 @@ using HymbaTools.Runtime;
 using System.Text.Json;
 using HymbaTools.Model;
 using HymbaTools.Synthetic;
-using HymbaTools.Synthetic;
 using HymbaTools.Tests.TestData;
 using HymbaTools.Verification;
 

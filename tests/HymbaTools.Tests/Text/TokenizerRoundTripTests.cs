@@ -1,4 +1,3 @@
-using HymbaTools.Cli;
 using HymbaTools.Formats.Gguf;
 using HymbaTools.Generation;
 using HymbaTools.Model;

@@ -68,7 +68,8 @@ public sealed class GgufTensorSource : IHymbaTensorSource, IDisposable
         if (name == HymbaTensorCatalog.LmHead && Config.TieWordEmbeddings) name = HymbaTensorCatalog.EmbedTokens;
         foreach (var stored in _bySource[name])
         {
-            _file.TryGetTensor(stored.Name, out var info);
+            if (!_file.TryGetTensor(stored.Name, out var info))
+                throw new InvalidGgufException(_file.Path, stored.Name, "tensor missing");
             int cols = checked((int)stored.Columns);
             long offset = (stored.SourceRows?.Start ?? 0) * (long)cols;
             DequantizeRows(info, cols, destination.Slice((int)offset, (int)stored.ElementCount));

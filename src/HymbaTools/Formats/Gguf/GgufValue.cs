@@ -53,14 +53,21 @@ public sealed class GgufValue
     /// <summary>Any integer type as long.</summary>
     public long AsInteger => Value switch
     {
-        byte v => v, sbyte v => v, ushort v => v, short v => v, uint v => v, int v => v, long v => v,
+        byte v => v,
+        sbyte v => v,
+        ushort v => v,
+        short v => v,
+        uint v => v,
+        int v => v,
+        long v => v,
         ulong v when v <= long.MaxValue => (long)v,
         _ => throw new InvalidOperationException($"value is a {Type}, not an integer"),
     };
 
     public double AsDouble => Value switch
     {
-        float v => v, double v => v,
+        float v => v,
+        double v => v,
         _ => throw new InvalidOperationException($"value is a {Type}, not a float"),
     };
 

@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Text;
 using HymbaTools.Common;
 using HymbaTools.Quantization;

@@ -29,7 +29,7 @@ internal sealed class HymbaOnnxGraph
 {
     private readonly OnnxGraphBuilder _g;
     private readonly HymbaConfig _c;
-    private readonly IReadOnlyDictionary<string, OnnxWeight> _weights;
+    private readonly Dictionary<string, OnnxWeight> _weights;
     private readonly HymbaGraphOptions _options;
     private readonly Dictionary<string, string> _castWeights = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _shapes = new(StringComparer.Ordinal);

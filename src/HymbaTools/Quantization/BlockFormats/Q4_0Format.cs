@@ -48,7 +48,7 @@ public sealed class Q4_0Format : IBlockFormat
             QuantMath.ImportanceWeights(x, qw, sigma2, weight);
             float d = QuantMath.MakeQxQuants(32, 8, x, L, 1, weight);
             QuantMath.WriteHalf(y, d);
-            for (int j = 0; j < 16; j++) y[2 + j] = (byte)(L[j] | (L[j + 16] << 4));
+            for (int j = 0; j < 16; j++) y[2 + j] = (byte)((byte)L[j] | ((byte)L[j + 16] << 4)); // levels are 0..15
         }
     }
 
