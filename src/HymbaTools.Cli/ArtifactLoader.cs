@@ -9,7 +9,8 @@ namespace HymbaTools.Cli;
 /// <summary>Opens whatever artifact a command was given (a HuggingFace directory, a .gguf file or an ONNX export directory).</summary>
 internal static class ArtifactLoader
 {
-    public static bool IsGguf(string path) => File.Exists(path) && GgufFile.IsGguf(path);
+    /// <summary>A file with GGUF magic, or named .gguf (then a bad header is reported as such, not as a missing config.json).</summary>
+    public static bool IsGguf(string path) => File.Exists(path) && (GgufFile.IsGguf(path) || path.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase));
 
     public static IHymbaRunner Open(string path, TextWriter stderr)
     {

@@ -1,14 +1,20 @@
+using System.CommandLine;
 using HymbaTools.Common;
 
 namespace HymbaTools.Cli;
 
 /// <summary>
-/// The one place that maps library errors to exit codes: input errors print one line on stderr and return 2,
-/// anything else is a bug and surfaces with its stack trace.
+/// The one place that maps what a command threw to an exit code (README "Exit codes"): bad input or usage -> 2
+/// with one line naming the file, field or option; an interrupt -> 130; anything else is a bug -> 3 with one line
+/// and the trace in a file (on the terminal only with --verbose). A stack trace never reaches the terminal otherwise.
 /// </summary>
 internal static class CommandRunner
 {
-    public static int Run(TextWriter stderr, Func<int> action)
+    /// <summary>Global options, recognised on every command.</summary>
+    public static readonly Option<bool> Verbose = new("--verbose") { Description = "Print more: progress details, and the full trace of an internal error", Recursive = true };
+    public static readonly Option<bool> Quiet = new("--quiet", "-q") { Description = "Print only results and errors (no progress, no notes)", Recursive = true };
+
+    public static int Run(ParseResult parse, TextWriter stderr, Func<int> action)
     {
         try
         {
@@ -19,10 +25,42 @@ internal static class CommandRunner
             stderr.WriteLine($"error: {e.Message}");
             return ExitCodes.InvalidInput;
         }
-        catch (OperationCanceledException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            stderr.WriteLine("error: cancelled");
+            // The file system said no (a full disk, a read-only place, a file that vanished): input, not a bug.
+            stderr.WriteLine($"error: {e.Message}");
             return ExitCodes.InvalidInput;
         }
+        catch (OperationCanceledException)
+        {
+            stderr.WriteLine("error: interrupted");
+            return ExitCodes.Interrupted;
+        }
+        catch (Exception e)
+        {
+            string trace = WriteTrace(e);
+            stderr.WriteLine($"internal error: {e.GetType().Name}: {FirstLine(e.Message)} (a bug in hymba; the trace is in {trace})");
+            if (parse.GetValue(Verbose)) stderr.WriteLine(e);
+            return ExitCodes.InternalError;
+        }
+    }
+
+    private static string FirstLine(string message) => message.Split('\n')[0].Trim();
+
+    private static string WriteTrace(Exception e)
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"hymba-error-{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Environment.ProcessId}.txt");
+        try { File.WriteAllText(path, $"hymba {string.Join(' ', Environment.GetCommandLineArgs().Skip(1))}\n{e}\n"); }
+        catch (Exception io) when (io is IOException or UnauthorizedAccessException) { return "(no file: " + io.Message + ")"; }
+        return path;
+    }
+
+    /// <summary>Parse errors are usage errors: one line each and exit 2 (System.CommandLine's own default is 1, a failed check's code).</summary>
+    public static int UsageErrors(ParseResult parse, TextWriter stderr)
+    {
+        foreach (var error in parse.Errors) stderr.WriteLine($"error: {error.Message}");
+        string command = parse.CommandResult.Command is RootCommand ? "" : parse.CommandResult.Command.Name + " ";
+        stderr.WriteLine($"(see 'hymba {command}--help')");
+        return ExitCodes.InvalidInput;
     }
 }

@@ -1,17 +1,38 @@
 using System.CommandLine;
+using System.Runtime.InteropServices;
 using HymbaTools.Cli.Commands;
 
 namespace HymbaTools.Cli;
 
 public static class Program
 {
-    public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
+    public static int Main(string[] args)
+    {
+        // An interrupt removes this process's temporary outputs and exits 130 (SIGINT) or 143 (SIGTERM); nothing
+        // half-written is left beside a destination.
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, context => Stop(context, ExitCodes.Interrupted));
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => Stop(context, ExitCodes.Terminated));
+        return Run(args, Console.Out, Console.Error);
+    }
+
+    private static void Stop(PosixSignalContext context, int exitCode)
+    {
+        context.Cancel = true;
+        HymbaTools.Common.TemporaryPaths.DeleteAll();
+        Console.Error.WriteLine();
+        Console.Error.WriteLine(exitCode == ExitCodes.Interrupted ? "interrupted: temporary outputs removed" : "terminated: temporary outputs removed");
+        Environment.Exit(exitCode);
+    }
 
     /// <summary>Entry point used by tests: runs the CLI in-process with captured output.</summary>
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
-        var root = new RootCommand("hymba: read, verify, quantize and export NVIDIA Hymba hybrid-head models (HuggingFace checkpoints)")
+        var root = new RootCommand("hymba: read, verify, quantize and export NVIDIA Hymba hybrid-head models (HuggingFace checkpoints).\n" +
+            "Exit codes: 0 success; 1 a check or gate failed (the output says which); 2 bad input or usage (one line naming the file, field or option); " +
+            "3 internal error (one line; the trace in a file, or on stderr with --verbose); 130/143 interrupted (temporary outputs removed).")
         {
+            CommandRunner.Verbose,
+            CommandRunner.Quiet,
             InspectCommand.Create(stdout, stderr),
             InitCommand.Create(stdout, stderr),
             VerifyCommand.Create(stdout, stderr),
@@ -25,6 +46,7 @@ public static class Program
             CompareCommand.Create(stdout, stderr),
         };
         var parse = root.Parse(args);
+        if (parse.Errors.Count > 0) return CommandRunner.UsageErrors(parse, stderr);
         return parse.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
     }
 }

@@ -33,7 +33,7 @@ internal static class BenchCommand
         {
             checkpoint, types, tokens, decode, repeats, accuracy, blockSize, noReference, work,
         };
-        command.SetAction(parse => CommandRunner.Run(stderr, () =>
+        command.SetAction(parse => CommandRunner.Run(parse, stderr, () =>
         {
             int n = parse.GetValue(tokens), steps = parse.GetValue(decode), r = parse.GetValue(repeats);
             if (n < 1) throw new InvalidRequestException("--tokens", $"{n}, expected >= 1");
@@ -83,7 +83,7 @@ internal static class BenchCommand
         var cols = new Option<int>("--cols") { Description = "Matrix columns (a multiple of 256)", DefaultValueFactory = _ => 4096 };
         var repeats = new Option<int>("--repeats") { Description = "Timed repeats (median reported)", DefaultValueFactory = _ => 5 };
         var command = new Command("quantize", "Quantize throughput (MB/s of float32 input) per ggml type, production path vs a single-threaded row-by-row baseline") { rows, cols, repeats };
-        command.SetAction(parse => CommandRunner.Run(stderr, () =>
+        command.SetAction(parse => CommandRunner.Run(parse, stderr, () =>
         {
             int r = parse.GetValue(rows), c = parse.GetValue(cols), n = parse.GetValue(repeats);
             if (r < 1 || c < 256 || c % 256 != 0) throw new InvalidRequestException("--cols", "need rows >= 1 and cols a positive multiple of 256");
@@ -105,7 +105,7 @@ internal static class BenchCommand
         {
             checkpoint, tokens, decode, repeats,
         };
-        command.SetAction(parse => CommandRunner.Run(stderr, () =>
+        command.SetAction(parse => CommandRunner.Run(parse, stderr, () =>
         {
             var lengths = parse.GetValue(tokens)!;
             if (lengths.Length == 0 || lengths.Any(l => l < 1)) throw new InvalidRequestException("--tokens", "expected positive token counts");

@@ -22,11 +22,13 @@ internal static class CompareCommand
         {
             reference, artifacts, text, tokens, maxTokens, chunk, markdown, json, svg, maxKl,
         };
-        command.SetAction(parse => CommandRunner.Run(stderr, () =>
+        command.SetAction(parse => CommandRunner.Run(parse, stderr, () =>
         {
             string referencePath = parse.GetValue(reference)!;
             int chunkLength = parse.GetValue(chunk);
             if (chunkLength < 1) throw new InvalidRequestException("--chunk", $"{chunkLength}, expected >= 1");
+            foreach (var (option, value) in new[] { ("--markdown", parse.GetValue(markdown)), ("--json", parse.GetValue(json)), ("--svg", parse.GetValue(svg)) })
+                if (value is not null) OutputPaths.CheckFile(value, option);
             using var referenceRunner = ArtifactLoader.Open(referencePath, stderr);
             string tokenizerDir = CliOutput.TokenizerDirectory(referencePath, null);
             var (ids, source) = TokenInput.Read(tokenizerDir, parse.GetValue(text), parse.GetValue(tokens), referenceRunner.Config.VocabSize, 2 * chunkLength + 1);

@@ -35,7 +35,7 @@ internal static class ExportCommand
         {
             source, format, type, blockSize, opset, accuracy, threshold, force, output,
         };
-        command.SetAction(parse => CommandRunner.Run(stderr, () =>
+        command.SetAction(parse => CommandRunner.Run(parse, stderr, () =>
         {
             string formatName = parse.GetValue(format)!;
             if (!string.Equals(formatName, "onnx", StringComparison.OrdinalIgnoreCase))

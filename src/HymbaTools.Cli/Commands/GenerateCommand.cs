@@ -23,7 +23,7 @@ internal static class GenerateCommand
         {
             artifact, prompt, maxNew, temperature, topK, topP, seed, chat, tokenizer,
         };
-        command.SetAction(parse => CommandRunner.Run(stderr, () =>
+        command.SetAction(parse => CommandRunner.Run(parse, stderr, () =>
         {
             string path = parse.GetValue(artifact)!;
             int max = parse.GetValue(maxNew);

@@ -19,20 +19,21 @@ internal static class ImatrixCommand
         {
             checkpoint, text, tokens, chunk, chunks, output,
         };
-        command.SetAction(parse => CommandRunner.Run(stderr, () =>
+        command.SetAction(parse => CommandRunner.Run(parse, stderr, () =>
         {
             int chunkLength = parse.GetValue(chunk), maxChunks = parse.GetValue(chunks);
             if (chunkLength < 1) throw new InvalidRequestException("--chunk", $"{chunkLength}, expected >= 1");
             if (maxChunks < 1) throw new InvalidRequestException("--chunks", $"{maxChunks}, expected >= 1");
             if (parse.GetValue(text) is null && parse.GetValue(tokens) is null) throw new InvalidRequestException("--text", "give --text FILE or --tokens FILE");
+            string outPath = OutputPaths.CheckFile(parse.GetValue(output)!, "--output");
             using var ckpt = HymbaCheckpoint.Open(parse.GetValue(checkpoint)!);
             var (ids, source) = TokenInput.Read(ckpt.Files.Directory, parse.GetValue(text), parse.GetValue(tokens), ckpt.Config.VocabSize, 0);
             using var model = HymbaModel.Load(new CheckpointTensorSource(ckpt));
             using var progress = new ConsoleProgress(stderr, "imatrix chunks");
             var matrix = ImportanceCollector.Collect(model, ids, chunkLength, maxChunks, source, progress);
             progress.Complete();
-            matrix.Save(parse.GetValue(output)!);
-            stdout.WriteLine($"wrote {Path.GetFullPath(parse.GetValue(output)!)}: {matrix.Entries.Count} tensors, {matrix.Chunks} chunks x {chunkLength} tokens from {source}");
+            matrix.Save(outPath);
+            stdout.WriteLine($"wrote {outPath}: {matrix.Entries.Count} tensors, {matrix.Chunks} chunks x {chunkLength} tokens from {source}");
             return ExitCodes.Success;
         }));
         return command;

@@ -23,7 +23,7 @@ internal static class InitCommand
         {
             directory, preset, seed, dtype, shards, configOnly,
         };
-        command.SetAction(parse => CommandRunner.Run(stderr, () =>
+        command.SetAction(parse => CommandRunner.Run(parse, stderr, () =>
         {
             string name = parse.GetValue(preset)!;
             var chosen = CheckpointPreset.Find(name)

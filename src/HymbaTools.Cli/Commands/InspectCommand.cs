@@ -20,7 +20,7 @@ internal static class InspectCommand
         {
             checkpoint, json, seqLen, strict,
         };
-        command.SetAction(parse => CommandRunner.Run(stderr, () =>
+        command.SetAction(parse => CommandRunner.Run(parse, stderr, () =>
         {
             var lengths = parse.GetValue(seqLen) ?? [];
             foreach (long s in lengths)

@@ -12,20 +12,21 @@ internal static class MergeKvCommand
     {
         var checkpoint = new Argument<string>("checkpoint") { Description = "HuggingFace checkpoint directory" };
         var groups = new Option<string>("--groups") { Description = "KV-reuse groups as JSON, producer first: \"[[1,2],[3,4,5]]\"", Required = true };
-        var output = new Option<string>("--output", "-o") { Description = "Output checkpoint directory", Required = true };
+        var output = new Option<string>("--output", "-o") { Description = "Output checkpoint directory (created; must not exist or be empty, unless --force)", Required = true };
         var text = new Option<string?>("--text") { Description = "Text to measure the accuracy cost on (needs tokenizer.model)" };
         var tokens = new Option<string?>("--tokens") { Description = "Token ids to measure the accuracy cost on" };
         var seqLen = new Option<long[]>("--seq-len") { Description = "Sequence lengths for the cache table", DefaultValueFactory = _ => [1024, 8192, 32768], AllowMultipleArgumentsPerToken = true };
         var json = new Option<bool>("--json") { Description = "Print the report as JSON" };
+        var force = new Option<bool>("--force") { Description = "Replace a non-empty output directory" };
         var command = new Command("merge-kv", "Impose cross-layer KV sharing after training: consumers drop their K/V rows and read the producer's; prints cache saved and accuracy cost")
         {
-            checkpoint, groups, output, text, tokens, seqLen, json,
+            checkpoint, groups, output, text, tokens, seqLen, json, force,
         };
-        command.SetAction(parse => CommandRunner.Run(stderr, () =>
+        command.SetAction(parse => CommandRunner.Run(parse, stderr, () =>
         {
             var requested = KvMerge.ParseGroups(parse.GetValue(groups)!);
             using var source = HymbaCheckpoint.Open(parse.GetValue(checkpoint)!);
-            var result = KvMerge.Write(source, requested, parse.GetValue(output)!);
+            var result = KvMerge.Write(source, requested, parse.GetValue(output)!, parse.GetValue(force));
             var (ids, tokenSource) = TokenInput.Read(source.Files.Directory, parse.GetValue(text), parse.GetValue(tokens), source.Config.VocabSize, 128);
             ids = ids.Take(2048).ToArray();
             if (ids.Length == 0) throw new InvalidRequestException("--tokens", "no tokens to evaluate on");

@@ -15,12 +15,12 @@ internal static class QuantizeCommand
         var tensorType = new Option<string[]>("--tensor-type") { Description = "Override REGEX=TYPE on stored tensor names, e.g. 'ffn_down=Q8_0' (repeatable; later ones win)" };
         var imatrix = new Option<string?>("--imatrix") { Description = "Importance matrix from `hymba imatrix` (importance-weighted scales)" };
         var dryRun = new Option<bool>("--dry-run") { Description = "Print the per-tensor plan, file size and bits per weight; write nothing" };
-        var output = new Option<string?>("--output", "-o") { Description = "Output .gguf file" };
+        var output = new Option<string?>("--output", "-o") { Description = "Output .gguf file (required unless --dry-run; its directory must exist)" };
         var command = new Command("quantize", "Write the model as one GGUF file in a quantization preset (or print the plan with --dry-run)")
         {
             checkpoint, type, tensorType, imatrix, dryRun, output,
         };
-        command.SetAction(parse => CommandRunner.Run(stderr, () =>
+        command.SetAction(parse => CommandRunner.Run(parse, stderr, () =>
         {
             string presetName = parse.GetValue(type)!;
             var preset = QuantizationPreset.Find(presetName)
@@ -29,6 +29,7 @@ internal static class QuantizeCommand
             string? outPath = parse.GetValue(output);
             bool dry = parse.GetValue(dryRun);
             if (!dry && outPath is null) throw new InvalidRequestException("--output", "required unless --dry-run");
+            if (outPath is not null) outPath = OutputPaths.CheckFile(outPath, "--output");
             string? imatrixPath = parse.GetValue(imatrix);
             var importance = imatrixPath is null ? null : ImportanceMatrix.Load(imatrixPath);
             using var ckpt = HymbaCheckpoint.Open(parse.GetValue(checkpoint)!, new CheckpointReadOptions { ScanNonFinite = !dry });

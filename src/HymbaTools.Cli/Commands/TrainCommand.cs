@@ -23,7 +23,7 @@ internal static class TrainCommand
         {
             output, preset, tokenizer, train, eval, steps, batch, seqLen, lr, seed,
         };
-        command.SetAction(parse => CommandRunner.Run(stderr, () =>
+        command.SetAction(parse => CommandRunner.Run(parse, stderr, () =>
         {
             string dir = parse.GetValue(output)!;
             var shape = CheckpointPreset.Find(parse.GetValue(preset)!) ?? throw new InvalidRequestException("--preset", $"unknown preset '{parse.GetValue(preset)}'");

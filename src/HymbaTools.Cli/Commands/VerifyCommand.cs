@@ -19,7 +19,7 @@ internal static class VerifyCommand
         {
             artifact, golden, tolerance, json,
         };
-        command.SetAction(parse => CommandRunner.Run(stderr, () =>
+        command.SetAction(parse => CommandRunner.Run(parse, stderr, () =>
         {
             double tol = parse.GetValue(tolerance);
             if (!(tol >= 0)) throw new InvalidRequestException("--tolerance", $"{tol}, expected a non-negative number");

@@ -19,11 +19,17 @@ public sealed record CheckpointDirectory(string Directory, string ConfigPath, We
         string full = Path.GetFullPath(path);
         if (File.Exists(full))
         {
-            // A path to config.json or to a safetensors file inside the directory is accepted too.
+            // A path to config.json or to a safetensors file inside the directory is accepted too; any other file is not
+            // a checkpoint, and saying "config.json is missing" about its directory would send the user elsewhere.
+            string name = Path.GetFileName(full);
+            if (name != ConfigFileName && name != SafetensorsIndex.FileName && !name.EndsWith(".safetensors", StringComparison.Ordinal))
+                throw new InvalidCheckpointException(path, "", HasGgufMagic(full)
+                    ? "is a GGUF file; this command reads a HuggingFace checkpoint directory (config.json + safetensors)"
+                    : "is a file, not a checkpoint (expected a directory with config.json, a .gguf file or an ONNX export directory)");
             full = Path.GetDirectoryName(full)!;
         }
         if (!System.IO.Directory.Exists(full))
-            throw new InvalidCheckpointException(path, "", "no such checkpoint directory");
+            throw new InvalidCheckpointException(path, "", "no such file or directory");
         string config = Path.Combine(full, ConfigFileName);
         if (!File.Exists(config))
             throw new InvalidConfigException(config, "", "config.json is missing (a HuggingFace checkpoint directory needs it)");
@@ -38,6 +44,17 @@ public sealed record CheckpointDirectory(string Directory, string ConfigPath, We
         if (others.Length > 1)
             throw new InvalidCheckpointException(full, SafetensorsIndex.FileName, $"{others.Length} safetensors files but no index file to say which tensors each holds");
         return new(full, config, WeightLayout.None, null);
+    }
+
+    private static bool HasGgufMagic(string path)
+    {
+        Span<byte> magic = stackalloc byte[4];
+        try
+        {
+            using var stream = File.OpenRead(path);
+            return stream.Read(magic) == 4 && magic.SequenceEqual("GGUF"u8);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return false; }
     }
 
     public TensorSet OpenTensors(SafetensorsLimits? limits = null) => Layout switch

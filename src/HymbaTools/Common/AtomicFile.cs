@@ -1,29 +1,32 @@
 namespace HymbaTools.Common;
 
 /// <summary>
-/// Writes a file under a temporary name in the same directory and renames it into place only when the
-/// writer finished, so a crash or an error never leaves a half-written output behind.
+/// Writes a file under a temporary name in the same directory, flushes it to disk and renames it into place only
+/// when the writer finished, so a crash, an error or an interrupt never leaves a half-written output behind (the
+/// temporary name is tracked by <see cref="TemporaryPaths"/>). The directory must exist.
 /// </summary>
 public static class AtomicFile
 {
     public static void Write(string path, Action<FileStream> write)
     {
         string full = Path.GetFullPath(path);
+        if (Directory.Exists(full)) throw new InvalidRequestException("output", $"{full} is a directory (expected a file to write)");
         string directory = Path.GetDirectoryName(full)!;
-        Directory.CreateDirectory(directory);
-        string temporary = Path.Combine(directory, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.partial");
+        if (!Directory.Exists(directory)) throw new InvalidRequestException("output", $"{directory} does not exist (create it first)");
+        string temporary = TemporaryPaths.Beside(full);
         try
         {
             using (var stream = new FileStream(temporary, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 20))
             {
                 write(stream);
-                stream.Flush(flushToDisk: false);
+                stream.Flush(flushToDisk: true);
             }
             File.Move(temporary, full, overwrite: true);
+            TemporaryPaths.Release(temporary);
         }
         catch
         {
-            try { File.Delete(temporary); } catch (IOException) { }
+            TemporaryPaths.Delete(temporary);
             throw;
         }
     }

@@ -75,7 +75,15 @@ public static class KvMerge
 
     public sealed record Result(string Directory, HymbaConfig Before, HymbaConfig After);
 
-    public static Result Write(HymbaCheckpoint source, int[][] groups, string outputDirectory)
+    /// <summary>Tokenizer and generation files carried over unchanged.</summary>
+    private static readonly string[] CompanionFiles =
+        ["tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "generation_config.json"];
+
+    /// <summary>
+    /// Writes the merged checkpoint into <paramref name="outputDirectory"/> (new, or empty, or replaced with
+    /// <paramref name="force"/>), staged in a temporary directory and renamed into place when complete.
+    /// </summary>
+    public static Result Write(HymbaCheckpoint source, int[][] groups, string outputDirectory, bool force = false)
     {
         var before = source.Config;
         var resolved = Resolve(before, groups);
@@ -83,9 +91,9 @@ public static class KvMerge
         json["kv_reuse_group"] = new JsonArray(resolved.Select(g => (JsonNode)new JsonArray(g.Select(x => (JsonNode)x).ToArray())).ToArray());
         string configText = PythonStyleJson.Serialize(json);
         var after = HymbaConfig.Parse(System.Text.Encoding.UTF8.GetBytes(configText), Path.Combine(outputDirectory, CheckpointDirectory.ConfigFileName));
-        if (Path.GetFullPath(outputDirectory) == Path.GetFullPath(source.Files.Directory))
+        if (Path.GetFullPath(outputDirectory).TrimEnd('/') == Path.GetFullPath(source.Files.Directory).TrimEnd('/'))
             throw new InvalidRequestException("-o", "the output directory must differ from the input checkpoint");
-        Directory.CreateDirectory(outputDirectory);
+        string destination = OutputPaths.CheckDirectory(outputDirectory, "-o", force);
 
         var entries = new List<SafetensorsEntry>();
         var sourceOf = new Dictionary<string, (TensorView View, RowBlock[] Rows)>();
@@ -104,19 +112,22 @@ public static class KvMerge
             sourceOf[t.Name] = (view, rows);
         }
         var metadata = new Dictionary<string, string> { ["format"] = "pt" };
-        SafetensorsWriter.Write(Path.Combine(outputDirectory, CheckpointDirectory.SingleFileName), entries, metadata, (entry, stream) =>
+        OutputPaths.WriteDirectory(destination, force, directory =>
         {
-            var (view, rows) = sourceOf[entry.Name];
-            long rowBytes = view.ByteLength / view.RowCount;
-            foreach (var block in rows)
-                stream.Write(view.Bytes.Slice((int)(block.Start * rowBytes), (int)(block.Length * rowBytes)));
+            SafetensorsWriter.Write(Path.Combine(directory, CheckpointDirectory.SingleFileName), entries, metadata, (entry, stream) =>
+            {
+                var (view, rows) = sourceOf[entry.Name];
+                long rowBytes = view.ByteLength / view.RowCount;
+                foreach (var block in rows)
+                    stream.Write(view.Bytes.Slice((int)(block.Start * rowBytes), (int)(block.Length * rowBytes)));
+            });
+            foreach (string file in CompanionFiles)
+            {
+                string from = Path.Combine(source.Files.Directory, file);
+                if (File.Exists(from)) File.Copy(from, Path.Combine(directory, file));
+            }
+            AtomicFile.WriteAllText(Path.Combine(directory, CheckpointDirectory.ConfigFileName), configText);
         });
-        foreach (string file in new[] { "tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "generation_config.json" })
-        {
-            string from = Path.Combine(source.Files.Directory, file);
-            if (File.Exists(from)) File.Copy(from, Path.Combine(outputDirectory, file), overwrite: true);
-        }
-        AtomicFile.WriteAllText(Path.Combine(outputDirectory, CheckpointDirectory.ConfigFileName), configText);
-        return new Result(outputDirectory, before, after);
+        return new Result(destination, before, after);
     }
 }

@@ -106,7 +106,7 @@ public class InspectCommandTests : IDisposable
     {
         var r = CliRunner.Run("inspect", Path.Combine(_dir.Path, "nope"));
         Assert.Equal(2, r.ExitCode);
-        Assert.Contains("no such checkpoint directory", r.FirstErrorLine);
+        Assert.Contains("no such file or directory", r.FirstErrorLine);
     }
 
     [Fact]

@@ -60,21 +60,16 @@ public static class OnnxExporter
         if (!MatMulNBitsPacker.SupportedBlockSizes.Contains(options.BlockSize))
             throw new InvalidRequestException("--block-size", $"{options.BlockSize} is not supported (expected {string.Join(", ", MatMulNBitsPacker.SupportedBlockSizes)})");
         if (config.ConvKernel < 2) throw new InvalidConfigException(config.SourcePath, "$.mamba_d_conv", $"{config.ConvKernel} is not supported by the ONNX export (expected at least 2)", unsupported: true);
-        string destination = Path.GetFullPath(outputDirectory);
-        CheckDestination(destination, options.Force);
+        string destination = OutputPaths.CheckDirectory(outputDirectory, "-o", options.Force);
 
         var weights = OnnxPrecision.Plan(config, options.Type);
         long weightBytes = weights.Sum(w => w.Bytes(options.BlockSize));
         bool external = weightBytes > Math.Min(options.ExternalDataThreshold, ProtobufLimit - (64L << 20));
         var graph = HymbaOnnxGraph.Build(config, weights, new HymbaGraphOptions(options.Opset, options.BlockSize, options.AccuracyLevel));
-
-        string parent = Path.GetDirectoryName(destination)!;
-        if (!Directory.Exists(parent)) throw new InvalidRequestException("-o", $"{parent}: the parent directory does not exist");
-        string temporary = Path.Combine(parent, $".{Path.GetFileName(destination)}.{Environment.ProcessId}.{Guid.NewGuid():N}.partial");
-        Directory.CreateDirectory(temporary);
-        try
+        long modelBytes = 0, dataBytes = 0;
+        OutputPaths.WriteDirectory(destination, options.Force, directory =>
         {
-            using (var store = new OnnxInitializerStore(external ? Path.Combine(temporary, HymbaOnnxNames.DataFile) : null))
+            using (var store = new OnnxInitializerStore(external ? Path.Combine(directory, HymbaOnnxNames.DataFile) : null))
             {
                 WriteWeights(source.Tensors, weights, options.BlockSize, store, progress, weightBytes);
                 store.Complete();
@@ -93,64 +88,36 @@ public static class OnnxExporter
                 model.OpsetImport.Add(new OperatorSetIdProto { Domain = OnnxConstants.MicrosoftDomain, Version = OnnxConstants.MicrosoftOpset });
             foreach (var (key, value) in Metadata(source, options))
                 model.MetadataProps.Add(new StringStringEntryProto { Key = key, Value = value });
-            WriteFile(Path.Combine(temporary, HymbaOnnxNames.ModelFile), model.ToByteArray());
+            WriteFile(Path.Combine(directory, HymbaOnnxNames.ModelFile), model.ToByteArray());
 
-            WriteFile(Path.Combine(temporary, "config.json"), Encoding.UTF8.GetBytes(config.Json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n"));
-            WriteFile(Path.Combine(temporary, HymbaOnnxNames.GenAiConfigFile), Encoding.UTF8.GetBytes(GenAiConfig.Create(config, options).ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n"));
+            WriteFile(Path.Combine(directory, "config.json"), Json(config.Json));
+            WriteFile(Path.Combine(directory, HymbaOnnxNames.GenAiConfigFile), Json(GenAiConfig.Create(config, options)));
             if (source.TokenizerDirectory is { } tokenizerDirectory)
                 foreach (var file in CompanionFiles)
                 {
                     string from = Path.Combine(tokenizerDirectory, file);
-                    if (File.Exists(from)) File.Copy(from, Path.Combine(temporary, file));
+                    if (File.Exists(from)) File.Copy(from, Path.Combine(directory, file));
                 }
             else if (source.Tokenizer is { } tokenizer)
             {
-                WriteFile(Path.Combine(temporary, Text.TokenizerFiles.ModelFile), tokenizer.Model.Bytes);
-                var tokenizerConfig = new System.Text.Json.Nodes.JsonObject
+                WriteFile(Path.Combine(directory, Text.TokenizerFiles.ModelFile), tokenizer.Model.Bytes);
+                WriteFile(Path.Combine(directory, Text.TokenizerFiles.ConfigFile), Json(new System.Text.Json.Nodes.JsonObject
                 {
                     ["add_bos_token"] = tokenizer.AddBos,
                     ["add_eos_token"] = tokenizer.AddEos,
                     ["chat_template"] = tokenizer.ChatTemplate,
-                };
-                WriteFile(Path.Combine(temporary, Text.TokenizerFiles.ConfigFile), Encoding.UTF8.GetBytes(tokenizerConfig.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n"));
+                }));
             }
-            WriteFile(Path.Combine(temporary, "README.md"), Encoding.UTF8.GetBytes(OnnxExportReadme.Create(config, options, weights)));
-
-            long modelBytes = new FileInfo(Path.Combine(temporary, HymbaOnnxNames.ModelFile)).Length;
-            long dataBytes = external ? new FileInfo(Path.Combine(temporary, HymbaOnnxNames.DataFile)).Length : 0;
-            MoveIntoPlace(temporary, destination, options.Force);
-            return new OnnxExportResult(destination, weights, modelBytes, dataBytes, external);
-        }
-        catch
-        {
-            try { Directory.Delete(temporary, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-            throw;
-        }
+            WriteFile(Path.Combine(directory, "README.md"), Encoding.UTF8.GetBytes(OnnxExportReadme.Create(config, options, weights)));
+            modelBytes = new FileInfo(Path.Combine(directory, HymbaOnnxNames.ModelFile)).Length;
+            dataBytes = external ? new FileInfo(Path.Combine(directory, HymbaOnnxNames.DataFile)).Length : 0;
+        });
+        return new OnnxExportResult(destination, weights, modelBytes, dataBytes, external);
     }
 
-    /// <summary>The destination must be new or an empty directory (or replaced with --force), never a file.</summary>
-    private static void CheckDestination(string destination, bool force)
-    {
-        if (File.Exists(destination)) throw new InvalidRequestException("-o", $"{destination} is a file (expected a directory to create)");
-        if (Directory.Exists(destination) && Directory.EnumerateFileSystemEntries(destination).Any() && !force)
-            throw new InvalidRequestException("-o", $"{destination} is not empty (use --force to replace it)");
-    }
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
 
-    private static void MoveIntoPlace(string temporary, string destination, bool force)
-    {
-        if (Directory.Exists(destination))
-        {
-            if (Directory.EnumerateFileSystemEntries(destination).Any() && !force)
-                throw new InvalidRequestException("-o", $"{destination} is not empty (use --force to replace it)");
-            // Move the old directory aside first, so the destination is always either the old or the new one.
-            string old = temporary + ".old";
-            Directory.Move(destination, old);
-            Directory.Move(temporary, destination);
-            Directory.Delete(old, recursive: true);
-            return;
-        }
-        Directory.Move(temporary, destination);
-    }
+    private static byte[] Json(System.Text.Json.Nodes.JsonNode node) => Encoding.UTF8.GetBytes(node.ToJsonString(Indented) + "\n");
 
     private static void WriteFile(string path, byte[] bytes)
     {
