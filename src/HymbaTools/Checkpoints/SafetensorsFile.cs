@@ -88,15 +88,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
         long dataLength = Length - DataSectionStart;
         var headerBytes = GetSpan(SafetensorsLimits.LengthPrefixBytes, (long)headerLength, "header");
 
-        JsonDocument doc;
-        try
-        {
-            doc = JsonDocument.Parse(headerBytes.ToArray(), new JsonDocumentOptions { MaxDepth = 16 });
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidCheckpointException(Path, "header", $"header is not valid JSON ({e.Message.Split('.')[0]})");
-        }
+        var doc = JsonInput.Document(headerBytes.ToArray(), 16, problem => new InvalidCheckpointException(Path, "header", "header is " + problem));
 
         using (doc)
         {
@@ -192,7 +184,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
             throw new InvalidCheckpointException(Path, name, "missing field 'data_offsets' (expected [begin, end])");
         var begin = offsetsElement[0];
         var end = offsetsElement[1];
-        if (!begin.TryGetInt64(out long b) || !end.TryGetInt64(out long e) || b < 0 || e < b)
+        if (begin.ValueKind != JsonValueKind.Number || end.ValueKind != JsonValueKind.Number || !begin.TryGetInt64(out long b) || !end.TryGetInt64(out long e) || b < 0 || e < b)
             throw new InvalidCheckpointException(Path, name, $"data_offsets [{begin.GetRawText()}, {end.GetRawText()}] are not 0 <= begin <= end");
         if (e > dataLength)
             throw new InvalidCheckpointException(Path, name, $"data_offsets end {e} > data section of {dataLength} bytes (truncated file?)");

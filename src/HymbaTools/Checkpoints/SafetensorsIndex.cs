@@ -30,9 +30,7 @@ public sealed class SafetensorsIndex
         var info = new FileInfo(path);
         if (!info.Exists) throw new InvalidCheckpointException(path, "", "index file not found");
         if (info.Length > MaxIndexBytes) throw new InvalidCheckpointException(path, "", $"index is {info.Length} bytes, more than the {MaxIndexBytes}-byte cap");
-        JsonDocument doc;
-        try { doc = JsonDocument.Parse(File.ReadAllBytes(path)); }
-        catch (JsonException e) { throw new InvalidCheckpointException(path, "", $"not valid JSON ({e.Message.Split('.')[0]})"); }
+        var doc = JsonInput.Document(File.ReadAllBytes(path), 16, problem => new InvalidCheckpointException(path, "", problem));
         using (doc)
         {
             var root = doc.RootElement;

@@ -85,12 +85,8 @@ public sealed class HymbaConfig
 
     public static HymbaConfig Parse(byte[] utf8Json, string sourcePath)
     {
-        JsonNode? node;
-        try { node = JsonNode.Parse(utf8Json, documentOptions: new JsonDocumentOptions { MaxDepth = 32 }); }
-        catch (JsonException e) { throw new InvalidConfigException(sourcePath, "", $"not valid JSON ({e.Message.Split('.')[0]})"); }
-        if (node is not JsonObject obj)
-            throw new InvalidConfigException(sourcePath, "$", $"is a JSON {node?.GetValueKind().ToString() ?? "null"}, expected an object");
-        using var doc = JsonDocument.Parse(utf8Json);
+        var obj = JsonInput.ObjectTree(utf8Json, 32, problem => new InvalidConfigException(sourcePath, problem.StartsWith("is a JSON", StringComparison.Ordinal) ? "$" : "", problem));
+        using var doc = JsonInput.Document(utf8Json, 32, problem => new InvalidConfigException(sourcePath, "", problem));
         return FromJson(new JsonFieldReader(sourcePath, doc.RootElement), obj);
     }
 
@@ -167,7 +163,7 @@ public sealed class HymbaConfig
         if (r.Has("conv_dim") && r.Required("conv_dim").ValueKind == JsonValueKind.Object)
         {
             foreach (var p in r.Required("conv_dim").EnumerateObject())
-                if (!p.Value.TryGetInt32(out int cd) || cd != dInner)
+                if (p.Value.ValueKind != JsonValueKind.Number || !p.Value.TryGetInt32(out int cd) || cd != dInner)
                     throw r.Error($"conv_dim.{p.Name}", $"is {p.Value.GetRawText()}, expected mamba_expand * hidden_size = {dInner}");
         }
 

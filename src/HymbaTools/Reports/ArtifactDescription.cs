@@ -41,6 +41,6 @@ public sealed record ArtifactDescription(string Label, long FileBytes, double Bi
             // The default accuracy level (4) is not spelled out; float32 compute is.
             return hymba?["accuracy_level"]?.GetValue<int>() is int level && level != 4 ? $"{type}/acc{level}" : type;
         }
-        catch (Exception e) when (e is IOException or System.Text.Json.JsonException or InvalidOperationException) { return "?"; }
+        catch (Exception e) when (e is IOException or System.Text.Json.JsonException or InvalidOperationException or ArgumentException) { return "?"; }
     }
 }

@@ -48,7 +48,7 @@ public sealed class HymbaTokenizer
             var special = files.AddedTokens.Count > 0 ? files.AddedTokens.ToDictionary(kv => kv.Key, kv => kv.Value) : null;
             tokenizer = LlamaTokenizer.Create(stream, addBeginOfSentence: false, addEndOfSentence: false, specialTokens: special);
         }
-        catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException)
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException or Google.Protobuf.InvalidProtocolBufferException)
         {
             throw new InvalidCheckpointException(origin, "", $"cannot load the SentencePiece model ({e.Message})");
         }

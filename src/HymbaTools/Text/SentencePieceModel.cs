@@ -30,18 +30,25 @@ public sealed record SentencePieceModel(
 {
     public const int Bpe = 2;
 
-    /// <summary>The file this model was read from, byte for byte (null when rebuilt from GGUF metadata).</summary>
-    public byte[]? FileBytes { get; init; }
+    /// <summary>
+    /// trainer_spec and normalizer_spec exactly as a file held them (every field, also those not modelled here), or
+    /// null when rebuilt from GGUF metadata. They were parsed field by field, so they are well-formed.
+    /// </summary>
+    public byte[]? TrainerSpecBytes { get; init; }
+    public byte[]? NormalizerSpecBytes { get; init; }
 
-    /// <summary>What a tokenizer should load: the original file when there is one, else the rebuilt ModelProto.</summary>
-    public byte[] Bytes => FileBytes ?? ToBytes();
+    /// <summary>
+    /// What a tokenizer loads: a ModelProto re-encoded from what was parsed (pieces, and the specs as read), never the
+    /// file's own bytes, so a third-party reader only ever sees well-formed protobuf.
+    /// </summary>
+    public byte[] Bytes => ToBytes();
 
     public static SentencePieceModel Read(string path)
     {
         byte[] bytes;
         try { bytes = File.ReadAllBytes(path); }
         catch (IOException e) { throw new InvalidCheckpointException(path, "", $"cannot read ({e.Message})"); }
-        try { return Parse(bytes, path) with { FileBytes = bytes }; }
+        try { return Parse(bytes, path); }
         catch (InvalidProtocolBufferException e) { throw new InvalidCheckpointException(path, "", $"not a SentencePiece model ({e.Message})"); }
     }
 
@@ -53,6 +60,7 @@ public sealed record SentencePieceModel(
         bool byteFallback = false, dummyPrefix = true, removeSpaces = true, escapeSpaces = true;
         string normalizer = "";
         byte[] charsmap = [];
+        byte[]? trainerBytes = null, normalizerBytes = null;
         var input = new CodedInputStream(bytes);
         uint tag;
         while ((tag = input.ReadTag()) != 0)
@@ -63,7 +71,8 @@ public sealed record SentencePieceModel(
                 input.SkipLastField();
                 continue;
             }
-            var message = new CodedInputStream(input.ReadBytes().ToByteArray());
+            byte[] messageBytes = input.ReadBytes().ToByteArray();
+            var message = new CodedInputStream(messageBytes);
             uint inner;
             switch (field)
             {
@@ -82,6 +91,7 @@ public sealed record SentencePieceModel(
                     pieces.Add(new SentencePiece(text, score, type));
                     break;
                 case 2:
+                    trainerBytes = messageBytes;
                     while ((inner = message.ReadTag()) != 0)
                         switch (WireFormat.GetTagFieldNumber(inner))
                         {
@@ -95,6 +105,7 @@ public sealed record SentencePieceModel(
                         }
                     break;
                 default:
+                    normalizerBytes = messageBytes;
                     while ((inner = message.ReadTag()) != 0)
                         switch (WireFormat.GetTagFieldNumber(inner))
                         {
@@ -109,7 +120,16 @@ public sealed record SentencePieceModel(
             }
         }
         if (pieces.Count == 0) throw new InvalidCheckpointException(path, "pieces", "the SentencePiece model has no pieces");
-        return new SentencePieceModel(pieces, modelType, byteFallback, unk, bos, eos, pad, normalizer, charsmap, dummyPrefix, removeSpaces, escapeSpaces);
+        if (trainerBytes is null) throw new InvalidCheckpointException(path, "trainer_spec", "missing (the file is cut short or not a SentencePiece model)");
+        if (normalizerBytes is null) throw new InvalidCheckpointException(path, "normalizer_spec", "missing (the file is cut short or not a SentencePiece model)");
+        if (modelType != Bpe) throw new InvalidCheckpointException(path, "trainer_spec.model_type", $"{modelType} is not supported (expected 2, BPE, as Llama's tokenizer)", unsupported: true);
+        foreach (int id in new[] { unk, bos, eos })
+            if (id < -1 || id >= pieces.Count) throw new InvalidCheckpointException(path, "trainer_spec", $"special id {id} is outside the {pieces.Count} pieces");
+        return new SentencePieceModel(pieces, modelType, byteFallback, unk, bos, eos, pad, normalizer, charsmap, dummyPrefix, removeSpaces, escapeSpaces)
+        {
+            TrainerSpecBytes = trainerBytes,
+            NormalizerSpecBytes = normalizerBytes,
+        };
     }
 
     /// <summary>The ModelProto bytes of these fields (what Microsoft.ML.Tokenizers loads).</summary>
@@ -124,7 +144,8 @@ public sealed record SentencePieceModel(
                 m.WriteTag(2, WireFormat.WireType.Fixed32); m.WriteFloat(p.Score);
                 m.WriteTag(3, WireFormat.WireType.Varint); m.WriteEnum(p.Type);
             });
-        WriteMessage(output, 2, m =>
+        if (TrainerSpecBytes is { } trainer) WriteRaw(output, 2, trainer);
+        else WriteMessage(output, 2, m =>
         {
             m.WriteTag(3, WireFormat.WireType.Varint); m.WriteEnum(ModelType);
             m.WriteTag(4, WireFormat.WireType.Varint); m.WriteInt32(Pieces.Count);
@@ -134,7 +155,8 @@ public sealed record SentencePieceModel(
             m.WriteTag(42, WireFormat.WireType.Varint); m.WriteInt32(EosId);
             m.WriteTag(43, WireFormat.WireType.Varint); m.WriteInt32(PadId);
         });
-        WriteMessage(output, 3, m =>
+        if (NormalizerSpecBytes is { } normalizer) WriteRaw(output, 3, normalizer);
+        else WriteMessage(output, 3, m =>
         {
             m.WriteTag(1, WireFormat.WireType.LengthDelimited); m.WriteString(NormalizerName);
             if (PrecompiledCharsmap.Length > 0) { m.WriteTag(2, WireFormat.WireType.LengthDelimited); m.WriteBytes(ByteString.CopyFrom(PrecompiledCharsmap)); }
@@ -144,6 +166,12 @@ public sealed record SentencePieceModel(
         });
         output.Flush();
         return stream.ToArray();
+    }
+
+    private static void WriteRaw(CodedOutputStream output, int field, byte[] message)
+    {
+        output.WriteTag(field, WireFormat.WireType.LengthDelimited);
+        output.WriteBytes(ByteString.CopyFrom(message));
     }
 
     private static void WriteMessage(CodedOutputStream output, int field, Action<CodedOutputStream> write)

@@ -66,8 +66,9 @@ public sealed record TokenizerFiles(SentencePieceModel Model, IReadOnlyDictionar
 
     private static JsonDocument ParseJson(string path)
     {
-        try { return JsonDocument.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { MaxDepth = 16 }); }
-        catch (JsonException e) { throw new InvalidConfigException(path, "", $"not valid JSON ({e.Message.Split('.')[0]})"); }
+        byte[] bytes;
+        try { bytes = File.ReadAllBytes(path); }
         catch (IOException e) { throw new InvalidConfigException(path, "", $"cannot read ({e.Message})"); }
+        return JsonInput.Document(bytes, 16, problem => new InvalidConfigException(path, "", problem));
     }
 }
