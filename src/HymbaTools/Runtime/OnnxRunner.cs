@@ -14,6 +14,7 @@ public sealed class OnnxRunner : IHymbaRunner
 {
     private readonly InferenceSession _session;
     private readonly string _modelPath;
+    private readonly Dictionary<string, StateTensor> _states;
 
     private OnnxRunner(InferenceSession session, HymbaConfig config, string directory)
     {
@@ -21,9 +22,10 @@ public sealed class OnnxRunner : IHymbaRunner
         Config = config;
         Directory = directory;
         _modelPath = Path.Combine(directory, HymbaOnnxNames.ModelFile);
-        PastNames = [.. config.KvOwners.SelectMany(l => new[] { HymbaOnnxNames.PastKey(l.Index), HymbaOnnxNames.PastValue(l.Index) }),
-            .. config.Layers.SelectMany(l => new[] { HymbaOnnxNames.PastConv(l.Index), HymbaOnnxNames.PastSsm(l.Index) })];
-        PresentNames = [.. PastNames.Select(PresentOf)];
+        var states = HymbaOnnxNames.States(config);
+        _states = states.ToDictionary(s => s.Past, StringComparer.Ordinal);
+        PastNames = [.. states.Select(s => s.Past)];
+        PresentNames = [.. states.Select(s => s.Present)];
     }
 
     public HymbaConfig Config { get; }
@@ -64,10 +66,6 @@ public sealed class OnnxRunner : IHymbaRunner
 
     private static string FirstLine(string message) => message.Split('\n')[0].Trim();
 
-    internal static string PresentOf(string past) => past.StartsWith("past_key_values.", StringComparison.Ordinal)
-        ? "present." + past["past_key_values.".Length..]
-        : past.Replace("past_", "present_", StringComparison.Ordinal);
-
     /// <summary>The graph must have exactly the inputs this config implies (a directory mixed from two exports fails here).</summary>
     private void CheckSignature()
     {
@@ -79,16 +77,13 @@ public sealed class OnnxRunner : IHymbaRunner
             if (!outputs.Contains(name)) throw new InvalidCheckpointException(_modelPath, name, "graph output missing (the model does not match config.json)");
     }
 
-    /// <summary>The fixed dims of a state input (-1 = batch or the growing sequence axis).</summary>
-    public long[] ExpectedShape(string pastName, int batch)
-    {
-        var c = Config;
-        if (pastName.EndsWith(".key", StringComparison.Ordinal)) return [batch, c.NumKvHeads, -1, c.HeadDim];
-        if (pastName.EndsWith(".value", StringComparison.Ordinal)) return [batch, c.NumKvHeads, -1, c.VHeadDim];
-        if (pastName.StartsWith("past_conv.", StringComparison.Ordinal)) return [batch, c.DInner, c.ConvKernel - 1];
-        if (pastName.StartsWith("past_ssm.", StringComparison.Ordinal)) return [batch, c.DInner, c.SsmStateSize];
-        throw new InvalidRequestException(pastName, "not a state input of this model");
-    }
+    internal StateTensor StateOf(string pastName) => _states[pastName];
+
+    /// <summary>The fixed dims of a state input for a batch (-1 = the growing sequence axis of K/V).</summary>
+    public long[] ExpectedShape(string pastName, int batch) =>
+        _states.TryGetValue(pastName, out var state)
+            ? state.Shape.Select(d => d switch { -1 => batch, -2 => -1, _ => d }).ToArray()
+            : throw new InvalidRequestException(pastName, "not a state input of this model");
 
     public LogitsResult Forward(long[][] ids)
     {
@@ -223,9 +218,9 @@ public sealed class OnnxDecodeSession : IDecodeSession
         long m = c.NumMemoryTokens;
         for (int i = 0; i < _past.Length; i++)
         {
-            string name = _runner.PastNames[i];
-            if (!name.StartsWith("past_key_values.", StringComparison.Ordinal)) continue;
-            int layer = int.Parse(name.Split('.')[1], System.Globalization.CultureInfo.InvariantCulture);
+            var state = _runner.StateOf(_runner.PastNames[i]);
+            if (!state.IsKeyOrValue) continue;
+            int layer = state.Layer;
             var group = c.Layers.Where(l => l.KvSource == layer).ToList();
             if (!group.All(l => l.Attention == AttentionKind.Sliding && l.Window is not null)) continue;
             long keep = group.Max(l => l.Window!.Value) - 1;

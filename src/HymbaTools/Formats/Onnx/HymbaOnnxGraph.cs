@@ -77,29 +77,15 @@ internal sealed class HymbaOnnxGraph
         var c = _c;
         _g.Input(HymbaOnnxNames.InputIds, DataType.Int64, "batch", "sequence");
         _g.Input(HymbaOnnxNames.AttentionMask, DataType.Int64, "batch", "total_sequence");
-        foreach (var owner in c.KvOwners)
-        {
-            int i = owner.Index;
-            _g.Input(HymbaOnnxNames.PastKey(i), DataType.Float, "batch", (long)c.NumKvHeads, $"past_sequence.{i}", (long)c.HeadDim);
-            _g.Input(HymbaOnnxNames.PastValue(i), DataType.Float, "batch", (long)c.NumKvHeads, $"past_sequence.{i}", (long)c.VHeadDim);
-        }
-        foreach (var layer in c.Layers)
-        {
-            _g.Input(HymbaOnnxNames.PastConv(layer.Index), DataType.Float, "batch", (long)c.DInner, (long)(c.ConvKernel - 1));
-            _g.Input(HymbaOnnxNames.PastSsm(layer.Index), DataType.Float, "batch", (long)c.DInner, (long)c.SsmStateSize);
-        }
         _g.Output(HymbaOnnxNames.Logits, DataType.Float, "batch", "sequence", (long)c.VocabSize);
-        foreach (var owner in c.KvOwners)
+        foreach (var state in HymbaOnnxNames.States(c))
         {
-            int i = owner.Index;
-            _g.Output(HymbaOnnxNames.PresentKey(i), DataType.Float, "batch", (long)c.NumKvHeads, $"present_sequence.{i}", (long)c.HeadDim);
-            _g.Output(HymbaOnnxNames.PresentValue(i), DataType.Float, "batch", (long)c.NumKvHeads, $"present_sequence.{i}", (long)c.VHeadDim);
+            _g.Input(state.Past, DataType.Float, Dims(state, "past_sequence"));
+            _g.Output(state.Present, DataType.Float, Dims(state, "present_sequence"));
         }
-        foreach (var layer in c.Layers)
-        {
-            _g.Output(HymbaOnnxNames.PresentConv(layer.Index), DataType.Float, "batch", (long)c.DInner, (long)(c.ConvKernel - 1));
-            _g.Output(HymbaOnnxNames.PresentSsm(layer.Index), DataType.Float, "batch", (long)c.DInner, (long)c.SsmStateSize);
-        }
+        static object[] Dims(StateTensor state, string sequence) =>
+            state.Shape.Select(d => d switch { -1 => "batch", -2 => (object)$"{sequence}.{state.Layer}", _ => d }).ToArray();
+    }
     }
 
     /// <summary>Token embeddings with the meta tokens prepended on the first call; sets the per-call shape values, positions and RoPE tables.</summary>

@@ -1,4 +1,5 @@
 using System.Globalization;
+using HymbaTools.Model;
 
 namespace HymbaTools.Formats.Onnx;
 
@@ -35,6 +36,24 @@ public static class HymbaOnnxNames
     public static string PastSsm(int layer) => Of(PastSsmPattern, layer);
     public static string PresentSsm(int layer) => Of(PresentSsmPattern, layer);
 
+    /// <summary>
+    /// Every state tensor of the graph, in input order: K and V of each KV-owning layer, then conv and SSM state of
+    /// every layer. Shape entries: -1 = batch, -2 = the layer's sequence axis (K/V only), else a fixed size.
+    /// </summary>
+    public static IReadOnlyList<StateTensor> States(HymbaConfig c) =>
+    [
+        .. c.KvOwners.SelectMany(l => new[]
+        {
+            new StateTensor(PastKey(l.Index), PresentKey(l.Index), l.Index, [-1, c.NumKvHeads, -2, c.HeadDim]),
+            new StateTensor(PastValue(l.Index), PresentValue(l.Index), l.Index, [-1, c.NumKvHeads, -2, c.VHeadDim]),
+        }),
+        .. c.Layers.SelectMany(l => new[]
+        {
+            new StateTensor(PastConv(l.Index), PresentConv(l.Index), l.Index, [-1, c.DInner, c.ConvKernel - 1]),
+            new StateTensor(PastSsm(l.Index), PresentSsm(l.Index), l.Index, [-1, c.DInner, c.SsmStateSize]),
+        }),
+    ];
+
     /// <summary>Model metadata_props keys.</summary>
     public const string MetaSourceSha256 = "hymba.source.sha256";
     public const string MetaSourcePath = "hymba.source.path";
@@ -43,4 +62,10 @@ public static class HymbaOnnxNames
     public const string MetaPreset = "hymba.export.preset";
     public const string MetaBlockSize = "hymba.export.block_size";
     public const string MetaAccuracyLevel = "hymba.export.accuracy_level";
+}
+
+/// <summary>One decoding-state tensor: its input and output names, its layer, and its shape (-1 batch, -2 sequence).</summary>
+public sealed record StateTensor(string Past, string Present, int Layer, long[] Shape)
+{
+    public bool IsKeyOrValue => Shape.Contains(-2);
 }
