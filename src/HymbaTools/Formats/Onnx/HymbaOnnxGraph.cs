@@ -86,7 +86,6 @@ internal sealed class HymbaOnnxGraph
         static object[] Dims(StateTensor state, string sequence) =>
             state.Shape.Select(d => d switch { -1 => "batch", -2 => (object)$"{sequence}.{state.Layer}", _ => d }).ToArray();
     }
-    }
 
     /// <summary>Token embeddings with the meta tokens prepended on the first call; sets the per-call shape values, positions and RoPE tables.</summary>
     private string MakeEmbedding()
