@@ -9,7 +9,7 @@ using F = TorchSharp.torch.nn.functional;
 
 namespace HymbaTools.Benchmarks;
 
-public sealed record BenchmarkRow(string Name, int Tokens, double MedianSeconds, double MinSeconds, int Repeats)
+internal sealed record BenchmarkRow(string Name, int Tokens, double MedianSeconds, double MinSeconds, int Repeats)
 {
     public double TokensPerSecond => Tokens / MedianSeconds;
 }
@@ -20,7 +20,7 @@ public sealed record BenchmarkRow(string Name, int Tokens, double MedianSeconds,
 /// so the share of everything that is not a projection GEMM (attention, scan, conv, norms, RoPE, dispatch)
 /// is a measured ratio. Medians over repeats after a warm-up.
 /// </summary>
-public static class ForwardBenchmark
+internal static class ForwardBenchmark
 {
     public sealed record Result(HymbaConfig Config, IReadOnlyList<BenchmarkRow> Rows, IReadOnlyDictionary<int, double> GemmMedianSeconds, int Threads)
     {

@@ -11,7 +11,7 @@ namespace HymbaTools.Benchmarks;
 /// the same run. Decode at batch 1 reads every weight once per token, so its ceiling is the machine's memory
 /// read bandwidth divided by the weight bytes the runtime reads per token; the bandwidth is measured here too.
 /// </summary>
-public static class OnnxBenchmark
+internal static class OnnxBenchmark
 {
     public sealed record RunnerSpeed(string Name, double PrefillSeconds, int PrefillTokens, double DecodeSecondsPerToken, long WeightBytesPerToken)
     {

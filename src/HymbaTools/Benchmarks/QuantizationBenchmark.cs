@@ -11,7 +11,7 @@ namespace HymbaTools.Benchmarks;
 /// chunks, rows in parallel, no allocation per block) against the plain baseline measured in the same run
 /// (the same codec called row after row on one thread). Medians over repeats after a warm-up.
 /// </summary>
-public static class QuantizationBenchmark
+internal static class QuantizationBenchmark
 {
     public sealed record Row(GgmlType Type, double BaselineMBps, double ProductionMBps)
     {

@@ -4,7 +4,7 @@ using HymbaTools.Common.Numerics;
 namespace HymbaTools.Checkpoints;
 
 /// <summary>float32 values to the bytes of a safetensors float dtype (bf16 and f16 round to nearest even).</summary>
-public static class FloatEncoding
+internal static class FloatEncoding
 {
     public static void Encode(ReadOnlySpan<float> values, Span<byte> destination, SafetensorsDType dtype)
     {

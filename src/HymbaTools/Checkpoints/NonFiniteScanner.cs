@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 namespace HymbaTools.Checkpoints;
 
 /// <summary>Counts NaN/Inf values in a float tensor straight from its raw bits (exponent all ones).</summary>
-public static class NonFiniteScanner
+internal static class NonFiniteScanner
 {
     public static long Count(TensorView tensor)
     {

@@ -8,7 +8,7 @@ namespace HymbaTools.Checkpoints;
 /// refused unless they are plain file names in the checkpoint directory (no "../x", no absolute path),
 /// and a tensor that the map lists twice is an error, not "last one wins".
 /// </summary>
-public sealed class SafetensorsIndex
+internal sealed class SafetensorsIndex
 {
     public const string FileName = "model.safetensors.index.json";
     private const long MaxIndexBytes = 64L << 20;

@@ -3,7 +3,7 @@ using HymbaTools.Common;
 
 namespace HymbaTools.Checkpoints;
 
-public sealed record SafetensorsEntry(string Name, SafetensorsDType DType, long[] Shape)
+internal sealed record SafetensorsEntry(string Name, SafetensorsDType DType, long[] Shape)
 {
     public long ByteLength => checked(ShapeMath.ElementCount(Shape) * SafetensorsDTypes.SizeOf(DType));
 }
@@ -15,7 +15,7 @@ public sealed record SafetensorsEntry(string Name, SafetensorsDType DType, long[
 /// save_pretrained files are), the header is padded with spaces to 8 bytes. Output is atomic and
 /// deterministic.
 /// </summary>
-public static class SafetensorsWriter
+internal static class SafetensorsWriter
 {
     public static void Write(string path, IReadOnlyList<SafetensorsEntry> entries, IReadOnlyDictionary<string, string>? metadata,
         Action<SafetensorsEntry, Stream> writeData)

@@ -94,7 +94,7 @@ public sealed class TensorView
     public override string ToString() => $"{Name} {SafetensorsDTypes.NameOf(DType)}[{string.Join(", ", Shape)}]";
 }
 
-public static class ShapeMath
+internal static class ShapeMath
 {
     /// <summary>Product of the dims in checked arithmetic (a header cannot make it wrap).</summary>
     public static long ElementCount(IReadOnlyList<long> shape)

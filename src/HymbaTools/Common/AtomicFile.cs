@@ -5,7 +5,7 @@ namespace HymbaTools.Common;
 /// when the writer finished, so a crash, an error or an interrupt never leaves a half-written output behind (the
 /// temporary name is tracked by <see cref="TemporaryPaths"/>). The directory must exist.
 /// </summary>
-public static class AtomicFile
+internal static class AtomicFile
 {
     public static void Write(string path, Action<FileStream> write)
     {

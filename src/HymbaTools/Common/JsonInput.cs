@@ -9,7 +9,7 @@ namespace HymbaTools.Common;
 /// read, long after parsing), bad syntax, nesting deeper than the format needs and duplicate keys all become input
 /// errors naming the file, through the error factory of the caller's format.
 /// </summary>
-public static class JsonInput
+internal static class JsonInput
 {
     public static JsonDocument Document(ReadOnlyMemory<byte> utf8, int maxDepth, Func<string, Exception> error)
     {

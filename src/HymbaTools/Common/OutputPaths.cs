@@ -5,7 +5,7 @@ namespace HymbaTools.Common;
 /// quantizing) and writes directories the way <see cref="AtomicFile"/> writes files: into a temporary sibling,
 /// renamed into place when complete.
 /// </summary>
-public static class OutputPaths
+internal static class OutputPaths
 {
     /// <summary>A file destination: not a directory, in a directory that exists and can be written.</summary>
     public static string CheckFile(string path, string option)

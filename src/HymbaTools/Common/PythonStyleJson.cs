@@ -11,7 +11,7 @@ namespace HymbaTools.Common;
 /// element per line, and Python float spelling (<c>1e-06</c>, <c>10000.0</c>). Written files then diff
 /// cleanly against real HuggingFace files.
 /// </summary>
-public static class PythonStyleJson
+internal static class PythonStyleJson
 {
     public static string Serialize(JsonNode? node)
     {

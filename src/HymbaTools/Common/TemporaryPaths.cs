@@ -10,7 +10,7 @@ namespace HymbaTools.Common;
 /// handler can delete them (<see cref="DeleteAll"/>); ones left by a process that no longer runs (a SIGKILL, a power
 /// cut) are removed by the next write to the same destination.
 /// </summary>
-public static class TemporaryPaths
+internal static class TemporaryPaths
 {
     private const string Suffix = ".partial";
     private static readonly ConcurrentDictionary<string, bool> Live = new(StringComparer.Ordinal);

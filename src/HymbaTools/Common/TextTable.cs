@@ -3,7 +3,7 @@ using System.Text;
 namespace HymbaTools.Common;
 
 /// <summary>A plain-text table with right-aligned numbers; deterministic (no terminal-width guessing), so CI logs and tests see the same text.</summary>
-public sealed class TextTable(params string[] headers)
+internal sealed class TextTable(params string[] headers)
 {
     private readonly List<string[]> _rows = [];
 

@@ -1,7 +1,7 @@
 namespace HymbaTools.Generation;
 
 /// <summary>Picks the next token from a row of logits (deterministic for a seed).</summary>
-public sealed class TokenSampler(SamplingOptions options)
+internal sealed class TokenSampler(SamplingOptions options)
 {
     private readonly Random _random = new(options.Seed);
 

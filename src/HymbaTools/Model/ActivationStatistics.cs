@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 namespace HymbaTools.Model;
 
 /// <summary>Where in a layer an activation enters a linear weight.</summary>
-public enum ActivationPoint
+internal enum ActivationPoint
 {
     /// <summary>Normalised layer input, read by all in_proj blocks (Q, K, V, x, z).</summary>
     MixerInput,
@@ -25,7 +25,7 @@ public enum ActivationPoint
 /// Per-column sums of squared activations at every <see cref="ActivationPoint"/>, accumulated over forward
 /// passes: the importance data of llama.cpp's imatrix (mean of x^2 for each input column of a weight).
 /// </summary>
-public sealed class ActivationStatistics
+internal sealed class ActivationStatistics
 {
     private readonly Dictionary<(int Layer, ActivationPoint Point), (double[] Sums, long Rows)> _data = [];
 

@@ -12,7 +12,7 @@ public sealed record ForwardOptions
     public bool CaptureHiddenStates { get; init; }
 
     /// <summary>When set, squared activations entering each linear weight are accumulated here (calibration).</summary>
-    public ActivationStatistics? Statistics { get; init; }
+    internal ActivationStatistics? Statistics { get; init; }
 
     /// <summary>Deliberately wrong variants, for tests that show a component is exercised (not part of the public API).</summary>
     internal ForwardFault Fault { get; init; } = ForwardFault.None;

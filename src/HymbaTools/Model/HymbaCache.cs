@@ -19,7 +19,7 @@ public enum DecodeWindowMode
 }
 
 /// <summary>K/V cached by one KV-owning layer: post-RoPE keys and values plus the absolute positions they hold.</summary>
-public sealed class KvEntry : IDisposable
+internal sealed class KvEntry : IDisposable
 {
     public required Tensor Keys { get; set; }     // [B, H_kv, Tk, d_h]
     public required Tensor Values { get; set; }   // [B, H_kv, Tk, d_v]

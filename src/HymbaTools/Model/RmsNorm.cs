@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 namespace HymbaTools.Model;
 
 /// <summary>RMSNorm as the reference computes it: x * rsqrt(mean(x^2) + eps) in float32, then times the gain.</summary>
-public static class RmsNorm
+internal static class RmsNorm
 {
     public static Tensor Apply(Tensor x, Tensor? weight, double eps)
     {

@@ -8,7 +8,7 @@ namespace HymbaTools.Model;
 /// position x inv_freq, with inv_freq = 1 / base^(j/dim) built in float32, exactly the reference's
 /// precision; cos/sin are float32. Computing the angles in double instead moves logits at long positions.
 /// </summary>
-public sealed class RotaryEmbedding : IDisposable
+internal sealed class RotaryEmbedding : IDisposable
 {
     private readonly Tensor _invFreq; // [dim/2]
 

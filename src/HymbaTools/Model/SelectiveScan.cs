@@ -16,7 +16,7 @@ namespace HymbaTools.Model;
 /// gradients are needed and as the test oracle.
 /// </para>
 /// </summary>
-public static unsafe class SelectiveScan
+internal static unsafe class SelectiveScan
 {
     /// <summary>
     /// u, delta, z: [B, d_in, T]; A: [d_in, N]; Bm, Cm: [B, T, N]; D: [d_in]; state: [B, d_in, N], read as

@@ -6,7 +6,7 @@ namespace HymbaTools.Quantization;
 /// Calibration: runs the reference forward over a token stream in fixed-length chunks (each a fresh
 /// sequence, as llama-imatrix does) and accumulates the mean squared activation entering each linear weight.
 /// </summary>
-public static class ImportanceCollector
+internal static class ImportanceCollector
 {
     public static ImportanceMatrix Collect(HymbaModel model, IReadOnlyList<long> tokens, int chunkLength, int maxChunks, string dataset,
         IProgress<(long Done, long Total)>? progress = null)

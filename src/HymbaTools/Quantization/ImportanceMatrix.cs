@@ -31,7 +31,7 @@ public sealed class ImportanceMatrix
         _ => null,
     };
 
-    public static ImportanceMatrix FromStatistics(HymbaConfig config, ActivationStatistics statistics, string dataset, long tokens)
+    internal static ImportanceMatrix FromStatistics(HymbaConfig config, ActivationStatistics statistics, string dataset, long tokens)
     {
         var entries = new SortedDictionary<string, float[]>(StringComparer.Ordinal);
         foreach (var t in HymbaStorageLayout.For(config))

@@ -3,14 +3,14 @@ using HymbaTools.Quantization.BlockFormats;
 namespace HymbaTools.Quantization;
 
 /// <summary>Fills rows [firstRow, firstRow + count) of a float32 matrix into the destination span.</summary>
-public delegate void RowSource(long firstRow, int count, Span<float> destination);
+internal delegate void RowSource(long firstRow, int count, Span<float> destination);
 
 /// <summary>
 /// Quantizes a [rows, cols] float32 matrix row by row into a stream: rows are read in bounded chunks,
 /// quantized in parallel (rows are independent), and written in order, so memory stays at one chunk
 /// whatever the tensor size and the output does not depend on the thread count.
 /// </summary>
-public static class TensorQuantizer
+internal static class TensorQuantizer
 {
     /// <summary>Floats per chunk (16 MB of float32 input).</summary>
     public const int ChunkElements = 1 << 22;

@@ -5,7 +5,7 @@ using HymbaTools.Model;
 namespace HymbaTools.Reports;
 
 /// <summary>Label, file size and bits per weight of an artifact, for comparison reports.</summary>
-public sealed record ArtifactDescription(string Label, long FileBytes, double BitsPerWeight)
+internal sealed record ArtifactDescription(string Label, long FileBytes, double BitsPerWeight)
 {
     /// <summary>A .gguf file is labelled by its preset (plus "+imatrix" when calibrated); a checkpoint by its directory name.</summary>
     public static ArtifactDescription Of(string path)

@@ -4,7 +4,7 @@ namespace HymbaTools.Synthetic;
 /// SplitMix64: tiny, fast and fully specified, so generated checkpoints are byte-identical across
 /// machines and .NET versions (System.Random's algorithm is not a stable contract).
 /// </summary>
-public struct DeterministicRandom(ulong seed)
+internal struct DeterministicRandom(ulong seed)
 {
     private ulong _state = seed;
 

@@ -4,7 +4,7 @@ using HymbaTools.Common;
 namespace HymbaTools.Synthetic;
 
 /// <summary>The tokenizer and generation files a trained example checkpoint ships, in HuggingFace layout.</summary>
-public static class ExampleModelFiles
+internal static class ExampleModelFiles
 {
     public const string PadToken = "[PAD]";
 

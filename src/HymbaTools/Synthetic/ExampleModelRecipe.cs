@@ -6,7 +6,7 @@ using HymbaTools.Text;
 
 namespace HymbaTools.Synthetic;
 
-public sealed record ExampleModelRequest(string OutputDirectory, CheckpointPreset Shape, string TokenizerModel, IReadOnlyList<string> TrainFiles,
+internal sealed record ExampleModelRequest(string OutputDirectory, CheckpointPreset Shape, string TokenizerModel, IReadOnlyList<string> TrainFiles,
     string EvalFile, TrainingOptions Options, string CommandLine);
 
 /// <summary>
@@ -14,7 +14,7 @@ public sealed record ExampleModelRequest(string OutputDirectory, CheckpointPrese
 /// file), random initial weights from the preset (vocabulary = pieces + [PAD]), training, a bf16 HuggingFace
 /// checkpoint and a training.json with the measured numbers.
 /// </summary>
-public static class ExampleModelRecipe
+internal static class ExampleModelRecipe
 {
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
 

@@ -8,14 +8,14 @@ using F = TorchSharp.torch.nn.functional;
 
 namespace HymbaTools.Synthetic;
 
-public sealed record TrainingResult(double FinalTrainLoss, double HeldOutPerplexity, double UnigramPerplexity, TimeSpan Duration, int Steps, long TokensSeen);
+internal sealed record TrainingResult(double FinalTrainLoss, double HeldOutPerplexity, double UnigramPerplexity, TimeSpan Duration, int Steps, long TokensSeen);
 
 /// <summary>
 /// Trains a Hymba model from its initial weights with the reference forward pass itself (the torch-op scan
 /// keeps it differentiable): next-token cross entropy on random windows of the training tokens, AdamW,
 /// warm-up + cosine schedule, gradient clipping. Deterministic for a seed on one machine.
 /// </summary>
-public sealed class HymbaTrainer : IDisposable
+internal sealed class HymbaTrainer : IDisposable
 {
     private readonly Dictionary<string, Parameter> _parameters = new(StringComparer.Ordinal);
 

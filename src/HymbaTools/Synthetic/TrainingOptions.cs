@@ -1,7 +1,7 @@
 namespace HymbaTools.Synthetic;
 
 /// <summary>Hyper-parameters of the example-model recipe (AdamW, linear warm-up then cosine decay, gradient clipping).</summary>
-public sealed record TrainingOptions
+internal sealed record TrainingOptions
 {
     public int Steps { get; init; } = 600;
     public int BatchSize { get; init; } = 8;

@@ -9,7 +9,7 @@ namespace HymbaTools.Common.Numerics;
 /// Rounding to bf16 is round-to-nearest-even with NaN kept quiet, the same rule as PyTorch,
 /// gguf-py and ggml's <c>ggml_compute_fp32_to_bf16</c>, so files we write match theirs byte for byte.
 /// </summary>
-public static class BFloat16Bits
+internal static class BFloat16Bits
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float ToSingle(ushort bits) => BitConverter.Int32BitsToSingle(bits << 16);

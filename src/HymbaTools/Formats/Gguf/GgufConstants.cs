@@ -8,7 +8,7 @@ public enum GgufValueType : uint
 }
 
 /// <summary>Byte-level facts of the GGUF v3 container (ggml docs/gguf.md, gguf.cpp).</summary>
-public static class GgufConstants
+internal static class GgufConstants
 {
     /// <summary>"GGUF" read as a little-endian u32.</summary>
     public const uint Magic = 0x46554747;

@@ -35,7 +35,7 @@ public static class GgufExporter
     }
 
     /// <summary>Builds the complete writer (metadata, tensor infos, data callbacks) without writing anything: dry runs read its size.</summary>
-    public static (GgufWriter Writer, QuantizationPlan Plan) Prepare(HymbaCheckpoint checkpoint, GgufExportOptions options)
+    internal static (GgufWriter Writer, QuantizationPlan Plan) Prepare(HymbaCheckpoint checkpoint, GgufExportOptions options)
     {
         var config = checkpoint.Config;
         var plan = QuantizationPlan.Create(config, options.Preset, options.Overrides);

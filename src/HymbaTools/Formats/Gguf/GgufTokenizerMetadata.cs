@@ -9,7 +9,7 @@ namespace HymbaTools.Formats.Gguf;
 /// and the SentencePiece normaliser switches under llama.cpp's key names), and read back into tokenizer files,
 /// so a GGUF file tokenizes without its checkpoint.
 /// </summary>
-public static class GgufTokenizerMetadata
+internal static class GgufTokenizerMetadata
 {
     public const string Model = "tokenizer.ggml.model";
     public const string Tokens = "tokenizer.ggml.tokens";

@@ -5,7 +5,7 @@ using HymbaTools.Quantization;
 namespace HymbaTools.Formats.Gguf;
 
 /// <summary>A tensor to write: ggml-order dims (ne[0] = contiguous axis), type, and a callback that writes exactly its bytes.</summary>
-public sealed record GgufTensorEntry(string Name, long[] Dimensions, GgmlType Type, Action<Stream> WriteData)
+internal sealed record GgufTensorEntry(string Name, long[] Dimensions, GgmlType Type, Action<Stream> WriteData)
 {
     public long ByteLength
     {
@@ -25,7 +25,7 @@ public sealed record GgufTensorEntry(string Name, long[] Dimensions, GgmlType Ty
 /// alignment. Peak memory is what one callback holds. Output is atomic (temporary name, then rename) and
 /// the same entries give the same bytes.
 /// </summary>
-public sealed class GgufWriter
+internal sealed class GgufWriter
 {
     private readonly List<(string Key, GgufValue Value)> _metadata = [];
     private readonly List<GgufTensorEntry> _tensors = [];

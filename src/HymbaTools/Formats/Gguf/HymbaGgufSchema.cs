@@ -8,7 +8,7 @@ namespace HymbaTools.Formats.Gguf;
 /// object, so a GGUF file rebuilds the model without config.json. Every key is documented in
 /// schemas/hymba-gguf.md and schemas/hymba-gguf.schema.json (a test keeps the three in sync).
 /// </summary>
-public static class HymbaGgufSchema
+internal static class HymbaGgufSchema
 {
     public const string Architecture = "hymba";
     private const string A = Architecture + ".";

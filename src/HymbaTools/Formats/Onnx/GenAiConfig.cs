@@ -8,7 +8,7 @@ namespace HymbaTools.Formats.Onnx;
 /// output name patterns, sliding_window, search defaults), plus a "hymba" section for what that layout has no
 /// words for: the conv and SSM state, the meta tokens and the KV-sharing groups.
 /// </summary>
-public static class GenAiConfig
+internal static class GenAiConfig
 {
     public static JsonObject Create(HymbaConfig c, OnnxExportOptions options)
     {

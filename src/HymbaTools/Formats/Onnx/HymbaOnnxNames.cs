@@ -7,7 +7,7 @@ namespace HymbaTools.Formats.Onnx;
 /// The input and output names of an exported Hymba graph (onnxruntime-genai's conventions, plus conv and SSM
 /// state for the Mamba heads). K/V exist only for KV-owning layers; conv and SSM state for every layer.
 /// </summary>
-public static class HymbaOnnxNames
+internal static class HymbaOnnxNames
 {
     public const string InputIds = "input_ids";
     public const string AttentionMask = "attention_mask";
@@ -65,7 +65,7 @@ public static class HymbaOnnxNames
 }
 
 /// <summary>One decoding-state tensor: its input and output names, its layer, and its shape (-1 batch, -2 sequence).</summary>
-public sealed record StateTensor(string Past, string Present, int Layer, long[] Shape)
+internal sealed record StateTensor(string Past, string Present, int Layer, long[] Shape)
 {
     public bool IsKeyOrValue => Shape.Contains(-2);
 }

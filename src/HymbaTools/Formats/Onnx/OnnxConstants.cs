@@ -1,7 +1,7 @@
 namespace HymbaTools.Formats.Onnx;
 
 /// <summary>Versions and domains for hand-built ONNX models (ORT 1.31.1 accepts IR 7..13 with opset 13..26).</summary>
-public static class OnnxConstants
+internal static class OnnxConstants
 {
     public const long IrVersion = 10;
     public const long Opset = 21;

@@ -35,7 +35,7 @@ public sealed record OnnxWeight(StoredTensor Tensor, OnnxWeightKind Kind, int Bi
 /// head's 8 bits. MatMulNBits takes any row length (a partial last block is padded), so the type a tensor
 /// asked for is used, not the GGUF shape fallback.
 /// </summary>
-public static class OnnxPrecision
+internal static class OnnxPrecision
 {
     public static string PresetOf(OnnxExportType type) => type switch
     {

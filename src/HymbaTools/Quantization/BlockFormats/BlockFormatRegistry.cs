@@ -2,7 +2,7 @@ using System.Diagnostics.CodeAnalysis;
 namespace HymbaTools.Quantization.BlockFormats;
 
 /// <summary>The explicit list of codecs this tool can write and read.</summary>
-public static class BlockFormatRegistry
+internal static class BlockFormatRegistry
 {
     private static readonly Dictionary<GgmlType, IBlockFormat> Formats = new IBlockFormat[]
     {

@@ -4,7 +4,7 @@ using HymbaTools.Common.Numerics;
 namespace HymbaTools.Quantization.BlockFormats;
 
 /// <summary>F32, F16 (IEEE round-to-nearest-even) and BF16 (round-to-nearest-even, quiet NaN) as "block" formats of size 1.</summary>
-public sealed class FloatFormat(GgmlType type) : IBlockFormat
+internal sealed class FloatFormat(GgmlType type) : IBlockFormat
 {
     public GgmlType Type { get; } = type is GgmlType.F32 or GgmlType.F16 or GgmlType.BF16 ? type : throw new ArgumentOutOfRangeException(nameof(type));
     public int BlockSize => 1;

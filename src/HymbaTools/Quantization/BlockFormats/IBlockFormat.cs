@@ -7,7 +7,7 @@ namespace HymbaTools.Quantization.BlockFormats;
 /// Implementations keep every multiply and add separately rounded in float32 in the reference order (no
 /// fused multiply-add), because that is what makes the bytes identical to ggml's x86-64 builds.
 /// </summary>
-public interface IBlockFormat
+internal interface IBlockFormat
 {
     GgmlType Type { get; }
     int BlockSize { get; }

@@ -5,7 +5,7 @@ namespace HymbaTools.Quantization.BlockFormats;
 /// q = min(15, trunc(x/d + 8.5)); byte j holds element j (low nibble) and j+16 (high nibble).
 /// With importance: ggml's make_qx_quants search with weights qw * sqrt(sigma^2 + x^2).
 /// </summary>
-public sealed class Q4_0Format : IBlockFormat
+internal sealed class Q4_0Format : IBlockFormat
 {
     public GgmlType Type => GgmlType.Q4_0;
     public int BlockSize => 32;

@@ -4,7 +4,7 @@ namespace HymbaTools.Quantization.BlockFormats;
 /// Q4_1: 32 values, fp16 d = (max-min)/15 and fp16 m = min, q = min(15, trunc((x-min)/d + 0.5)), nibbles as Q4_0.
 /// With importance: ggml's make_qkx3_quants search.
 /// </summary>
-public sealed class Q4_1Format : IBlockFormat
+internal sealed class Q4_1Format : IBlockFormat
 {
     public GgmlType Type => GgmlType.Q4_1;
     public int BlockSize => 32;

@@ -6,7 +6,7 @@ namespace HymbaTools.Quantization.BlockFormats;
 /// Without importance this is quantize_row_q{4,5}_K_ref (make_qkx2_quants per sub-block, see QuantMath), with importance
 /// quantize_row_q{4,5}_K_impl (make_qkx3_quants and make_qp_quants for the scales).
 /// </summary>
-public abstract class KQuantAsymmetric : IBlockFormat
+internal abstract class KQuantAsymmetric : IBlockFormat
 {
     protected abstract int Bits { get; }
     public abstract GgmlType Type { get; }
@@ -121,7 +121,7 @@ public abstract class KQuantAsymmetric : IBlockFormat
     }
 }
 
-public sealed class Q4_KFormat : KQuantAsymmetric
+internal sealed class Q4_KFormat : KQuantAsymmetric
 {
     protected override int Bits => 4;
     public override GgmlType Type => GgmlType.Q4_K;
@@ -143,7 +143,7 @@ public sealed class Q4_KFormat : KQuantAsymmetric
     }
 }
 
-public sealed class Q5_KFormat : KQuantAsymmetric
+internal sealed class Q5_KFormat : KQuantAsymmetric
 {
     protected override int Bits => 5;
     public override GgmlType Type => GgmlType.Q5_K;

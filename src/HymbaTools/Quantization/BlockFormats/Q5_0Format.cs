@@ -6,7 +6,7 @@ namespace HymbaTools.Quantization.BlockFormats;
 /// Q5_0: 32 values, fp16 d = max/-16, q = min(31, trunc(x/d + 16.5)); low 4 bits packed as Q4_0, bit 4 of
 /// element j in bit j of the little-endian u32 qh (stored before qs).
 /// </summary>
-public sealed class Q5_0Format : IBlockFormat
+internal sealed class Q5_0Format : IBlockFormat
 {
     public GgmlType Type => GgmlType.Q5_0;
     public int BlockSize => 32;

@@ -1,7 +1,7 @@
 namespace HymbaTools.Quantization.BlockFormats;
 
 /// <summary>Q5_1: 32 values, fp16 d = (max-min)/31 and m = min, q = trunc((x-min)/d + 0.5) (no clamp, as in ggml), bits as Q5_0.</summary>
-public sealed class Q5_1Format : IBlockFormat
+internal sealed class Q5_1Format : IBlockFormat
 {
     public GgmlType Type => GgmlType.Q5_1;
     public int BlockSize => 32;

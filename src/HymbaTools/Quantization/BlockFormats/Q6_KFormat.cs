@@ -4,7 +4,7 @@ namespace HymbaTools.Quantization.BlockFormats;
 /// Q6_K: 256-value super-blocks of sixteen 16-value sub-blocks with int8 scales and one fp16 d.
 /// Layout ql[128], qh[64], scales[16], d. quantize_row_q6_K_ref / _impl (importance as make_qx_quants weights).
 /// </summary>
-public sealed class Q6_KFormat : IBlockFormat
+internal sealed class Q6_KFormat : IBlockFormat
 {
     public GgmlType Type => GgmlType.Q6_K;
     public int BlockSize => 256;

@@ -1,7 +1,7 @@
 namespace HymbaTools.Quantization.BlockFormats;
 
 /// <summary>Q8_0: 32 values, fp16 scale d = amax/127 and int8 q = roundf(x/d) (half away from zero). Ignores importance, as ggml does.</summary>
-public sealed class Q8_0Format : IBlockFormat
+internal sealed class Q8_0Format : IBlockFormat
 {
     public GgmlType Type => GgmlType.Q8_0;
     public int BlockSize => 32;

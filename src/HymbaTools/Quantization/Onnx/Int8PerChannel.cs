@@ -1,13 +1,13 @@
 namespace HymbaTools.Quantization.Onnx;
 
 /// <summary>A weight [N, K] as int8 with one float scale per output channel (row); zero point 0.</summary>
-public sealed record Int8PerChannelWeight(int N, int K, sbyte[] Values, float[] Scales);
+internal sealed record Int8PerChannelWeight(int N, int K, sbyte[] Values, float[] Scales);
 
 /// <summary>
 /// Symmetric int8 per output channel, the ONNX DequantizeLinear(axis=0) form: scale = max|row| / 127,
 /// q = round-half-even(x / scale) clamped to [-127, 127] (symmetric range, so -128 is never used).
 /// </summary>
-public static class Int8PerChannel
+internal static class Int8PerChannel
 {
     public static Int8PerChannelWeight Quantize(ReadOnlySpan<float> weight, int n, int k)
     {

@@ -1,7 +1,7 @@
 namespace HymbaTools.Quantization.Onnx;
 
 /// <summary>The three MatMulNBits inputs for one weight: B, scales and (asymmetric only) zero points.</summary>
-public sealed record MatMulNBitsWeight(int N, int K, int Bits, int BlockSize, byte[] B, float[] Scales, byte[]? ZeroPoints)
+internal sealed record MatMulNBitsWeight(int N, int K, int Bits, int BlockSize, byte[] B, float[] Scales, byte[]? ZeroPoints)
 {
     public int BlocksPerRow => (K + BlockSize - 1) / BlockSize;
     public int BlobSize => BlockSize * Bits / 8;
@@ -21,7 +21,7 @@ public sealed record MatMulNBitsWeight(int N, int K, int Bits, int BlockSize, by
 /// quantizer: symmetric scale = max / -2^(bits-1) with max the signed value of largest magnitude;
 /// asymmetric range extended to include 0, scale = (max - min) / (2^bits - 1), zp = round(-min / scale).
 /// </summary>
-public static class MatMulNBitsPacker
+internal static class MatMulNBitsPacker
 {
     public static readonly int[] SupportedBlockSizes = [16, 32, 64, 128];
 
