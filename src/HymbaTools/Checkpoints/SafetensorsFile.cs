@@ -66,6 +66,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
 
     internal ReadOnlySpan<byte> GetSpan(long offset, long length, string what)
     {
+        _map.ThrowIfDisposed(Path);
         if (offset < 0 || length < 0 || offset > Length - length)
             throw new InvalidOperationException($"{Path}: {what}: range {offset}+{length} outside the file");
         if (length > int.MaxValue)

@@ -42,8 +42,17 @@ internal sealed unsafe class MappedFile : IDisposable
         }
     }
 
+    /// <summary>True after <see cref="Dispose"/>: the base pointer no longer points at the file.</summary>
+    public bool IsDisposed { get; private set; }
+
+    /// <summary>Throws when the mapping was released, so no view can read unmapped memory.</summary>
+    public void ThrowIfDisposed(string path) => ObjectDisposedException.ThrowIf(IsDisposed, path);
+
+    /// <summary>Releases the mapping; a second call does nothing.</summary>
     public void Dispose()
     {
+        if (IsDisposed) return;
+        IsDisposed = true;
         _view.SafeMemoryMappedViewHandle.ReleasePointer();
         _view.Dispose();
         _mapping.Dispose();

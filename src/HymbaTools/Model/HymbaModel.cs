@@ -47,7 +47,7 @@ public sealed class HymbaModel : IDisposable
         options ??= ForwardOptions.Default;
         var captured = options.CaptureHiddenStates ? new List<float[]>() : null;
         var logits = Logits(tokens, cache, options, captured);
-        var data = TorchMemory.AsSpan(logits.contiguous()).ToArray();
+        var data = TorchMemory.ToArray(logits.contiguous());
         return new LogitsResult(data, (int)logits.shape[0], (int)logits.shape[1], (int)logits.shape[2]) { HiddenStates = captured };
     }
 
@@ -90,13 +90,13 @@ public sealed class HymbaModel : IDisposable
 
         foreach (var layer in w.Layers)
         {
-            captured?.Add(TorchMemory.AsSpan(x.contiguous()).ToArray());
+            captured?.Add(TorchMemory.ToArray(x.contiguous()));
             using var layerScope = torch.NewDisposeScope();
             x = DecoderLayer(layer, x, positions, cache, angles, options).MoveToOuterDisposeScope();
         }
 
         var normalized = RmsNorm.Apply(x, w.FinalNorm, c.RmsNormEps);
-        captured?.Add(TorchMemory.AsSpan(normalized.contiguous()).ToArray());
+        captured?.Add(TorchMemory.ToArray(normalized.contiguous()));
         var text = normalized[.., TensorIndex.Slice(metaSteps, null), ..];
         options.Statistics?.Record(-1, ActivationPoint.HeadInput, text);
         var logits = F.linear(text, w.LmHead);

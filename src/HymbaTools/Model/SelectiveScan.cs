@@ -25,9 +25,14 @@ internal static unsafe class SelectiveScan
     /// </summary>
     public static Tensor Run(Tensor u, Tensor delta, Tensor A, Tensor Bm, Tensor Cm, Tensor D, Tensor z, Tensor state)
     {
+        // Every dimension is checked before a single pointer write: the kernel trusts these shapes for its indexing.
+        if (u.dim() != 3 || A.dim() != 2) throw new ArgumentException("selective scan: u must be [B, d_in, T] and A [d_in, N]");
         long batch = u.shape[0], channels = u.shape[1], steps = u.shape[2], n = A.shape[1];
-        if (delta.shape[2] != steps || Bm.shape[1] != steps || Cm.shape[1] != steps || z.shape[2] != steps || state.shape[2] != n || Bm.shape[2] != n)
-            throw new ArgumentException("selective scan: inconsistent shapes");
+        static bool Is(Tensor t, params long[] shape) => t.shape.SequenceEqual(shape);
+        if (!Is(delta, batch, channels, steps) || !Is(z, batch, channels, steps) || !Is(A, channels, n) || !Is(Bm, batch, steps, n)
+            || !Is(Cm, batch, steps, n) || !Is(D, channels) || !Is(state, batch, channels, n))
+            throw new ArgumentException($"selective scan: inconsistent shapes (u [{string.Join(", ", u.shape)}], A [{string.Join(", ", A.shape)}])");
+        if (steps > int.MaxValue || n > int.MaxValue || channels > int.MaxValue) throw new ArgumentException("selective scan: dimension beyond 2^31");
         var y = torch.empty(batch, channels, steps, ScalarType.Float32);
         float* pu = TorchMemory.Pointer(u), pd = TorchMemory.Pointer(delta), pa = TorchMemory.Pointer(A), pb = TorchMemory.Pointer(Bm),
             pc = TorchMemory.Pointer(Cm), pD = TorchMemory.Pointer(D), pz = TorchMemory.Pointer(z), ps = TorchMemory.Pointer(state),

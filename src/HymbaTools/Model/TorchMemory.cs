@@ -15,7 +15,11 @@ internal static unsafe partial class TorchMemory
     [LibraryImport("LibTorchSharp")]
     private static partial IntPtr THSTensor_data(IntPtr handle);
 
-    public static Span<float> AsSpan(Tensor tensor)
+    /// <summary>
+    /// The tensor's memory as a span. Private: a span must not outlive its tensor, so callers get a copy
+    /// (<see cref="ToArray"/>), a scoped fill (<see cref="Create"/>) or a pointer for the length of one call.
+    /// </summary>
+    private static Span<float> AsSpan(Tensor tensor)
     {
         if (tensor.dtype != ScalarType.Float32) throw new ArgumentException($"tensor is {tensor.dtype}, expected Float32");
         if (!tensor.is_contiguous()) throw new ArgumentException("tensor must be contiguous");
@@ -27,6 +31,10 @@ internal static unsafe partial class TorchMemory
         return new Span<float>((void*)data, (int)n);
     }
 
+    /// <summary>A copy of a contiguous CPU float32 tensor's values.</summary>
+    public static float[] ToArray(Tensor tensor) => AsSpan(tensor).ToArray();
+
+    /// <summary>The data pointer, valid while the caller holds the tensor (the scan kernel's single call).</summary>
     public static float* Pointer(Tensor tensor)
     {
         var span = AsSpan(tensor);

@@ -134,7 +134,7 @@ internal sealed class HymbaTrainer : IDisposable
         SafetensorsWriter.Write(Path.Combine(directory, CheckpointDirectory.SingleFileName), entries, new Dictionary<string, string> { ["format"] = "pt" }, (e, stream) =>
         {
             using var detached = _parameters[e.Name].detach().contiguous();
-            var values = TorchMemory.AsSpan(detached).ToArray();
+            var values = TorchMemory.ToArray(detached);
             var bytes = new byte[e.ByteLength];
             FloatEncoding.Encode(values, bytes, dtype);
             stream.Write(bytes);

@@ -52,9 +52,18 @@ public sealed unsafe class GgufFile : IDisposable
 
     public bool TryGetTensor(string name, [MaybeNullWhen(false)] out GgufTensorInfo info) => _byName.TryGetValue(name, out info);
 
+    /// <summary>
+    /// The bytes of one of this file's tensors. The info must be this file's own (a record made elsewhere, or
+    /// one from another file, is refused), and the file must be open: the span can never reach outside the mapping.
+    /// </summary>
     public ReadOnlySpan<byte> Data(GgufTensorInfo tensor)
     {
+        _map.ThrowIfDisposed(Path);
+        if (!_byName.TryGetValue(tensor.Name, out var own) || !ReferenceEquals(own, tensor))
+            throw new ArgumentException($"{tensor.Name} is not a tensor of {Path}", nameof(tensor));
         long start = DataStart + tensor.Offset;
+        if (tensor.Offset < 0 || tensor.ByteLength < 0 || start > Length - tensor.ByteLength)
+            throw new InvalidGgufException(Path, tensor.Name, "tensor data outside the file");
         if (tensor.ByteLength > int.MaxValue) throw new InvalidGgufException(Path, tensor.Name, "tensor larger than 2 GiB cannot be read as one span");
         return new ReadOnlySpan<byte>(_base + start, (int)tensor.ByteLength);
     }
