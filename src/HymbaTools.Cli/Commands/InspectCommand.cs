@@ -16,9 +16,10 @@ internal static class InspectCommand
             AllowMultipleArgumentsPerToken = true,
         };
         var strict = new Option<bool>("--strict") { Description = "Treat NaN/Inf weights as an error (default: warning)" };
+        var checksums = new Option<bool>("--checksums") { Description = "Recompute the per-tensor sha256 a .gguf file or ONNX export recorded when written; exit 1 naming every tensor that differs" };
         var command = new Command("inspect", "Validate a checkpoint and show its config, layer plan, parameter counts and cache sizes")
         {
-            checkpoint, json, seqLen, strict,
+            checkpoint, json, seqLen, strict, checksums,
         };
         command.SetAction(parse => CommandRunner.Run(parse, stderr, () =>
         {
@@ -26,6 +27,7 @@ internal static class InspectCommand
             foreach (long s in lengths)
                 if (s < 0) throw new HymbaTools.Common.InvalidRequestException("--seq-len", $"{s} is negative, expected a token count >= 0");
             string path = parse.GetValue(checkpoint)!;
+            if (parse.GetValue(checksums)) return VerifyChecksums(path, stdout, stderr);
             InspectReport report;
             if (HymbaTools.Runtime.OnnxRunner.IsOnnxDirectory(path)) report = OnnxInspect.For(path, lengths);
             else if (ArtifactLoader.IsGguf(path))
@@ -44,5 +46,32 @@ internal static class InspectCommand
             return ExitCodes.Success;
         }));
         return command;
+    }
+
+    private static int VerifyChecksums(string path, TextWriter stdout, TextWriter stderr)
+    {
+        IReadOnlyList<HymbaTools.Formats.ChecksumMismatch>? mismatches;
+        int count;
+        if (HymbaTools.Runtime.OnnxRunner.IsOnnxDirectory(path))
+        {
+            mismatches = HymbaTools.Formats.TensorChecksums.VerifyOnnx(path);
+            count = -1;
+        }
+        else if (ArtifactLoader.IsGguf(path))
+        {
+            using var file = HymbaTools.Formats.Gguf.GgufFile.Open(path);
+            mismatches = HymbaTools.Formats.TensorChecksums.Verify(file);
+            count = file.Tensors.Count;
+        }
+        else throw new HymbaTools.Common.InvalidRequestException("--checksums", $"{path} is not a .gguf file or an ONNX export (a HuggingFace checkpoint records no checksums)");
+        if (mismatches is null)
+        {
+            stderr.WriteLine($"check failed: {path} records no tensor checksums (written by an older hymba?)");
+            return ExitCodes.CheckFailed;
+        }
+        foreach (var m in mismatches) stderr.WriteLine($"check failed: tensor {m.Tensor}: sha256 {m.Actual}, recorded {m.Recorded}");
+        if (mismatches.Count > 0) return ExitCodes.CheckFailed;
+        stdout.WriteLine(count >= 0 ? $"checksums: all {count} tensors match" : "checksums: every recorded tensor matches");
+        return ExitCodes.Success;
     }
 }

@@ -14,11 +14,12 @@ internal static class QuantizeCommand
         var type = new Option<string>("--type") { Description = "Preset: " + string.Join("; ", QuantizationPreset.All.Select(p => $"{p.Name} ({p.Description})")), Required = true };
         var tensorType = new Option<string[]>("--tensor-type") { Description = "Override REGEX=TYPE on stored tensor names, e.g. 'ffn_down=Q8_0' (repeatable; later ones win)" };
         var imatrix = new Option<string?>("--imatrix") { Description = "Importance matrix from `hymba imatrix` (importance-weighted scales)" };
+        var threads = new Option<int?>("--threads") { Description = "Threads that quantize (default: all cores; the output is the same for any count)" };
         var dryRun = new Option<bool>("--dry-run") { Description = "Print the per-tensor plan, file size and bits per weight; write nothing" };
         var output = new Option<string?>("--output", "-o") { Description = "Output .gguf file (required unless --dry-run; its directory must exist)" };
         var command = new Command("quantize", "Write the model as one GGUF file in a quantization preset (or print the plan with --dry-run)")
         {
-            checkpoint, type, tensorType, imatrix, dryRun, output,
+            checkpoint, type, tensorType, imatrix, threads, dryRun, output,
         };
         command.SetAction(parse => CommandRunner.Run(parse, stderr, () =>
         {
@@ -34,7 +35,8 @@ internal static class QuantizeCommand
             var importance = imatrixPath is null ? null : ImportanceMatrix.Load(imatrixPath);
             using var ckpt = HymbaCheckpoint.Open(parse.GetValue(checkpoint)!, new CheckpointReadOptions { ScanNonFinite = !dry });
             foreach (var w in ckpt.Warnings) stderr.WriteLine($"warning: {w}");
-            var options = new GgufExportOptions { Preset = preset, Overrides = overrides, Importance = importance, HashSources = !dry };
+            if (parse.GetValue(threads) is int t && t < 1) throw new InvalidRequestException("--threads", $"{t}, expected >= 1");
+            var options = new GgufExportOptions { Preset = preset, Overrides = overrides, Importance = importance, HashSources = !dry, Threads = parse.GetValue(threads) };
             if (dry)
             {
                 var (writer, plan) = GgufExporter.Prepare(ckpt, options);

@@ -12,6 +12,8 @@ public sealed record GgufExportOptions
     /// <summary>Per stored-tensor importance (mean squared input activations per column), keyed by stored tensor name.</summary>
     public ImportanceMatrix? Importance { get; init; }
     public string? ModelName { get; init; }
+    /// <summary>Threads that quantize (rows are independent; the output is the same for any count). Null: all cores.</summary>
+    public int? Threads { get; init; }
     /// <summary>Hash the source files for provenance (reads every byte once); false writes zero hashes of the same length (dry runs).</summary>
     public bool HashSources { get; init; } = true;
 }
@@ -76,8 +78,9 @@ public static class GgufExporter
             var importance = options.Importance?.For(t.Name, cols);
             writer.AddTensor(new GgufTensorEntry(t.Name, t.Shape.Reverse().ToArray(), p.Type, stream =>
                 TensorQuantizer.Quantize(p.Type, t.Rows, cols,
-                    (first, count, dst) => source.CopyElementsToFloat32((firstRow + first) * cols, (long)count * cols, dst), importance, stream)));
+                    (first, count, dst) => source.CopyElementsToFloat32((firstRow + first) * cols, (long)count * cols, dst), importance, stream, options.Threads)));
         }
+        writer.AddTensorChecksums();
         return (writer, plan);
     }
 

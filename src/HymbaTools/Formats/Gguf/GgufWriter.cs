@@ -52,6 +52,18 @@ internal sealed class GgufWriter
         return this;
     }
 
+    /// <summary>Metadata key holding the sha256 of every tensor's data, in tensor order (hex strings).</summary>
+    public const string TensorChecksumsKey = "general.tensor_sha256";
+    private const int DigestHexLength = 64;
+
+    /// <summary>
+    /// Records every tensor's sha256 in <see cref="TensorChecksumsKey"/>. Call after the last tensor: the key is
+    /// written with placeholders of the final length, and the digests, computed while the data streams out, are
+    /// patched into the header before the file is renamed into place.
+    /// </summary>
+    public GgufWriter AddTensorChecksums() =>
+        Add(TensorChecksumsKey, GgufValue.Strings(_tensors.Select(_ => new string('0', DigestHexLength))));
+
     public GgufWriter AddTensor(GgufTensorEntry tensor)
     {
         if (Encoding.UTF8.GetByteCount(tensor.Name) > GgufConstants.MaxTensorNameBytes)
@@ -123,6 +135,8 @@ internal sealed class GgufWriter
         var header = BuildHeader();
         long total = _tensors.Sum(t => t.ByteLength);
         long done = 0;
+        long checksums = _keys.Contains(TensorChecksumsKey) ? ChecksumsOffset() : -1;
+        var digests = new List<byte[]>();
         AtomicFile.Write(path, stream =>
         {
             stream.Write(header);
@@ -130,7 +144,11 @@ internal sealed class GgufWriter
             foreach (var t in _tensors)
             {
                 long before = stream.Position;
-                t.WriteData(stream);
+                using (var hashing = new HashingStream(stream))
+                {
+                    t.WriteData(hashing);
+                    digests.Add(hashing.Digest());
+                }
                 long written = stream.Position - before;
                 if (written != t.ByteLength)
                     throw new InvalidOperationException($"tensor '{t.Name}': writer produced {written} bytes, expected {t.ByteLength}");
@@ -139,7 +157,57 @@ internal sealed class GgufWriter
                 done += t.ByteLength;
                 progress?.Report((done, total));
             }
+            if (checksums < 0) return;
+            // Each placeholder is a u64 length (64) then 64 hex digits; overwrite the digits in place.
+            for (int i = 0; i < digests.Count; i++)
+            {
+                stream.Position = checksums + i * (8L + DigestHexLength) + 8;
+                stream.Write(Encoding.ASCII.GetBytes(Convert.ToHexStringLower(digests[i])));
+            }
+            stream.Position = stream.Length;
         });
+    }
+
+    /// <summary>Offset of the first string of the checksum array's value in the header.</summary>
+    private long ChecksumsOffset()
+    {
+        long offset = 4 + 4 + 8 + 8; // magic, version, tensor count, metadata count
+        foreach (var (key, value) in _metadata)
+        {
+            offset += 8 + Encoding.UTF8.GetByteCount(key) + 4;
+            if (key == TensorChecksumsKey) return offset + 4 + 8; // element type, count
+            using var ms = new MemoryStream();
+            using (var w = new BinaryWriter(ms, Encoding.UTF8, leaveOpen: true)) WriteValue(w, value);
+            offset += ms.Length;
+        }
+        throw new InvalidOperationException("checksum key not in the header");
+    }
+
+    /// <summary>Forwards writes to the file and hashes them on the way.</summary>
+    private sealed class HashingStream(Stream inner) : Stream
+    {
+        private readonly System.Security.Cryptography.IncrementalHash _hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        public byte[] Digest() => _hash.GetHashAndReset();
+        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            _hash.AppendData(buffer);
+            inner.Write(buffer);
+        }
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => inner.Length;
+        public override long Position { get => inner.Position; set => throw new NotSupportedException(); }
+        public override void Flush() => inner.Flush();
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing) _hash.Dispose();
+            base.Dispose(disposing);
+        }
     }
 
     private static void WriteString(BinaryWriter w, string s)

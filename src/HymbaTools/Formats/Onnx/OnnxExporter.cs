@@ -69,11 +69,13 @@ public static class OnnxExporter
         long modelBytes = 0, dataBytes = 0;
         OutputPaths.WriteDirectory(destination, options.Force, directory =>
         {
+            string checksums;
             using (var store = new OnnxInitializerStore(external ? Path.Combine(directory, HymbaOnnxNames.DataFile) : null))
             {
                 WriteWeights(source.Tensors, weights, options.BlockSize, store, progress, weightBytes);
                 store.Complete();
                 graph.Initializer.AddRange(store.Tensors);
+                checksums = string.Join("\n", store.Checksums.Select(c => $"{c.Name} {c.Sha256}"));
             }
             var model = new ModelProto
             {
@@ -88,6 +90,7 @@ public static class OnnxExporter
                 model.OpsetImport.Add(new OperatorSetIdProto { Domain = OnnxConstants.MicrosoftDomain, Version = OnnxConstants.MicrosoftOpset });
             foreach (var (key, value) in Metadata(source, options))
                 model.MetadataProps.Add(new StringStringEntryProto { Key = key, Value = value });
+            model.MetadataProps.Add(new StringStringEntryProto { Key = HymbaOnnxNames.MetaTensorSha256, Value = checksums });
             WriteFile(Path.Combine(directory, HymbaOnnxNames.ModelFile), model.ToByteArray());
 
             WriteFile(Path.Combine(directory, "config.json"), Json(config.Json));
