@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using HymbaTools.Cli;
 using HymbaTools.Formats.Gguf;
+using HymbaTools.Formats;
 using HymbaTools.Tests.TestData;
 
 namespace HymbaTools.Tests.Cli;
@@ -93,30 +94,61 @@ public class ErrorModelTests : IDisposable
     }
 
     /// <summary>
-    /// SIGKILL at spread-out moments of a quantize: the destination is either absent or a complete GGUF file, and
-    /// the next run removes what the killed one left beside it.
+    /// SIGKILL at spread-out moments of a command that writes: the destination is either absent or complete (a
+    /// GGUF file that opens with every tensor, a checkpoint or an export directory that loads), and the next run
+    /// removes what the killed one left beside it.
     /// </summary>
-    [Fact]
-    public void A_killed_quantize_leaves_the_complete_file_or_nothing_and_the_next_run_cleans_up()
+    [Theory]
+    [InlineData("quantize")]
+    [InlineData("merge-kv")]
+    [InlineData("export")]
+    public void A_killed_command_leaves_the_complete_output_or_nothing_and_the_next_run_cleans_up(string command)
     {
         string checkpoint = _dir.File("medium");
         Assert.Equal(0, CliRunner.Run("init", checkpoint, "--preset", "medium").ExitCode);
-        string destination = _dir.File("out.gguf");
-        int expectedTensors = -1;
+        string destination = _dir.File(command == "quantize" ? "out.gguf" : "out");
+        string[] Args() => command switch
+        {
+            "quantize" => ["quantize", checkpoint, "--type", "q6_k", "-o", destination],
+            "merge-kv" => ["merge-kv", checkpoint, "--groups", "[[1,2],[3,4],[7,8,9,10]]", "--tokens", Tokens(), "--force", "-o", destination],
+            _ => ["export", checkpoint, "--type", "int4", "--force", "-o", destination],
+        };
         foreach (int delay in new[] { 150, 300, 450, 600, 900 })
         {
             if (File.Exists(destination)) File.Delete(destination);
-            using var process = Start("quantize", checkpoint, "--type", "q6_k", "-o", destination);
+            using var process = Start(Args());
             Thread.Sleep(delay);
             try { process.Kill(); } catch (InvalidOperationException) { }
             process.WaitForExit();
-            if (!File.Exists(destination)) continue;
-            using var file = GgufFile.Open(destination); // throws if truncated
-            if (expectedTensors < 0) expectedTensors = file.Tensors.Count;
-            Assert.Equal(expectedTensors, file.Tensors.Count);
+            AssertCompleteOrAbsent(command, destination);
         }
-        Assert.Equal(0, CliRunner.Run("quantize", checkpoint, "--type", "q6_k", "-o", destination).ExitCode);
-        Assert.Empty(Directory.GetFileSystemEntries(_dir.Path, ".out.gguf.*.partial"));
+        Assert.Equal(0, CliRunner.Run(Args()).ExitCode);
+        AssertCompleteOrAbsent(command, destination);
+        Assert.Empty(Directory.GetFileSystemEntries(_dir.Path, $".{Path.GetFileName(destination)}.*.partial"));
+    }
+
+    private string Tokens()
+    {
+        string path = _dir.File("tokens.txt");
+        File.WriteAllText(path, string.Join(' ', Enumerable.Range(0, 40).Select(i => i * 7 % 1000)));
+        return path;
+    }
+
+    private static void AssertCompleteOrAbsent(string command, string destination)
+    {
+        switch (command)
+        {
+            case "quantize" when File.Exists(destination):
+                using (var file = GgufFile.Open(destination)) Assert.Empty(TensorChecksums.Verify(file)!);
+                break;
+            case "merge-kv" when Directory.Exists(destination):
+                using (var merged = HymbaTools.Model.HymbaCheckpoint.Open(destination)) Assert.True(merged.HasWeights);
+                break;
+            case "export" when Directory.Exists(destination):
+                Assert.Empty(TensorChecksums.VerifyOnnx(destination)!);
+                using (var runner = HymbaTools.Runtime.OnnxRunner.Open(destination)) Assert.True(runner.PastNames.Count > 0);
+                break;
+        }
     }
 
     /// <summary>SIGINT while the output is being written: exit 130 and no temporary file left.</summary>
