@@ -27,6 +27,10 @@ public class CompareAndGenerateTests : IDisposable
         Assert.True(artifacts[0].GetProperty("mean_kl").GetDouble() < artifacts[1].GetProperty("mean_kl").GetDouble());
         Assert.True(artifacts[0].GetProperty("bits_per_weight").GetDouble() > artifacts[1].GetProperty("bits_per_weight").GetDouble());
         Assert.StartsWith("<svg", File.ReadAllText(svg));
+        // the report is deterministic: a second run writes the same bytes
+        string again = _dir.File("report-again.json");
+        Assert.Equal(0, CliRunner.Run("compare", Fixtures.TinyB, q8, q4, "--json", again, "--chunk", "32", "--max-tokens", "128").ExitCode);
+        Assert.Equal(File.ReadAllBytes(json), File.ReadAllBytes(again));
         // CI gate: a threshold below q4_0's KL fails with exit 1
         Assert.Equal(1, CliRunner.Run("compare", Fixtures.TinyB, q4, "--max-kl", "1e-9", "--chunk", "32", "--max-tokens", "64").ExitCode);
     }
