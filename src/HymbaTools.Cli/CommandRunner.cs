@@ -11,8 +11,8 @@ namespace HymbaTools.Cli;
 internal static class CommandRunner
 {
     /// <summary>Global options, recognised on every command.</summary>
-    public static readonly Option<bool> Verbose = new("--verbose") { Description = "Print more: progress details, and the full trace of an internal error", Recursive = true };
-    public static readonly Option<bool> Quiet = new("--quiet", "-q") { Description = "Print only results and errors (no progress, no notes)", Recursive = true };
+    public static readonly Option<bool> Verbose = new("--verbose") { Description = "Print the full trace of an internal error on stderr (it is always written to a file)", Recursive = true };
+    public static readonly Option<bool> Quiet = new("--quiet", "-q") { Description = "Print only results, errors and warnings (no progress, no notes)", Recursive = true };
 
     public static int Run(ParseResult parse, TextWriter stderr, Func<int> action)
     {

@@ -9,14 +9,15 @@ namespace HymbaTools.Cli;
 internal sealed class ConsoleProgress(TextWriter stderr, string label) : IProgress<(long Done, long Total)>, IDisposable
 {
     private readonly Stopwatch _clock = Stopwatch.StartNew();
-    private readonly bool _interactive = ReferenceEquals(stderr, Console.Error) && !Console.IsErrorRedirected;
+    private readonly bool _interactive = stderr is CliErrorWriter { Interactive: true };
+    private readonly bool _silent = stderr is CliErrorWriter { Quiet: true };
     private TimeSpan _lastPrint = TimeSpan.Zero;
     private bool _printed;
 
     public void Report((long Done, long Total) value)
     {
         var now = _clock.Elapsed;
-        if (now < TimeSpan.FromSeconds(1) || now - _lastPrint < TimeSpan.FromSeconds(_interactive ? 0.2 : 5)) return;
+        if (_silent || now < TimeSpan.FromSeconds(1) || now - _lastPrint < TimeSpan.FromSeconds(_interactive ? 0.2 : 5)) return;
         _lastPrint = now;
         double fraction = value.Total > 0 ? (double)value.Done / value.Total : 0;
         string eta = fraction > 0 ? $", ~{TimeSpan.FromSeconds(now.TotalSeconds * (1 - fraction) / fraction):mm\\:ss} left" : "";

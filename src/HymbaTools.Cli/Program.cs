@@ -27,6 +27,8 @@ public static class Program
     /// <summary>Entry point used by tests: runs the CLI in-process with captured output.</summary>
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
+        var errors = new CliErrorWriter(stderr, interactive: ReferenceEquals(stderr, Console.Error) && !Console.IsErrorRedirected);
+        stderr = errors;
         var root = new RootCommand("hymba: read, verify, quantize and export NVIDIA Hymba hybrid-head models (HuggingFace checkpoints).\n" +
             "Exit codes: 0 success; 1 a check or gate failed (the output says which); 2 bad input or usage (one line naming the file, field or option); " +
             "3 internal error (one line; the trace in a file, or on stderr with --verbose); 130/143 interrupted (temporary outputs removed).")
@@ -47,6 +49,7 @@ public static class Program
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0) return CommandRunner.UsageErrors(parse, stderr);
+        errors.Quiet = parse.GetValue(CommandRunner.Quiet);
         return parse.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
     }
 }

@@ -55,6 +55,20 @@ public class ErrorModelTests : IDisposable
     }
 
     [Fact]
+    public void Quiet_keeps_results_and_errors_and_drops_notes()
+    {
+        string path = _dir.File("q.gguf");
+        var loud = CliRunner.Run("quantize", Fixtures.TinyA, "--type", "q4_k_m", "-o", path);
+        Assert.Contains("note: shape fallbacks", loud.Stderr, StringComparison.Ordinal);
+        var quiet = CliRunner.Run("quantize", Fixtures.TinyA, "--type", "q4_k_m", "-o", path, "--quiet");
+        Assert.Equal(0, quiet.ExitCode);
+        Assert.Equal("", quiet.Stderr);
+        Assert.StartsWith("wrote ", quiet.Stdout, StringComparison.Ordinal);
+        var failing = CliRunner.Run("quantize", Fixtures.TinyA, "--type", "q9", "-o", path, "-q");
+        Assert.StartsWith("error: --type:", failing.FirstErrorLine, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Usage_errors_exit_2_with_the_option_named()
     {
         var r = CliRunner.Run("quantize", Fixtures.TinyA);
