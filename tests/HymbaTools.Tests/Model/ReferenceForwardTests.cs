@@ -53,8 +53,10 @@ public class ReferenceForwardTests
     {
         var (runner, golden) = Load(fixture);
         using var _ = runner;
+        Assert.NotEmpty(golden.DecodeCases); // a fixture set without decode cases must not pass this silently
         foreach (var c in golden.DecodeCases)
         {
+            Assert.NotNull(c.StepLogits);
             var decoded = Verifier.DecodeLogits(runner, c.PromptIds, c.GeneratedIds, DecodeWindowMode.OfficialGenerate);
             var cmp = LogitComparison.Compare(c.StepLogits!, decoded, c.Vocab);
             Assert.True(cmp.MaxAbsDiff <= TestTolerances.GoldenLogits, $"{fixture}/{c.Name}: max abs diff {cmp.MaxAbsDiff:E3}");
