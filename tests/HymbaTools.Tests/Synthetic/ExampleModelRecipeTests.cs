@@ -36,7 +36,7 @@ public class ExampleModelRecipeTests : IDisposable
         Assert.True(result.HeldOutPerplexity < result.UnigramPerplexity, $"held-out perplexity {result.HeldOutPerplexity:F1}, unigram {result.UnigramPerplexity:F1}");
 
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(output, "training.json")));
-        Assert.Equal(12, doc.RootElement.GetProperty("steps").GetInt32());
+        Assert.Equal(60, doc.RootElement.GetProperty("steps").GetInt32());
         using var ckpt = HymbaCheckpoint.Open(output);
         Assert.Equal(4001, ckpt.Config.VocabSize);
         Assert.Equal(HymbaTools.Checkpoints.SafetensorsDType.BF16, ckpt.Get(HymbaTensorCatalog.EmbedTokens).DType);
