@@ -54,7 +54,7 @@ echo "== compare every artifact with the reference"
 text=()
 [ -f "$checkpoint/tokenizer.model" ] && text=(--text "$heldout")
 hymba compare "$checkpoint" "${artifacts[@]}" "${text[@]}" --max-tokens 4096 \
-  --markdown "$out/comparison.md" --json "$out/comparison.json" --svg "$out/comparison.svg"
+  --markdown-out "$out/comparison.md" --json-out "$out/comparison.json" --svg-out "$out/comparison.svg"
 
 if [ -f "$checkpoint/tokenizer.model" ]; then
   echo "== generate"

@@ -4,7 +4,7 @@ using HymbaTools.Text;
 
 namespace HymbaTools.Cli;
 
-/// <summary>Token ids for commands that evaluate or calibrate: from a text file (via the checkpoint's tokenizer) or a file of ids.</summary>
+/// <summary>Token ids for commands that evaluate or calibrate: a text file (via the checkpoint's tokenizer), a file of ids, else the built-in evaluation text when there is a tokenizer, else random ids (and the report says which).</summary>
 internal static class TokenInput
 {
     public static (long[] Ids, string Source) Read(string checkpointDirectory, string? textFile, string? tokensFile, int vocab, int fallbackLength, int seed = 7)
@@ -35,7 +35,12 @@ internal static class TokenInput
             var tokenizer = HymbaTokenizer.Load(checkpointDirectory);
             return (tokenizer.Encode(File.ReadAllText(textFile)), Path.GetFileName(textFile));
         }
+        if (HymbaTokenizer.Exists(checkpointDirectory))
+        {
+            var ids = HymbaTokenizer.Load(checkpointDirectory).Encode(EvaluationText.Read());
+            if (ids.All(id => id < vocab)) return (ids, EvaluationText.Description);
+        }
         var rng = new Random(seed);
-        return (Enumerable.Range(0, fallbackLength).Select(_ => (long)rng.Next(vocab)).ToArray(), $"{fallbackLength} random token ids (seed {seed})");
+        return (Enumerable.Range(0, fallbackLength).Select(_ => (long)rng.Next(vocab)).ToArray(), $"{fallbackLength} random token ids (seed {seed}; no tokenizer.model to encode text with)");
     }
 }

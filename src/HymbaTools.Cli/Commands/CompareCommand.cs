@@ -14,20 +14,21 @@ internal static class CompareCommand
         var tokens = new Option<string?>("--tokens") { Description = "Evaluation token ids instead of --text" };
         var maxTokens = new Option<int>("--max-tokens") { Description = "Most evaluation tokens to use", DefaultValueFactory = _ => 4096 };
         var chunk = new Option<int>("--chunk") { Description = "Tokens per forward pass", DefaultValueFactory = _ => 256 };
-        var markdown = new Option<string?>("--markdown") { Description = "Write the Markdown report here" };
-        var json = new Option<string?>("--json") { Description = "Write the JSON report here (schemas/comparison-report.schema.json)" };
-        var svg = new Option<string?>("--svg") { Description = "Write a KL-vs-size plot (SVG) here" };
+        var markdown = new Option<string?>("--markdown-out") { Description = "Also write the Markdown report to this file" };
+        var json = new Option<bool>("--json") { Description = "Print the JSON report (schemas/comparison-report.schema.json) instead of the Markdown table" };
+        var jsonOut = new Option<string?>("--json-out") { Description = "Also write the JSON report to this file" };
+        var svg = new Option<string?>("--svg-out") { Description = "Also write a KL-vs-size plot (SVG) to this file" };
         var maxKl = new Option<double?>("--max-kl") { Description = "Exit 1 when any artifact's mean KL exceeds this (for CI)" };
         var command = new Command("compare", "Compare artifacts against a reference on the same tokens: KL divergence, top-1 agreement, perplexity, size")
         {
-            reference, artifacts, text, tokens, maxTokens, chunk, markdown, json, svg, maxKl,
+            reference, artifacts, text, tokens, maxTokens, chunk, json, markdown, jsonOut, svg, maxKl,
         };
         command.SetAction(parse => CommandRunner.Run(parse, stderr, () =>
         {
             string referencePath = parse.GetValue(reference)!;
             int chunkLength = parse.GetValue(chunk);
             if (chunkLength < 1) throw new InvalidRequestException("--chunk", $"{chunkLength}, expected >= 1");
-            foreach (var (option, value) in new[] { ("--markdown", parse.GetValue(markdown)), ("--json", parse.GetValue(json)), ("--svg", parse.GetValue(svg)) })
+            foreach (var (option, value) in new[] { ("--markdown-out", parse.GetValue(markdown)), ("--json-out", parse.GetValue(jsonOut)), ("--svg-out", parse.GetValue(svg)) })
                 if (value is not null) OutputPaths.CheckFile(value, option);
             using var referenceRunner = ArtifactLoader.Open(referencePath, stderr);
             string tokenizerDir = CliOutput.TokenizerDirectory(referencePath, null);
@@ -44,9 +45,10 @@ internal static class CompareCommand
                 rows.Add(QuantizationComparison.Measure(referenceRunner, candidate, description.Label, description.FileBytes, description.BitsPerWeight, ids, chunkLength));
             }
             var report = new QuantizationComparison(Path.GetFullPath(referencePath), source, (ids.Length - 1) / chunkLength * chunkLength, chunkLength, rows);
-            stdout.Write(report.ToMarkdown());
+            if (parse.GetValue(json)) CliOutput.Json(stdout, report.WriteJson);
+            else stdout.Write(report.ToMarkdown());
             if (parse.GetValue(markdown) is { } md) AtomicFile.WriteAllText(md, report.ToMarkdown());
-            if (parse.GetValue(json) is { } js) AtomicFile.Write(js, report.WriteJson);
+            if (parse.GetValue(jsonOut) is { } js) AtomicFile.Write(js, report.WriteJson);
             if (parse.GetValue(svg) is { } sv) AtomicFile.WriteAllText(sv, report.ToSvg());
             return parse.GetValue(maxKl) is { } limit && rows.Any(r => r.MeanKl > limit) ? ExitCodes.CheckFailed : ExitCodes.Success;
         }));

@@ -25,7 +25,7 @@ internal static class InspectCommand
         {
             var lengths = parse.GetValue(seqLen) ?? [];
             foreach (long s in lengths)
-                if (s < 0) throw new HymbaTools.Common.InvalidRequestException("--seq-len", $"{s} is negative, expected a token count >= 0");
+                if (s < 1) throw new HymbaTools.Common.InvalidRequestException("--seq-len", $"{s}, expected a token count >= 1");
             string path = parse.GetValue(checkpoint)!;
             if (parse.GetValue(checksums)) return VerifyChecksums(path, stdout, stderr);
             InspectReport report;

@@ -24,6 +24,8 @@ internal static class MergeKvCommand
         };
         command.SetAction(parse => CommandRunner.Run(parse, stderr, () =>
         {
+            foreach (long s in parse.GetValue(seqLen)!)
+                if (s < 1) throw new InvalidRequestException("--seq-len", $"{s}, expected a token count >= 1");
             var requested = KvMerge.ParseGroups(parse.GetValue(groups)!);
             using var source = HymbaCheckpoint.Open(parse.GetValue(checkpoint)!);
             var result = KvMerge.Write(source, requested, parse.GetValue(output)!, parse.GetValue(force));

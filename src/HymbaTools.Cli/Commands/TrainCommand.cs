@@ -16,7 +16,7 @@ internal static class TrainCommand
         var eval = new Option<string>("--eval") { Description = "Held-out text for perplexity", Required = true };
         var steps = new Option<int>("--steps") { Description = "Optimizer steps", DefaultValueFactory = _ => 600 };
         var batch = new Option<int>("--batch") { Description = "Sequences per step", DefaultValueFactory = _ => 8 };
-        var seqLen = new Option<int>("--seq-len") { Description = "Text tokens per sequence", DefaultValueFactory = _ => 256 };
+        var seqLen = new Option<int>("--context") { Description = "Text tokens per training sequence (--seq-len elsewhere means cache lengths)", DefaultValueFactory = _ => 256 };
         var lr = new Option<double>("--lr") { Description = "Peak learning rate (AdamW, warm-up then cosine)", DefaultValueFactory = _ => 3e-3 };
         var seed = new Option<ulong>("--seed") { Description = "Seed of the initial weights and the data order", DefaultValueFactory = _ => 1 };
         var command = new Command("train", "Train a small Hymba model on text with the reference forward pass (the example-model recipe)")
