@@ -16,6 +16,6 @@ for t in Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q4_K Q5_K Q6_K; do
   "$work/harness" "$t" 512 48 < "$out/rows.f32" > "$out/$t.bin"
   "$work/harness" "$t" 512 48 "$out/importance.f32" < "$out/rows.f32" > "$out/$t.imatrix.bin"
 done
-sha256sum "$out"/*.bin "$out"/*.f32 > "$out/SHA256SUMS"
+(cd "$out" && sha256sum *.bin *.f32 > SHA256SUMS)  # relative names: the check works from any clone
 rm -rf "$work"
 echo "wrote reference vectors to $out"

@@ -12,6 +12,20 @@ public class GgmlReferenceTests
 
     private static float[] Read(string file) => MemoryMarshal.Cast<byte, float>(File.ReadAllBytes(Path.Combine(Dir, file))).ToArray();
 
+    /// <summary>The reference bytes are the ones ggml wrote: every file listed (by a name relative to the folder) hashes as recorded.</summary>
+    [Fact]
+    public void Reference_files_match_their_recorded_sha256()
+    {
+        var lines = File.ReadAllLines(Path.Combine(Dir, "SHA256SUMS")).Where(l => l.Length > 0).ToList();
+        Assert.Equal(18, lines.Count); // 8 types x 2 modes + rows + importance
+        foreach (var line in lines)
+        {
+            var parts = line.Split("  ", 2);
+            Assert.False(parts[1].Contains('/'), $"{parts[1]}: SHA256SUMS must name files relative to its folder");
+            Assert.Equal(parts[0], Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(Path.Combine(Dir, parts[1])))));
+        }
+    }
+
     public static IEnumerable<object[]> Cases() =>
         from type in new[] { GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.Q8_0, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K }
         from importance in new[] { false, true }
