@@ -20,7 +20,7 @@ internal static class ExportCommand
         var format = new Option<string>("--format") { Description = "Output format: onnx (a directory for ONNX Runtime; for GGUF use `hymba quantize`)", DefaultValueFactory = _ => "onnx" };
         var type = new Option<string>("--type")
         {
-            Description = "Weights: f32; f16 (float16 storage); int8 / int4 (com.microsoft.MatMulNBits, 8 or 4 bits, for the linear weights the GGUF policy quantizes; norms, SSM parameters, conv kernel and meta tokens stay float32, x_proj/dt_proj float16, embedding/head 8 bits)",
+            Description = "Weights: f32; f16 (float16 storage); int8 / int4 (com.microsoft.MatMulNBits, 8 or 4 bits, for the linear weights the GGUF policy quantizes; norms, SSM parameters, conv kernel and meta tokens stay float32; x_proj/dt_proj and the embedding/head 8 bits)",
             DefaultValueFactory = _ => "f32",
         };
         var blockSize = new Option<int>("--block-size") { Description = "MatMulNBits block size for int8/int4 (16, 32, 64 or 128)", DefaultValueFactory = _ => 32 };

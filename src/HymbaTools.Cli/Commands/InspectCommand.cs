@@ -12,10 +12,11 @@ internal static class InspectCommand
         var json = new Option<bool>("--json") { Description = "Print one JSON object on stdout instead of tables" };
         var seqLen = new Option<long[]>("--seq-len")
         {
-            Description = "Sequence length(s) S for the cache-size table (repeatable; default 1024 8192 32768)",
+            Description = "Sequence length(s) S for the cache-size table (repeatable)",
+            DefaultValueFactory = _ => [.. InspectReport.DefaultSequenceLengths],
             AllowMultipleArgumentsPerToken = true,
         };
-        var strict = new Option<bool>("--strict") { Description = "Treat NaN/Inf weights as an error (default: warning)" };
+        var strict = new Option<bool>("--strict") { Description = "NaN/Inf weights are an error instead of a warning" };
         var checksums = new Option<bool>("--checksums") { Description = "Recompute the per-tensor sha256 a .gguf file or ONNX export recorded when written; exit 1 naming every tensor that differs" };
         var command = new Command("inspect", "Validate a checkpoint and show its config, layer plan, parameter counts and cache sizes")
         {
