@@ -19,6 +19,7 @@ static const struct { const char *name; int type; int block; int bytes; quantize
     { "Q4_K", LM_GGML_TYPE_Q4_K, 256, 144, quantize_q4_K },
     { "Q5_K", LM_GGML_TYPE_Q5_K, 256, 176, quantize_q5_K },
     { "Q6_K", LM_GGML_TYPE_Q6_K, 256, 210, quantize_q6_K },
+    { "IQ4_NL", LM_GGML_TYPE_IQ4_NL, 32, 18, quantize_iq4_nl },
 };
 
 // The few ggml.c entry points ggml-quants.c calls.

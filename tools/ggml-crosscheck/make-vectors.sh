@@ -12,7 +12,7 @@ src=$work/package/cpp
 gcc -O2 -march=x86-64 -ffp-contract=off -DNDEBUG -I"$src" -I"$src/ggml-cpu" "$here/harness.c" "$src/ggml-quants.c" -lm -o "$work/harness"
 mkdir -p "$out"
 python3 "$here/make-inputs.py" "$out"
-for t in Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q4_K Q5_K Q6_K; do
+for t in Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q4_K Q5_K Q6_K IQ4_NL; do
   "$work/harness" "$t" 512 48 < "$out/rows.f32" > "$out/$t.bin"
   "$work/harness" "$t" 512 48 "$out/importance.f32" < "$out/rows.f32" > "$out/$t.imatrix.bin"
 done

@@ -17,7 +17,7 @@ public class GgmlReferenceTests
     public void Reference_files_match_their_recorded_sha256()
     {
         var lines = File.ReadAllLines(Path.Combine(Dir, "SHA256SUMS")).Where(l => l.Length > 0).ToList();
-        Assert.Equal(18, lines.Count); // 8 types x 2 modes + rows + importance
+        Assert.Equal(20, lines.Count); // 9 types x 2 modes + rows + importance
         foreach (var line in lines)
         {
             var parts = line.Split("  ", 2);
@@ -27,7 +27,7 @@ public class GgmlReferenceTests
     }
 
     public static IEnumerable<object[]> Cases() =>
-        from type in new[] { GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.Q8_0, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K }
+        from type in new[] { GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.Q8_0, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K, GgmlType.IQ4_NL }
         from importance in new[] { false, true }
         select new object[] { type.ToString(), importance };
 

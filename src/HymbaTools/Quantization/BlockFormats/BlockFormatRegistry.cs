@@ -8,7 +8,7 @@ internal static class BlockFormatRegistry
     {
         new FloatFormat(GgmlType.F32), new FloatFormat(GgmlType.F16), new FloatFormat(GgmlType.BF16),
         new Q8_0Format(), new Q4_0Format(), new Q4_1Format(), new Q5_0Format(), new Q5_1Format(),
-        new Q4_KFormat(), new Q5_KFormat(), new Q6_KFormat(),
+        new Q4_KFormat(), new Q5_KFormat(), new Q6_KFormat(), new IQ4_NLFormat(),
     }.ToDictionary(f => f.Type);
 
     public static IEnumerable<GgmlType> Supported => Formats.Keys;
