@@ -97,13 +97,15 @@ public sealed class QuantizationPlan
         if (preset.IsFloat) return (preset.Base, "preset");
         switch (t.Role)
         {
+            case StoredRole.SsmXProj when preset.XProj != GgmlType.F16:
+                return (preset.XProj, "SSM Δ/B/C projection, 8 bits by the preset");
             case StoredRole.SsmXProj or StoredRole.SsmDt:
                 return (GgmlType.F16, "SSM Δ/B/C projection kept F16");
             case StoredRole.TokenEmbedding:
                 return config.TieWordEmbeddings ? (preset.TiedEmbedding, "tied embedding = output head") : (preset.Base, "token embedding");
             case StoredRole.Output:
                 return (preset.Output, "output head");
-            case StoredRole.AttnV or StoredRole.FfnDown when preset.Bumped is { } bump && MoreBits(t.Layer, layers):
+            case StoredRole.AttnV or StoredRole.FfnDown when preset.Bumped is { } bump && preset.BumpedRoles.Contains(t.Role) && MoreBits(t.Layer, layers):
                 return (bump, "more-bits layer");
             default:
                 return (preset.Base, "preset");

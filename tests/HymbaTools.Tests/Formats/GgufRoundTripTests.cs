@@ -101,6 +101,7 @@ public class GgufRoundTripTests : IDisposable
     [InlineData("q4_0")]
     [InlineData("q4_k_m")]
     [InlineData("q8_0")]
+    [InlineData("iq4_nl_m")]
     public void Gguf_forward_equals_the_reference_on_the_same_quantized_weights(string preset)
     {
         string path = Export(Fixtures.TinyB, preset);

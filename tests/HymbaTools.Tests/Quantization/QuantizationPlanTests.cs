@@ -34,6 +34,20 @@ public class QuantizationPlanTests
         Assert.DoesNotContain(plan.Tensors, t => t.Tensor.Name == "blk.2.attn_k.weight" || t.Tensor.Name == "blk.2.attn_v.weight");
     }
 
+    /// <summary>The 4-bit presets for Hymba's widths: no shape fallback at 1.5B and the size the README states.</summary>
+    [Theory]
+    [InlineData("iq4_nl", 926_200_996L)]   // 4.866 bits per weight, as q4_0
+    [InlineData("iq4_nl_m", 931_141_796L)] // 4.892 bits per weight
+    public void Iq4_nl_presets_fit_hymba_widths_without_fallback(string preset, long tensorBytes)
+    {
+        var plan = QuantizationPlan.Create(Hymba15B, QuantizationPreset.Find(preset)!);
+        Assert.Empty(plan.Fallbacks);
+        Assert.Equal(tensorBytes, plan.TotalBytes);
+        Assert.True(plan.BitsPerWeight <= 4.9, $"{preset}: {plan.BitsPerWeight:F3} bits per weight");
+        Assert.Contains(plan.Tensors, t => t.Type == GgmlType.IQ4_NL);
+        Assert.Equal(GgmlType.Q8_0, plan.Tensors.Single(t => t.Tensor.Role == StoredRole.TokenEmbedding).Type);
+    }
+
     [Fact]
     public void K_quants_fall_back_on_hymba_widths_and_the_fallbacks_are_reported()
     {

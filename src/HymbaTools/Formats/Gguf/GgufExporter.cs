@@ -72,13 +72,16 @@ public static class GgufExporter
         foreach (var p in plan.Tensors)
         {
             var t = p.Tensor;
-            var source = checkpoint.Get(t.SourceName);
             long firstRow = t.SourceRows?.Start ?? 0;
             int cols = checked((int)t.Columns);
             var importance = options.Importance?.For(t.Name, cols);
+            // The source tensor is looked up when its data is written, so a dry run works on config.json alone.
             writer.AddTensor(new GgufTensorEntry(t.Name, t.Shape.Reverse().ToArray(), p.Type, stream =>
+            {
+                var source = checkpoint.Get(t.SourceName);
                 TensorQuantizer.Quantize(p.Type, t.Rows, cols,
-                    (first, count, dst) => source.CopyElementsToFloat32((firstRow + first) * cols, (long)count * cols, dst), importance, stream, options.Threads)));
+                    (first, count, dst) => source.CopyElementsToFloat32((firstRow + first) * cols, (long)count * cols, dst), importance, stream, options.Threads);
+            }));
         }
         writer.AddTensorChecksums();
         return (writer, plan);
