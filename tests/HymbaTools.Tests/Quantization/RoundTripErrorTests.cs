@@ -16,7 +16,7 @@ public class RoundTripErrorTests
         [GgmlType.Q5_0, 1.0 / 16 + 0.01], [GgmlType.Q5_1, 1.0 / 31 + 0.01], [GgmlType.Q4_K, 0.12], [GgmlType.Q5_K, 0.06],
         [GgmlType.Q6_K, 0.04], [GgmlType.F16, 1e-3], [GgmlType.BF16, 8e-3],
         // IQ4_NL's levels -127..113 have gaps up to 24 (half: 12 of 127), and the least-squares scale may leave the
-XX
+        // block's extreme past the last level: measured worst 0.083 of max|x| on these blocks.
         [GgmlType.IQ4_NL, 0.11],
     ];
 
