@@ -14,7 +14,7 @@ public sealed record TensorTypeOverride(Regex Pattern, GgmlType Type)
         if (eq <= 0 || eq == text.Length - 1) throw new InvalidRequestException("--tensor-type", $"'{text}' is not REGEX=TYPE");
         string typeName = text[(eq + 1)..];
         if (!GgmlTypes.TryParse(typeName, out var type) || !BlockFormats.BlockFormatRegistry.TryGet(type, out _))
-            throw new InvalidRequestException("--tensor-type", $"'{typeName}' is not a supported type (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)");
+            throw new InvalidRequestException("--tensor-type", $"'{typeName}' is not a supported type (expected one of {string.Join(", ", BlockFormats.BlockFormatRegistry.Supported.Select(GgmlTypes.NameOf))})");
         Regex regex;
         try { regex = new Regex(text[..eq], RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1)); }
         catch (ArgumentException e) { throw new InvalidRequestException("--tensor-type", $"'{text[..eq]}' is not a valid regular expression ({e.Message})"); }
