@@ -46,6 +46,7 @@ public static class Program
             TrainCommand.Create(stdout, stderr),
             GenerateCommand.Create(stdout, stderr),
             CompareCommand.Create(stdout, stderr),
+            DiffCommand.Create(stdout, stderr),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0) return CommandRunner.UsageErrors(parse, stderr);
