@@ -47,6 +47,8 @@ public static class Program
             GenerateCommand.Create(stdout, stderr),
             CompareCommand.Create(stdout, stderr),
             DiffCommand.Create(stdout, stderr),
+            ConvertCommand.Create(stdout, stderr),
+            ConvertCommand.Report(stdout, stderr),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0) return CommandRunner.UsageErrors(parse, stderr);

@@ -5,6 +5,37 @@ using HymbaTools.Runtime;
 
 namespace HymbaTools.Verification;
 
+/// <summary>The reference's logits for the scored half of every window: computed once, compared with every artifact.</summary>
+public sealed class ReferenceLogits
+{
+    private ReferenceLogits(int vocab, int window, IReadOnlyList<(long[] Ids, float[] Scored)> windows)
+    {
+        Vocab = vocab;
+        Window = window;
+        Windows = windows;
+    }
+
+    public int Vocab { get; }
+    public int Window { get; }
+    public IReadOnlyList<(long[] Ids, float[] Scored)> Windows { get; }
+
+    public static ReferenceLogits Compute(IHymbaRunner reference, long[] tokens, int window)
+    {
+        if (window < 4) throw new Common.InvalidRequestException("--window", $"{window}, expected at least 4 tokens");
+        int count = tokens.Length / window;
+        if (count == 0) throw new Common.InvalidRequestException("--tokens", $"{tokens.Length} tokens, fewer than one window of {window}");
+        int vocab = reference.Config.VocabSize;
+        var windows = new List<(long[], float[])>();
+        for (int w = 0; w < count; w++)
+        {
+            long[] ids = tokens.AsSpan(w * window, window).ToArray();
+            var logits = reference.Forward([ids]).Data;
+            windows.Add((ids, logits.AsSpan(window / 2 * vocab, (window - 1 - window / 2) * vocab).ToArray()));
+        }
+        return new ReferenceLogits(vocab, window, windows);
+    }
+}
+
 /// <summary>A mean with its standard error.</summary>
 public readonly record struct Estimate(double Value, double Uncertainty)
 {
@@ -36,24 +67,24 @@ public sealed record DiffStatistics(
     public static readonly (string Name, double Q)[] Percentiles = [("median", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99.9", 0.999), ("max", 1.0)];
 
     /// <summary>Runs both artifacts over the same windows of <paramref name="tokens"/> and measures them.</summary>
-    public static DiffStatistics Measure(IHymbaRunner a, IHymbaRunner b, long[] tokens, int window, IProgress<(long Done, long Total)>? progress = null)
+    public static DiffStatistics Measure(IHymbaRunner a, IHymbaRunner b, long[] tokens, int window, IProgress<(long Done, long Total)>? progress = null) =>
+        Measure(ReferenceLogits.Compute(a, tokens, window), b, progress);
+
+    /// <summary>Measures an artifact against reference logits computed once (and reused for every artifact).</summary>
+    public static DiffStatistics Measure(ReferenceLogits reference, IHymbaRunner b, IProgress<(long Done, long Total)>? progress = null)
     {
-        if (window < 4) throw new Common.InvalidRequestException("--window", $"{window}, expected at least 4 tokens");
-        int windows = tokens.Length / window;
-        if (windows == 0) throw new Common.InvalidRequestException("--tokens", $"{tokens.Length} tokens, fewer than one window of {window}");
-        int vocab = a.Config.VocabSize;
+        int vocab = reference.Vocab, window = reference.Window;
         var accumulator = new Accumulator();
-        for (int w = 0; w < windows; w++)
+        for (int w = 0; w < reference.Windows.Count; w++)
         {
-            long[] ids = tokens.AsSpan(w * window, window).ToArray();
-            var la = a.Forward([ids]).Data;
+            var (ids, scored) = reference.Windows[w];
             var lb = b.Forward([ids]).Data;
-            // Position t predicts token t+1; score the second half of the window.
-            for (int t = window / 2; t < window - 1; t++)
-                accumulator.Add(la.AsSpan(t * vocab, vocab), lb.AsSpan(t * vocab, vocab), (int)ids[t + 1]);
-            progress?.Report((w + 1, windows));
+            // Position t predicts token t+1; the second half of the window is scored.
+            for (int t = window / 2, r = 0; t < window - 1; t++, r++)
+                accumulator.Add(scored.AsSpan(r * vocab, vocab), lb.AsSpan(t * vocab, vocab), (int)ids[t + 1]);
+            progress?.Report((w + 1, reference.Windows.Count));
         }
-        return accumulator.Result(windows);
+        return accumulator.Result(reference.Windows.Count);
     }
 
     /// <summary>Statistics of given logits (rows of <paramref name="vocab"/>) and the token each row should predict.</summary>

@@ -1,0 +1,186 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using HymbaTools.Common;
+using HymbaTools.Formats.Gguf;
+using HymbaTools.Formats.Onnx;
+using HymbaTools.Model;
+using HymbaTools.Quantization;
+using HymbaTools.Reports;
+using HymbaTools.Runtime;
+using HymbaTools.Verification;
+
+namespace HymbaTools.Cli.Commands;
+
+/// <summary>`hymba convert` (the CI entry point) and `hymba report merge` (joins per-job reports).</summary>
+internal static class ConvertCommand
+{
+    private sealed record Target(string Name, string Format, string Kind);
+
+    private static Target ParseTarget(string text)
+    {
+        var parts = text.Split(':', 2);
+        if (parts.Length == 2 && parts[0] == "gguf" && QuantizationPreset.Find(parts[1]) is not null) return new Target(text, "gguf", parts[1].ToLowerInvariant());
+        if (parts.Length == 2 && parts[0] == "onnx" && Enum.TryParse<OnnxExportType>(parts[1], true, out _)) return new Target(text, "onnx", parts[1].ToLowerInvariant());
+        throw new InvalidRequestException("--to", $"'{text}' (expected gguf:PRESET with a preset of `hymba quantize --help`, or onnx:f32|f16|int8|int4)");
+    }
+
+    public static Command Create(TextWriter stdout, TextWriter stderr)
+    {
+        var checkpoint = new Argument<string>("checkpoint") { Description = "HuggingFace checkpoint directory" };
+        var to = new Option<string>("--to") { Description = "Targets, comma-separated: gguf:PRESET (e.g. gguf:q4_k_m, gguf:iq4_nl_m) and onnx:TYPE (e.g. onnx:int4)", Required = true };
+        var targets = new Option<string?>("--targets") { Description = "Build only these of --to (one CI job per target; join the reports with `hymba report merge`)" };
+        var output = new Option<string>("--out", "-o") { Description = "Output directory (created; the targets and report.json/.md/.html go there)", Required = true };
+        var golden = new Option<string?>("--golden") { Description = "Golden logits to verify the checkpoint against (default: self-checks)" };
+        var text = new Option<string?>("--text") { Description = "Evaluation text (default: the built-in evaluation text when the checkpoint has a tokenizer)" };
+        var tokens = new Option<string?>("--tokens") { Description = "Evaluation token ids instead of text" };
+        var randomTokens = new Option<int?>("--random-tokens") { Description = "Evaluate on N random token ids (only when asked: the report says so)" };
+        var window = new Option<int>("--window") { Description = "Tokens per evaluation window (the second half is scored)", DefaultValueFactory = _ => 256 };
+        var maxTokens = new Option<int>("--max-tokens") { Description = "Most evaluation tokens", DefaultValueFactory = _ => 2048 };
+        var maxKl = new Option<double?>("--max-kl") { Description = "Gate: every target's mean KL at most this" };
+        var minTop1 = new Option<double?>("--min-top1") { Description = "Gate: every target's same-top-token rate at least this (0..1)" };
+        var maxPpl = new Option<double?>("--max-ppl-ratio") { Description = "Gate: every target's perplexity ratio at most this" };
+        var json = new Option<bool>("--json") { Description = "Print report.json on stdout instead of the table" };
+        var force = new Option<bool>("--force") { Description = "Replace a non-empty output directory" };
+        var command = new Command("convert",
+            "The CI entry point: validate the checkpoint, verify it (golden or self-checks), export every target, compare each with the reference, " +
+            "write report.json/.md/.html, and exit 0 only when every gate holds (1 names the target and figure; 2 bad input). The output directory is complete or absent.")
+        {
+            checkpoint, to, targets, output, golden, text, tokens, randomTokens, window, maxTokens, maxKl, minTop1, maxPpl, json, force,
+        };
+        command.SetAction(parse => CommandRunner.Run(parse, stderr, () =>
+        {
+            var all = parse.GetValue(to)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(ParseTarget).ToList();
+            var chosen = all;
+            if (parse.GetValue(targets) is { } subset)
+            {
+                var names = subset.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
+                foreach (var name in names)
+                    if (all.All(t => t.Name != name)) throw new InvalidRequestException("--targets", $"'{name}' is not one of --to ({string.Join(", ", all.Select(t => t.Name))})");
+                chosen = all.Where(t => names.Contains(t.Name)).ToList();
+            }
+            int w = parse.GetValue(window), max = parse.GetValue(maxTokens);
+            if (w < 4) throw new InvalidRequestException("--window", $"{w}, expected at least 4");
+            if (max < w) throw new InvalidRequestException("--max-tokens", $"{max}, expected at least one window ({w})");
+            var gates = new List<ConversionGate>();
+            if (parse.GetValue(maxKl) is { } k) gates.Add(ConversionGate.MaxKl(k));
+            if (parse.GetValue(minTop1) is { } m) gates.Add(ConversionGate.MinTop1(m));
+            if (parse.GetValue(maxPpl) is { } p) gates.Add(ConversionGate.MaxPplRatio(p));
+            bool replace = parse.GetValue(force);
+            string destination = OutputPaths.CheckDirectory(parse.GetValue(output)!, "--out", replace);
+
+            using var ckpt = HymbaCheckpoint.Open(parse.GetValue(checkpoint)!);
+            foreach (var warning in ckpt.Warnings) stderr.WriteLine($"warning: {warning}");
+            if (!ckpt.HasWeights) throw new InvalidCheckpointException(ckpt.Files.Directory, "", "no weights (config.json only)");
+            (long[] Ids, string Source) evaluation;
+            if (parse.GetValue(randomTokens) is { } n)
+            {
+                if (n < w) throw new InvalidRequestException("--random-tokens", $"{n}, expected at least one window ({w})");
+                var rng = new Random(7);
+                evaluation = (Enumerable.Range(0, n).Select(_ => (long)rng.Next(ckpt.Config.VocabSize)).ToArray(), $"{n} random token ids (seed 7, --random-tokens)");
+            }
+            else
+            {
+                if (parse.GetValue(text) is null && parse.GetValue(tokens) is null && !HymbaTools.Text.TokenizerFiles.Exists(ckpt.Files.Directory))
+                    throw new InvalidRequestException("--text", "the checkpoint has no tokenizer.model: give --text with --tokens, or --random-tokens N to evaluate on random ids");
+                evaluation = TokenInput.Read(ckpt.Files.Directory, parse.GetValue(text), parse.GetValue(tokens), ckpt.Config.VocabSize, max);
+            }
+            using var reference = new ReferenceRunner(HymbaModel.Load(new CheckpointTensorSource(ckpt)), ckpt.Files.Directory);
+            stderr.WriteLine("verifying the checkpoint ...");
+            var verify = parse.GetValue(golden) is { } g
+                ? Verifier.AgainstGolden(reference, GoldenData.Load(g, reference.Config.VocabSize), Verifier.DefaultTolerance)
+                : Verifier.SelfCheck(reference, Verifier.DefaultTolerance);
+            if (!verify.Passed)
+            {
+                foreach (var c in verify.Cases.Where(c => !c.Passed)) stderr.WriteLine($"check failed: verify: {c.Name} ({c.Kind}): {c.Detail}");
+                return ExitCodes.CheckFailed;
+            }
+
+            var ids = evaluation.Ids.Take(max).ToArray();
+            stderr.WriteLine($"reference logits on {ids.Length} tokens of {evaluation.Source} ...");
+            var referenceLogits = ReferenceLogits.Compute(reference, ids, w);
+
+            var results = new List<ConversionTarget>();
+            var failures = new List<string>();
+            OutputPaths.WriteDirectory(destination, replace, staging =>
+            {
+                foreach (var target in chosen)
+                {
+                    stderr.WriteLine($"{target.Name}: exporting ...");
+                    string path = Export(ckpt, target, staging);
+                    using var runner = ArtifactLoader.Open(path, stderr);
+                    stderr.WriteLine($"{target.Name}: comparing ...");
+                    var diff = DiffStatistics.Measure(referenceLogits, runner);
+                    var (prefill, decode) = Speed(runner, ids, w);
+                    var description = ArtifactDescription.Of(path);
+                    string finalPath = Path.Combine(destination, Path.GetRelativePath(staging, path));
+                    var result = new ConversionTarget(target.Name, finalPath, description.FileBytes, description.BitsPerWeight, diff, prefill, decode);
+                    results.Add(result);
+                    failures.AddRange(gates.Select(gate => gate.Check(result)).OfType<string>());
+                }
+                var report = ConversionReport.ToJson(ckpt.Files.Directory, evaluation.Source, results, failures);
+                ConversionReport.Write(staging, report);
+            });
+            var written = JsonNode.Parse(File.ReadAllText(Path.Combine(destination, "report.json")))!.AsObject();
+            if (parse.GetValue(json)) stdout.WriteLine(written.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+            else stdout.Write(ConversionReport.Markdown(written));
+            foreach (var f in failures) stderr.WriteLine(f);
+            return failures.Count == 0 ? ExitCodes.Success : ExitCodes.CheckFailed;
+        }));
+        return command;
+    }
+
+    private static string Export(HymbaCheckpoint ckpt, Target target, string directory)
+    {
+        if (target.Format == "gguf")
+        {
+            string path = Path.Combine(directory, $"model-{target.Kind}.gguf");
+            GgufExporter.Export(ckpt, path, new GgufExportOptions { Preset = QuantizationPreset.Find(target.Kind)! });
+            return path;
+        }
+        var files = new[] { ckpt.Files.ConfigPath }.Concat(ckpt.Tensors.Files.Select(f => f.Path)).ToList();
+        var source = new OnnxExportSource(new CheckpointTensorSource(ckpt), files, ckpt.Files.Directory, ckpt.Files.Directory);
+        return OnnxExporter.Export(source, Path.Combine(directory, $"onnx-{target.Kind}"), new OnnxExportOptions { Type = Enum.Parse<OnnxExportType>(target.Kind, true) }).Directory;
+    }
+
+    /// <summary>Prefill tokens/s over one evaluation window and decode tokens/s over 8 steps after it (one run each, after a warm-up call).</summary>
+    private static (double Prefill, double Decode) Speed(IHymbaRunner runner, long[] ids, int window)
+    {
+        long[] prompt = ids[..Math.Min(window, ids.Length)];
+        runner.Forward([prompt[..Math.Min(8, prompt.Length)]]);
+        var clock = Stopwatch.StartNew();
+        runner.Forward([prompt]);
+        double prefill = prompt.Length / clock.Elapsed.TotalSeconds;
+        using var session = runner.StartDecode(1, DecodeWindowMode.MatchFullForward);
+        session.Step([prompt[..Math.Min(16, prompt.Length)]]);
+        clock.Restart();
+        for (int i = 0; i < 8; i++) session.Step([[prompt[i % prompt.Length]]]);
+        return (prefill, 8 / clock.Elapsed.TotalSeconds);
+    }
+
+    public static Command Report(TextWriter stdout, TextWriter stderr)
+    {
+        var report = new Command("report", "Reports: `report merge` joins the report.json of several `convert --targets` jobs into one");
+        var inputs = new Argument<string[]>("reports") { Description = "report.json files (or the directories holding them)", Arity = ArgumentArity.OneOrMore };
+        var output = new Option<string>("--out", "-o") { Description = "Output directory for the merged report.json/.md/.html", Required = true };
+        var force = new Option<bool>("--force") { Description = "Replace a non-empty output directory" };
+        var merge = new Command("merge", "Join per-target conversion reports into one (exit 1 when any of them recorded a failed gate)") { inputs, output, force };
+        merge.SetAction(parse => CommandRunner.Run(parse, stderr, () =>
+        {
+            var loaded = parse.GetValue(inputs)!.Select(path =>
+            {
+                string file = Directory.Exists(path) ? Path.Combine(path, "report.json") : path;
+                if (!File.Exists(file)) throw new InvalidRequestException("reports", $"{file}: no such report");
+                var node = JsonInput.ObjectTree(File.ReadAllBytes(file), 16, problem => new InvalidConfigException(file, "", problem));
+                if (node["targets"] is not JsonArray) throw new InvalidConfigException(file, "targets", "missing (expected a report.json written by `hymba convert`)");
+                return (file, node);
+            }).ToList();
+            var merged = ConversionReport.Merge(loaded);
+            OutputPaths.WriteDirectory(parse.GetValue(output)!, parse.GetValue(force), directory => ConversionReport.Write(directory, merged));
+            stdout.Write(ConversionReport.Markdown(merged));
+            return merged["passed"]!.GetValue<bool>() ? ExitCodes.Success : ExitCodes.CheckFailed;
+        }));
+        report.Subcommands.Add(merge);
+        return report;
+    }
+}
