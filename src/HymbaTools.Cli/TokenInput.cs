@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Globalization;
 using HymbaTools.Common;
 using HymbaTools.Text;
@@ -7,8 +8,18 @@ namespace HymbaTools.Cli;
 /// <summary>Token ids for commands that evaluate or calibrate: a text file (via the checkpoint's tokenizer), a file of ids, else the built-in evaluation text when there is a tokenizer, else random ids (and the report says which).</summary>
 internal static class TokenInput
 {
-    public static (long[] Ids, string Source) Read(string checkpointDirectory, string? textFile, string? tokensFile, int vocab, int fallbackLength, int seed = 7)
+    /// <summary>The --random-tokens option every evaluating command offers (random ids only when asked).</summary>
+    public static Option<int?> RandomTokensOption() => new("--random-tokens") { Description = "Evaluate on N random token ids (only when asked; the report says so)" };
+
+    public static (long[] Ids, string Source) Read(string checkpointDirectory, string? textFile, string? tokensFile, int? randomTokens, int vocab, int seed = 7)
     {
+        if (randomTokens is { } count)
+        {
+            if (textFile is not null || tokensFile is not null) throw new InvalidRequestException("--random-tokens", "give one of --text, --tokens and --random-tokens");
+            if (count < 2) throw new InvalidRequestException("--random-tokens", $"{count}, expected at least 2");
+            var random = new Random(seed);
+            return (Enumerable.Range(0, count).Select(_ => (long)random.Next(vocab)).ToArray(), $"{count} random token ids (seed {seed}, --random-tokens)");
+        }
         if (textFile is not null && tokensFile is not null) throw new InvalidRequestException("--text", "give either --text or --tokens, not both");
         if (tokensFile is not null)
         {
@@ -35,12 +46,10 @@ internal static class TokenInput
             var tokenizer = HymbaTokenizer.Load(checkpointDirectory);
             return (tokenizer.Encode(File.ReadAllText(textFile)), Path.GetFileName(textFile));
         }
-        if (HymbaTokenizer.Exists(checkpointDirectory))
-        {
-            var ids = HymbaTokenizer.Load(checkpointDirectory).Encode(EvaluationText.Read());
-            if (ids.All(id => id < vocab)) return (ids, EvaluationText.Description);
-        }
-        var rng = new Random(seed);
-        return (Enumerable.Range(0, fallbackLength).Select(_ => (long)rng.Next(vocab)).ToArray(), $"{fallbackLength} random token ids (seed {seed}; no tokenizer.model to encode text with)");
+        if (!HymbaTokenizer.Exists(checkpointDirectory))
+            throw new InvalidRequestException("--text", $"{checkpointDirectory} has no tokenizer.model to encode the built-in evaluation text: give --text FILE, --tokens FILE or --random-tokens N");
+        var encoded = HymbaTokenizer.Load(checkpointDirectory).Encode(EvaluationText.Read());
+        if (encoded.Any(id => id >= vocab)) throw new InvalidRequestException("--text", $"the tokenizer of {checkpointDirectory} produces ids beyond the vocabulary of {vocab}");
+        return (encoded, EvaluationText.Description);
     }
 }

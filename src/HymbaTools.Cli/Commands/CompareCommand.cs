@@ -12,6 +12,7 @@ internal static class CompareCommand
         var artifacts = new Argument<string[]>("artifacts") { Description = "Artifacts to compare with it (.gguf files or checkpoint directories)", Arity = ArgumentArity.OneOrMore };
         var text = new Option<string?>("--text") { Description = "Evaluation text (encoded with the reference checkpoint's tokenizer.model)" };
         var tokens = new Option<string?>("--tokens") { Description = "Evaluation token ids instead of --text" };
+        var randomTokens = TokenInput.RandomTokensOption();
         var maxTokens = new Option<int>("--max-tokens") { Description = "Most evaluation tokens to use", DefaultValueFactory = _ => 4096 };
         var chunk = new Option<int>("--chunk") { Description = "Tokens per forward pass", DefaultValueFactory = _ => 256 };
         var markdown = new Option<string?>("--markdown-out") { Description = "Also write the Markdown report to this file" };
@@ -21,7 +22,7 @@ internal static class CompareCommand
         var maxKl = new Option<double?>("--max-kl") { Description = "Exit 1 when any artifact's mean KL exceeds this (for CI)" };
         var command = new Command("compare", "Compare artifacts against a reference on the same tokens: KL divergence, top-1 agreement, perplexity, size")
         {
-            reference, artifacts, text, tokens, maxTokens, chunk, json, markdown, jsonOut, svg, maxKl,
+            reference, artifacts, text, tokens, randomTokens, maxTokens, chunk, json, markdown, jsonOut, svg, maxKl,
         };
         command.SetAction(parse => CommandRunner.Run(parse, stderr, () =>
         {
@@ -32,7 +33,7 @@ internal static class CompareCommand
                 if (value is not null) OutputPaths.CheckFile(value, option);
             using var referenceRunner = ArtifactLoader.Open(referencePath, stderr);
             string tokenizerDir = CliOutput.TokenizerDirectory(referencePath, null);
-            var (ids, source) = TokenInput.Read(tokenizerDir, parse.GetValue(text), parse.GetValue(tokens), referenceRunner.Config.VocabSize, 2 * chunkLength + 1);
+            var (ids, source) = TokenInput.Read(tokenizerDir, parse.GetValue(text), parse.GetValue(tokens), parse.GetValue(randomTokens), referenceRunner.Config.VocabSize);
             ids = ids.Take(parse.GetValue(maxTokens) + 1).ToArray();
             var rows = new List<ComparisonRow>();
             foreach (string path in parse.GetValue(artifacts)!)

@@ -34,7 +34,7 @@ internal static class ConvertCommand
         var golden = new Option<string?>("--golden") { Description = "Golden logits to verify the checkpoint against (default: self-checks)" };
         var text = new Option<string?>("--text") { Description = "Evaluation text (default: the built-in evaluation text when the checkpoint has a tokenizer)" };
         var tokens = new Option<string?>("--tokens") { Description = "Evaluation token ids instead of text" };
-        var randomTokens = new Option<int?>("--random-tokens") { Description = "Evaluate on N random token ids (only when asked: the report says so)" };
+        var randomTokens = TokenInput.RandomTokensOption();
         var window = new Option<int>("--window") { Description = "Tokens per evaluation window (the second half is scored)", DefaultValueFactory = _ => 256 };
         var maxTokens = new Option<int>("--max-tokens") { Description = "Most evaluation tokens", DefaultValueFactory = _ => 2048 };
         var maxKl = new Option<double?>("--max-kl") { Description = "Gate: every target's mean KL at most this" };
@@ -72,19 +72,8 @@ internal static class ConvertCommand
             using var ckpt = HymbaCheckpoint.Open(parse.GetValue(checkpoint)!);
             foreach (var warning in ckpt.Warnings) stderr.WriteLine($"warning: {warning}");
             if (!ckpt.HasWeights) throw new InvalidCheckpointException(ckpt.Files.Directory, "", "no weights (config.json only)");
-            (long[] Ids, string Source) evaluation;
-            if (parse.GetValue(randomTokens) is { } n)
-            {
-                if (n < w) throw new InvalidRequestException("--random-tokens", $"{n}, expected at least one window ({w})");
-                var rng = new Random(7);
-                evaluation = (Enumerable.Range(0, n).Select(_ => (long)rng.Next(ckpt.Config.VocabSize)).ToArray(), $"{n} random token ids (seed 7, --random-tokens)");
-            }
-            else
-            {
-                if (parse.GetValue(text) is null && parse.GetValue(tokens) is null && !HymbaTools.Text.TokenizerFiles.Exists(ckpt.Files.Directory))
-                    throw new InvalidRequestException("--text", "the checkpoint has no tokenizer.model: give --text with --tokens, or --random-tokens N to evaluate on random ids");
-                evaluation = TokenInput.Read(ckpt.Files.Directory, parse.GetValue(text), parse.GetValue(tokens), ckpt.Config.VocabSize, max);
-            }
+            var evaluation = TokenInput.Read(ckpt.Files.Directory, parse.GetValue(text), parse.GetValue(tokens), parse.GetValue(randomTokens), ckpt.Config.VocabSize);
+            if (evaluation.Ids.Length < w) throw new InvalidRequestException("--max-tokens", $"{evaluation.Ids.Length} evaluation tokens, fewer than one window ({w})");
             using var reference = new ReferenceRunner(HymbaModel.Load(new CheckpointTensorSource(ckpt)), ckpt.Files.Directory);
             stderr.WriteLine("verifying the checkpoint ...");
             var verify = parse.GetValue(golden) is { } g

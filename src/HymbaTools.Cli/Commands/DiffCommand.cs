@@ -12,6 +12,7 @@ internal static class DiffCommand
         var b = new Argument<string>("b") { Description = "Artifact to compare with it (any of the same kinds)" };
         var text = new Option<string?>("--text") { Description = "Evaluation text, encoded with A's tokenizer (default: the built-in evaluation text when A has a tokenizer)" };
         var tokens = new Option<string?>("--tokens") { Description = "Evaluation token ids instead of --text" };
+        var randomTokens = TokenInput.RandomTokensOption();
         var window = new Option<int>("--window") { Description = "Tokens per window; the first half is context, the second half is scored", DefaultValueFactory = _ => 512 };
         var maxTokens = new Option<int>("--max-tokens") { Description = "Most evaluation tokens to use", DefaultValueFactory = _ => 4096 };
         var json = new Option<bool>("--json") { Description = "Print the JSON report (schemas/diff-report.schema.json) instead of the text" };
@@ -20,7 +21,7 @@ internal static class DiffCommand
             "How two artifacts' next-token distributions differ on the same text (llama-perplexity --kl-divergence statistics): max |Δlogit|, NMSE, " +
             "mean KL with its uncertainty and percentiles, same top token, RMS and max Δp of the right token, perplexity of each and their ratio")
         {
-            a, b, text, tokens, window, maxTokens, json, jsonOut,
+            a, b, text, tokens, randomTokens, window, maxTokens, json, jsonOut,
         };
         command.SetAction(parse => CommandRunner.Run(parse, stderr, () =>
         {
@@ -33,7 +34,7 @@ internal static class DiffCommand
             using var runnerB = ArtifactLoader.Open(pathB, stderr);
             if (runnerA.Config.VocabSize != runnerB.Config.VocabSize)
                 throw new InvalidRequestException("b", $"{pathB} has vocabulary {runnerB.Config.VocabSize}, {pathA} has {runnerA.Config.VocabSize}");
-            var (ids, source) = TokenInput.Read(CliOutput.TokenizerDirectory(pathA, null), parse.GetValue(text), parse.GetValue(tokens), runnerA.Config.VocabSize, max);
+            var (ids, source) = TokenInput.Read(CliOutput.TokenizerDirectory(pathA, null), parse.GetValue(text), parse.GetValue(tokens), parse.GetValue(randomTokens), runnerA.Config.VocabSize);
             ids = ids.Take(max).ToArray();
             using var progress = new ConsoleProgress(stderr, "diff windows");
             var stats = DiffStatistics.Measure(runnerA, runnerB, ids, w, progress);

@@ -27,7 +27,7 @@ internal static class ImatrixCommand
             if (parse.GetValue(text) is null && parse.GetValue(tokens) is null) throw new InvalidRequestException("--text", "give --text FILE or --tokens FILE");
             string outPath = OutputPaths.CheckFile(parse.GetValue(output)!, "--output");
             using var ckpt = HymbaCheckpoint.Open(parse.GetValue(checkpoint)!);
-            var (ids, source) = TokenInput.Read(ckpt.Files.Directory, parse.GetValue(text), parse.GetValue(tokens), ckpt.Config.VocabSize, 0);
+            var (ids, source) = TokenInput.Read(ckpt.Files.Directory, parse.GetValue(text), parse.GetValue(tokens), null, ckpt.Config.VocabSize);
             using var model = HymbaModel.Load(new CheckpointTensorSource(ckpt));
             using var progress = new ConsoleProgress(stderr, "imatrix chunks");
             var matrix = ImportanceCollector.Collect(model, ids, chunkLength, maxChunks, source, progress);

@@ -15,12 +15,13 @@ internal static class MergeKvCommand
         var output = new Option<string>("--output", "-o") { Description = "Output checkpoint directory (created; must not exist or be empty, unless --force)", Required = true };
         var text = new Option<string?>("--text") { Description = "Text to measure the accuracy cost on (needs tokenizer.model)" };
         var tokens = new Option<string?>("--tokens") { Description = "Token ids to measure the accuracy cost on" };
+        var randomTokens = TokenInput.RandomTokensOption();
         var seqLen = new Option<long[]>("--seq-len") { Description = "Sequence lengths for the cache table", DefaultValueFactory = _ => [1024, 8192, 32768], AllowMultipleArgumentsPerToken = true };
         var json = new Option<bool>("--json") { Description = "Print the report as JSON" };
         var force = new Option<bool>("--force") { Description = "Replace a non-empty output directory" };
         var command = new Command("merge-kv", "Impose cross-layer KV sharing after training: consumers drop their K/V rows and read the producer's; prints cache saved and accuracy cost")
         {
-            checkpoint, groups, output, text, tokens, seqLen, json, force,
+            checkpoint, groups, output, text, tokens, randomTokens, seqLen, json, force,
         };
         command.SetAction(parse => CommandRunner.Run(parse, stderr, () =>
         {
@@ -29,7 +30,7 @@ internal static class MergeKvCommand
             var requested = KvMerge.ParseGroups(parse.GetValue(groups)!);
             using var source = HymbaCheckpoint.Open(parse.GetValue(checkpoint)!);
             var result = KvMerge.Write(source, requested, parse.GetValue(output)!, parse.GetValue(force));
-            var (ids, tokenSource) = TokenInput.Read(source.Files.Directory, parse.GetValue(text), parse.GetValue(tokens), source.Config.VocabSize, 128);
+            var (ids, tokenSource) = TokenInput.Read(source.Files.Directory, parse.GetValue(text), parse.GetValue(tokens), parse.GetValue(randomTokens), source.Config.VocabSize);
             ids = ids.Take(2048).ToArray();
             if (ids.Length == 0) throw new InvalidRequestException("--tokens", "no tokens to evaluate on");
             var report = MergeReport.Measure(source, result, parse.GetValue(seqLen)!, ids, tokenSource);

@@ -14,7 +14,7 @@ public class CompareAndGenerateTests : IDisposable
         string q8 = _dir.File("q8.gguf"), q4 = _dir.File("q4.gguf"), json = _dir.File("report.json"), svg = _dir.File("plot.svg");
         Assert.Equal(0, CliRunner.Run("quantize", Fixtures.TinyB, "--type", "q8_0", "-o", q8).ExitCode);
         Assert.Equal(0, CliRunner.Run("quantize", Fixtures.TinyB, "--type", "q4_0", "-o", q4).ExitCode);
-        var r = CliRunner.Run("compare", Fixtures.TinyB, q8, q4, "--json-out", json, "--svg-out", svg, "--chunk", "32", "--max-tokens", "128");
+        var r = CliRunner.Run("compare", Fixtures.TinyB, q8, q4, "--json-out", json, "--svg-out", svg, "--chunk", "32", "--max-tokens", "128", "--random-tokens", "200");
         Assert.True(r.ExitCode == 0, r.Stderr);
         Assert.Contains("| q8_0 |", r.Stdout);
         using var doc = JsonDocument.Parse(File.ReadAllText(json));
@@ -29,10 +29,10 @@ public class CompareAndGenerateTests : IDisposable
         Assert.StartsWith("<svg", File.ReadAllText(svg));
         // the report is deterministic: a second run writes the same bytes
         string again = _dir.File("report-again.json");
-        Assert.Equal(0, CliRunner.Run("compare", Fixtures.TinyB, q8, q4, "--json-out", again, "--chunk", "32", "--max-tokens", "128").ExitCode);
+        Assert.Equal(0, CliRunner.Run("compare", Fixtures.TinyB, q8, q4, "--json-out", again, "--chunk", "32", "--max-tokens", "128", "--random-tokens", "200").ExitCode);
         Assert.Equal(File.ReadAllBytes(json), File.ReadAllBytes(again));
         // CI gate: a threshold below q4_0's KL fails with exit 1
-        Assert.Equal(1, CliRunner.Run("compare", Fixtures.TinyB, q4, "--max-kl", "1e-9", "--chunk", "32", "--max-tokens", "64").ExitCode);
+        Assert.Equal(1, CliRunner.Run("compare", Fixtures.TinyB, q4, "--max-kl", "1e-9", "--chunk", "32", "--max-tokens", "64", "--random-tokens", "100").ExitCode);
     }
 
     private string RandomExampleModel()

@@ -36,7 +36,7 @@ public class ErrorModelTests : IDisposable
         File.WriteAllText(Path.Combine(existingDirectory, "keep.txt"), "mine");
         AssertOneLineInputError(CliRunner.Run("merge-kv", Fixtures.TinyB, "--groups", "[[1,2,3]]", "-o", existingDirectory), "error: -o:");
         Assert.Equal(["keep.txt"], Directory.GetFiles(existingDirectory).Select(Path.GetFileName));
-        Assert.Equal(0, CliRunner.Run("merge-kv", Fixtures.TinyB, "--groups", "[[1,2,3]]", "-o", existingDirectory, "--force").ExitCode);
+        Assert.Equal(0, CliRunner.Run("merge-kv", Fixtures.TinyB, "--groups", "[[1,2,3]]", "-o", existingDirectory, "--force", "--random-tokens", "64").ExitCode);
         Assert.False(File.Exists(Path.Combine(existingDirectory, "keep.txt")), "--force replaces the directory, it does not mix into it");
         Assert.Empty(Directory.GetFileSystemEntries(_dir.Path, ".*.partial"));
     }

@@ -54,10 +54,10 @@ public class JsonOutputTests : IDisposable
     {
         AssertValid(CliRunner.Run("inspect", Fixtures.TinyB, "--json"), "inspect-report.schema.json");
         AssertValid(CliRunner.Run("verify", Fixtures.TinyA, "--golden", Fixtures.Golden(Fixtures.TinyA), "--json"), "verify-report.schema.json");
-        AssertValid(CliRunner.Run("merge-kv", Fixtures.TinyB, "--groups", "[[1,2,3,4]]", "-o", _dir.File("merged"), "--json"), "merge-report.schema.json");
+        AssertValid(CliRunner.Run("merge-kv", Fixtures.TinyB, "--groups", "[[1,2,3,4]]", "-o", _dir.File("merged"), "--json", "--random-tokens", "64"), "merge-report.schema.json");
         string q8 = _dir.File("q8.gguf");
         Assert.Equal(0, CliRunner.Run("quantize", Fixtures.TinyB, "--type", "q8_0", "-o", q8).ExitCode);
-        AssertValid(CliRunner.Run("compare", Fixtures.TinyB, q8, "--json", "--chunk", "32", "--max-tokens", "64"), "comparison-report.schema.json");
+        AssertValid(CliRunner.Run("compare", Fixtures.TinyB, q8, "--json", "--chunk", "32", "--max-tokens", "64", "--random-tokens", "96"), "comparison-report.schema.json");
     }
 
     [Fact]
@@ -73,6 +73,6 @@ public class JsonOutputTests : IDisposable
     public void Cache_lengths_must_be_positive()
     {
         Assert.Equal(2, CliRunner.Run("inspect", Fixtures.TinyA, "--seq-len", "0").ExitCode);
-        Assert.Equal(2, CliRunner.Run("merge-kv", Fixtures.TinyB, "--groups", "[[1,2,3,4]]", "-o", _dir.File("m0"), "--seq-len", "0").ExitCode);
+        Assert.Equal(2, CliRunner.Run("merge-kv", Fixtures.TinyB, "--groups", "[[1,2,3,4]]", "-o", _dir.File("m0"), "--seq-len", "0", "--random-tokens", "64").ExitCode);
     }
 }

@@ -41,19 +41,19 @@ public class DiffStatisticsTests : IDisposable
     [Fact]
     public void Identical_artifacts_differ_by_nothing_and_the_cli_report_matches_its_schema()
     {
-        var r = CliRunner.Run("diff", Fixtures.TinyA, Fixtures.TinyA, "--json", "--window", "32", "--max-tokens", "128");
+        var r = CliRunner.Run("diff", Fixtures.TinyA, Fixtures.TinyA, "--json", "--window", "32", "--max-tokens", "128", "--random-tokens", "128");
         Assert.True(r.ExitCode == 0, r.Stderr);
         var root = JsonDocument.Parse(r.Stdout).RootElement;
         Assert.Equal(0, root.GetProperty("mean_kl").GetProperty("value").GetDouble());
         Assert.Equal(1, root.GetProperty("same_top").GetProperty("value").GetDouble());
         Assert.Equal(1, root.GetProperty("perplexity_ratio").GetProperty("value").GetDouble(), 1e-12);
-        Assert.Contains("random token ids", root.GetProperty("token_source").GetString(), StringComparison.Ordinal); // tiny-a has no tokenizer: said so
+        Assert.Contains("random token ids", root.GetProperty("token_source").GetString(), StringComparison.Ordinal); // asked for random ids: said so
         var schema = JsonDocument.Parse(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "schemas", "diff-report.schema.json"))).RootElement;
         foreach (var key in schema.GetProperty("required").EnumerateArray()) Assert.True(root.TryGetProperty(key.GetString()!, out _), $"missing {key}");
 
         string q4 = _dir.File("q4.gguf");
         Assert.Equal(0, CliRunner.Run("quantize", Fixtures.TinyA, "--type", "q4_0", "-o", q4).ExitCode);
-        var d = CliRunner.Run("diff", Fixtures.TinyA, q4, "--window", "32", "--max-tokens", "128");
+        var d = CliRunner.Run("diff", Fixtures.TinyA, q4, "--window", "32", "--max-tokens", "128", "--random-tokens", "128");
         Assert.True(d.ExitCode == 0, d.Stderr);
         Assert.Contains("mean KL", d.Stdout, StringComparison.Ordinal);
         Assert.DoesNotContain("mean KL             0 ±", d.Stdout, StringComparison.Ordinal);
