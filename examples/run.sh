@@ -29,7 +29,7 @@ if [ -f "$checkpoint/tokenizer.model" ]; then
 fi
 
 artifacts=()
-for preset in f32 q8_0 q6_k q5_k_m q4_k_m q4_0; do
+for preset in f32 q8_0 q6_k q5_k_m q4_k_m iq4_nl_m q4_0; do
   echo "== quantize $preset"
   hymba quantize "$checkpoint" --type "$preset" -o "$out/model-$preset.gguf"
   artifacts+=("$out/model-$preset.gguf")
@@ -51,7 +51,7 @@ for type in f32 int8 int4; do
 done
 
 echo "== compare every artifact with the reference"
-text=()
+text=(--random-tokens 4097)   # a checkpoint without a tokenizer: random ids, and the report says so
 [ -f "$checkpoint/tokenizer.model" ] && text=(--text "$heldout")
 hymba compare "$checkpoint" "${artifacts[@]}" "${text[@]}" --max-tokens 4096 \
   --markdown-out "$out/comparison.md" --json-out "$out/comparison.json" --svg-out "$out/comparison.svg"
