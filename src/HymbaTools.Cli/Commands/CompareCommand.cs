@@ -1,5 +1,8 @@
 using System.CommandLine;
 using HymbaTools.Common;
+using HymbaTools.Model;
+using HymbaTools.Quantization;
+using HymbaTools.Verification;
 using HymbaTools.Reports;
 
 namespace HymbaTools.Cli.Commands;
@@ -9,7 +12,7 @@ internal static class CompareCommand
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
         var reference = new Argument<string>("reference") { Description = "Reference artifact (HuggingFace checkpoint directory or .gguf)" };
-        var artifacts = new Argument<string[]>("artifacts") { Description = "Artifacts to compare with it (.gguf files or checkpoint directories)", Arity = ArgumentArity.OneOrMore };
+        var artifacts = new Argument<string[]>("artifacts") { Description = "Artifacts to compare with it (.gguf files, checkpoint or ONNX export directories)", Arity = ArgumentArity.ZeroOrMore };
         var text = new Option<string?>("--text") { Description = "Evaluation text (encoded with the reference checkpoint's tokenizer.model)" };
         var tokens = new Option<string?>("--tokens") { Description = "Evaluation token ids instead of --text" };
         var randomTokens = TokenInput.RandomTokensOption();
@@ -19,10 +22,16 @@ internal static class CompareCommand
         var json = new Option<bool>("--json") { Description = "Print the JSON report (schemas/comparison-report.schema.json) instead of the Markdown table" };
         var jsonOut = new Option<string?>("--json-out") { Description = "Also write the JSON report to this file" };
         var svg = new Option<string?>("--svg-out") { Description = "Also write a KL-vs-size plot (SVG) to this file" };
-        var maxKl = new Option<double?>("--max-kl") { Description = "Exit 1 when any artifact's mean KL exceeds this (for CI)" };
+        var maxKl = new Option<double?>("--max-kl") { Description = "Gate: exit 1 when any artifact's mean KL exceeds this" };
+        var minTop1 = new Option<double?>("--min-top1") { Description = "Gate (with --out): every artifact's same-top-token rate at least this (0..1)" };
+        var maxPpl = new Option<double?>("--max-ppl-ratio") { Description = "Gate (with --out): every artifact's perplexity ratio at most this" };
+        var types = new Option<string?>("--types") { Description = "With --out: also build these variants from the reference checkpoint, e.g. q8_0,q4_k_m,iq4_nl_m,onnx:int4" };
+        var imatrix = new Option<string?>("--imatrix") { Description = "With --types: build every GGUF variant also with this importance matrix" };
+        var outDir = new Option<string?>("--out") { Description = "Write report.json/.md/.html (and the built variants) into this directory; windows then score their second half" };
+        var force = new Option<bool>("--force") { Description = "Replace a non-empty --out directory" };
         var command = new Command("compare", "Compare artifacts against a reference on the same tokens: KL divergence, top-1 agreement, perplexity, size")
         {
-            reference, artifacts, text, tokens, randomTokens, maxTokens, chunk, json, markdown, jsonOut, svg, maxKl,
+            reference, artifacts, text, tokens, randomTokens, maxTokens, chunk, json, markdown, jsonOut, svg, maxKl, minTop1, maxPpl, types, imatrix, outDir, force,
         };
         command.SetAction(parse => CommandRunner.Run(parse, stderr, () =>
         {
@@ -34,6 +43,9 @@ internal static class CompareCommand
             using var referenceRunner = ArtifactLoader.Open(referencePath, stderr);
             string tokenizerDir = CliOutput.TokenizerDirectory(referencePath, null);
             var (ids, source) = TokenInput.Read(tokenizerDir, parse.GetValue(text), parse.GetValue(tokens), parse.GetValue(randomTokens), referenceRunner.Config.VocabSize);
+            if (parse.GetValue(outDir) is { } reportDirectory)
+                return Report(parse.GetValue(artifacts) ?? [], parse.GetValue(types), parse.GetValue(imatrix), referencePath, referenceRunner, ids.Take(parse.GetValue(maxTokens)).ToArray(), source,
+                    chunkLength, reportDirectory, parse.GetValue(force), Gates(parse.GetValue(maxKl), parse.GetValue(minTop1), parse.GetValue(maxPpl)), parse.GetValue(json), stdout, stderr);
             ids = ids.Take(parse.GetValue(maxTokens) + 1).ToArray();
             var rows = new List<ComparisonRow>();
             foreach (string path in parse.GetValue(artifacts)!)
@@ -54,5 +66,54 @@ internal static class CompareCommand
             return parse.GetValue(maxKl) is { } limit && rows.Any(r => r.MeanKl > limit) ? ExitCodes.CheckFailed : ExitCodes.Success;
         }));
         return command;
+    }
+
+    private static readonly bool[] BothImportanceSettings = [false, true];
+
+    private static List<ConversionGate> Gates(double? maxKl, double? minTop1, double? maxPpl) =>
+        [.. new[] { maxKl is { } k ? ConversionGate.MaxKl(k) : null, minTop1 is { } m ? ConversionGate.MinTop1(m) : null, maxPpl is { } p ? ConversionGate.MaxPplRatio(p) : null }.OfType<ConversionGate>()];
+
+    /// <summary>The report mode: existing artifacts plus variants built from the reference, against reference logits computed once.</summary>
+    private static int Report(string[] artifacts, string? types, string? imatrixPath, string referencePath, Runtime.IHymbaRunner reference, long[] ids, string source,
+        int window, string outDir, bool force, List<ConversionGate> gates, bool json, TextWriter stdout, TextWriter stderr)
+    {
+        var built = (types ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(t => ConvertCommand.ParseTarget(t.Contains(':', StringComparison.Ordinal) ? t : "gguf:" + t)).ToList();
+        if (artifacts.Length == 0 && built.Count == 0) throw new InvalidRequestException("artifacts", "nothing to compare: give artifacts or --types");
+        var importance = imatrixPath is null ? null : ImportanceMatrix.Load(imatrixPath);
+        string destination = OutputPaths.CheckDirectory(outDir, "--out", force);
+        using var checkpoint = built.Count > 0 ? HymbaCheckpoint.Open(referencePath) : null;
+        var referenceLogits = ReferenceLogits.Compute(reference, ids, window);
+        var results = new List<ConversionTarget>();
+        var failures = new List<string>();
+        OutputPaths.WriteDirectory(destination, force, staging =>
+        {
+            void Add(string name, string path, string reportedPath)
+            {
+                stderr.WriteLine($"{name}: comparing ...");
+                using var runner = ArtifactLoader.Open(path, stderr);
+                if (runner.Config.VocabSize != reference.Config.VocabSize)
+                    throw new InvalidRequestException("artifacts", $"{path} has vocabulary {runner.Config.VocabSize}, the reference {reference.Config.VocabSize}");
+                var result = ConvertCommand.MeasureTarget(name, path, reportedPath, runner, referenceLogits, ids, window);
+                results.Add(result);
+                failures.AddRange(gates.Select(g => g.Check(result)).OfType<string>());
+            }
+            foreach (var path in artifacts) Add(ArtifactDescription.Of(path).Label, path, Path.GetFullPath(path));
+            foreach (var target in built)
+            {
+                foreach (var withImportance in target.Format == "gguf" && importance is not null ? BothImportanceSettings : [false])
+                {
+                    stderr.WriteLine($"{target.Name}{(withImportance ? "+imatrix" : "")}: building ...");
+                    string path = ConvertCommand.Export(checkpoint!, target, staging, withImportance ? importance : null);
+                    Add(target.Name + (withImportance ? "+imatrix" : ""), path, Path.Combine(destination, Path.GetRelativePath(staging, path)));
+                }
+            }
+            ConversionReport.Write(staging, ConversionReport.ToJson(Path.GetFullPath(referencePath), source, results, failures));
+        });
+        var written = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(destination, "report.json")))!.AsObject();
+        if (json) stdout.WriteLine(written.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+        else stdout.Write(ConversionReport.Markdown(written));
+        foreach (var f in failures) stderr.WriteLine(f);
+        return failures.Count == 0 ? ExitCodes.Success : ExitCodes.CheckFailed;
     }
 }

@@ -15,9 +15,9 @@ namespace HymbaTools.Cli.Commands;
 /// <summary>`hymba convert` (the CI entry point) and `hymba report merge` (joins per-job reports).</summary>
 internal static class ConvertCommand
 {
-    private sealed record Target(string Name, string Format, string Kind);
+    internal sealed record Target(string Name, string Format, string Kind);
 
-    private static Target ParseTarget(string text)
+    internal static Target ParseTarget(string text)
     {
         var parts = text.Split(':', 2);
         if (parts.Length == 2 && parts[0] == "gguf" && QuantizationPreset.Find(parts[1]) is not null) return new Target(text, "gguf", parts[1].ToLowerInvariant());
@@ -99,11 +99,7 @@ internal static class ConvertCommand
                     string path = Export(ckpt, target, staging);
                     using var runner = ArtifactLoader.Open(path, stderr);
                     stderr.WriteLine($"{target.Name}: comparing ...");
-                    var diff = DiffStatistics.Measure(referenceLogits, runner);
-                    var (prefill, decode) = Speed(runner, ids, w);
-                    var description = ArtifactDescription.Of(path);
-                    string finalPath = Path.Combine(destination, Path.GetRelativePath(staging, path));
-                    var result = new ConversionTarget(target.Name, finalPath, description.FileBytes, description.BitsPerWeight, diff, prefill, decode);
+                    var result = MeasureTarget(target.Name, path, Path.Combine(destination, Path.GetRelativePath(staging, path)), runner, referenceLogits, ids, w);
                     results.Add(result);
                     failures.AddRange(gates.Select(gate => gate.Check(result)).OfType<string>());
                 }
@@ -119,12 +115,12 @@ internal static class ConvertCommand
         return command;
     }
 
-    private static string Export(HymbaCheckpoint ckpt, Target target, string directory)
+    internal static string Export(HymbaCheckpoint ckpt, Target target, string directory, ImportanceMatrix? importance = null)
     {
         if (target.Format == "gguf")
         {
-            string path = Path.Combine(directory, $"model-{target.Kind}.gguf");
-            GgufExporter.Export(ckpt, path, new GgufExportOptions { Preset = QuantizationPreset.Find(target.Kind)! });
+            string path = Path.Combine(directory, $"model-{target.Kind}{(importance is null ? "" : "-imatrix")}.gguf");
+            GgufExporter.Export(ckpt, path, new GgufExportOptions { Preset = QuantizationPreset.Find(target.Kind)!, Importance = importance });
             return path;
         }
         var files = new[] { ckpt.Files.ConfigPath }.Concat(ckpt.Tensors.Files.Select(f => f.Path)).ToList();
@@ -132,8 +128,17 @@ internal static class ConvertCommand
         return OnnxExporter.Export(source, Path.Combine(directory, $"onnx-{target.Kind}"), new OnnxExportOptions { Type = Enum.Parse<OnnxExportType>(target.Kind, true) }).Directory;
     }
 
+    /// <summary>One target's row of the report: its difference from the reference logits, size and speed.</summary>
+    internal static ConversionTarget MeasureTarget(string name, string path, string reportedPath, IHymbaRunner runner, ReferenceLogits reference, long[] ids, int window)
+    {
+        var diff = DiffStatistics.Measure(reference, runner);
+        var (prefill, decode) = Speed(runner, ids, window);
+        var description = ArtifactDescription.Of(path);
+        return new ConversionTarget(name, reportedPath, description.FileBytes, description.BitsPerWeight, diff, prefill, decode);
+    }
+
     /// <summary>Prefill tokens/s over one evaluation window and decode tokens/s over 8 steps after it (one run each, after a warm-up call).</summary>
-    private static (double Prefill, double Decode) Speed(IHymbaRunner runner, long[] ids, int window)
+    internal static (double Prefill, double Decode) Speed(IHymbaRunner runner, long[] ids, int window)
     {
         long[] prompt = ids[..Math.Min(window, ids.Length)];
         runner.Forward([prompt[..Math.Min(8, prompt.Length)]]);

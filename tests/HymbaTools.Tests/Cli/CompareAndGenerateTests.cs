@@ -35,6 +35,31 @@ public class CompareAndGenerateTests : IDisposable
         Assert.Equal(1, CliRunner.Run("compare", Fixtures.TinyB, q4, "--max-kl", "1e-9", "--chunk", "32", "--max-tokens", "64", "--random-tokens", "100").ExitCode);
     }
 
+    [Fact]
+    public void Compare_out_builds_the_requested_types_next_to_given_artifacts_and_gates_them()
+    {
+        string q4 = _dir.File("q4.gguf"), output = _dir.File("levels");
+        Assert.Equal(0, CliRunner.Run("quantize", Fixtures.TinyB, "--type", "q4_0", "-o", q4).ExitCode);
+        var r = CliRunner.Run("compare", Fixtures.TinyB, q4, "--types", "q8_0,onnx:int8", "--out", output, "--random-tokens", "256", "--chunk", "64", "--json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.True(File.Exists(Path.Combine(output, "model-q8_0.gguf")));
+        Assert.True(File.Exists(Path.Combine(output, "onnx-int8", "model.onnx")));
+        Assert.True(File.Exists(Path.Combine(output, "report.html")));
+        using var printed = JsonDocument.Parse(r.Stdout);
+        Assert.Equal(File.ReadAllText(Path.Combine(output, "report.json")).Trim(), r.Stdout.Trim());
+        var names = printed.RootElement.GetProperty("targets").EnumerateArray().Select(t => t.GetProperty("name").GetString()).ToList();
+        Assert.Equal(["q4_0", "gguf:q8_0", "onnx:int8"], names);
+        var kl = printed.RootElement.GetProperty("targets").EnumerateArray().Select(t => t.GetProperty("mean_kl").GetDouble()).ToList();
+        Assert.True(kl[1] < kl[0], $"q8_0 KL {kl[1]} should be below q4_0's {kl[0]}");
+
+        // an existing --out without --force is refused; a gate below q4_0's KL fails naming it, and --out is still written
+        Assert.Equal(2, CliRunner.Run("compare", Fixtures.TinyB, q4, "--out", output, "--random-tokens", "256", "--chunk", "64").ExitCode);
+        var gated = CliRunner.Run("compare", Fixtures.TinyB, q4, "--out", output, "--force", "--random-tokens", "256", "--chunk", "64", "--max-kl", "1e-9");
+        Assert.Equal(1, gated.ExitCode);
+        Assert.Contains("gate failed: q4_0: mean KL", gated.Stderr, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(output, "model-q8_0.gguf")));
+    }
+
     private string RandomExampleModel()
     {
         string dir = Path.Combine(_dir.Path, "example");
