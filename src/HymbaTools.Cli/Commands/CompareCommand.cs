@@ -50,12 +50,13 @@ internal static class CompareCommand
             var rows = new List<ComparisonRow>();
             foreach (string path in parse.GetValue(artifacts)!)
             {
-                stderr.WriteLine($"comparing {path} ...");
+                if (!parse.GetValue(json)) stderr.WriteLine($"comparing {path} ...");
                 using var candidate = ArtifactLoader.Open(path, stderr);
                 if (candidate.Config.VocabSize != referenceRunner.Config.VocabSize)
                     throw new InvalidRequestException("artifacts", $"{path} has vocabulary {candidate.Config.VocabSize}, the reference {referenceRunner.Config.VocabSize}");
                 var description = ArtifactDescription.Of(path);
-                rows.Add(QuantizationComparison.Measure(referenceRunner, candidate, description.Label, description.FileBytes, description.BitsPerWeight, ids, chunkLength));
+                using var progress = new ConsoleProgress(stderr, $"{description.Label} compare", "windows", !parse.GetValue(json));
+                rows.Add(QuantizationComparison.Measure(referenceRunner, candidate, description.Label, description.FileBytes, description.BitsPerWeight, ids, chunkLength, progress));
             }
             var report = new QuantizationComparison(Path.GetFullPath(referencePath), source, (ids.Length - 1) / chunkLength * chunkLength, chunkLength, rows);
             if (parse.GetValue(json)) CliOutput.Json(stdout, report.WriteJson);
@@ -83,18 +84,22 @@ internal static class CompareCommand
         var importance = imatrixPath is null ? null : ImportanceMatrix.Load(imatrixPath);
         string destination = OutputPaths.CheckDirectory(outDir, "--out", force);
         using var checkpoint = built.Count > 0 ? HymbaCheckpoint.Open(referencePath) : null;
-        var referenceLogits = ReferenceLogits.Compute(reference, ids, window);
+        var notes = json ? TextWriter.Null : stderr;
+        ReferenceLogits referenceLogits;
+        using (var progress = new ConsoleProgress(stderr, "reference", "windows", !json))
+            referenceLogits = ReferenceLogits.Compute(reference, ids, window, progress);
         var results = new List<ConversionTarget>();
         var failures = new List<string>();
         OutputPaths.WriteDirectory(destination, force, staging =>
         {
             void Add(string name, string path, string reportedPath)
             {
-                stderr.WriteLine($"{name}: comparing ...");
+                notes.WriteLine($"{name}: comparing ...");
                 using var runner = ArtifactLoader.Open(path, stderr);
                 if (runner.Config.VocabSize != reference.Config.VocabSize)
                     throw new InvalidRequestException("artifacts", $"{path} has vocabulary {runner.Config.VocabSize}, the reference {reference.Config.VocabSize}");
-                var result = ConvertCommand.MeasureTarget(name, path, reportedPath, runner, referenceLogits, ids, window);
+                using var progress = new ConsoleProgress(stderr, $"{name} compare", "windows", !json);
+                var result = ConvertCommand.MeasureTarget(name, path, reportedPath, runner, referenceLogits, ids, window, progress);
                 results.Add(result);
                 failures.AddRange(gates.Select(g => g.Check(result)).OfType<string>());
             }
@@ -103,9 +108,12 @@ internal static class CompareCommand
             {
                 foreach (var withImportance in target.Format == "gguf" && importance is not null ? BothImportanceSettings : [false])
                 {
-                    stderr.WriteLine($"{target.Name}{(withImportance ? "+imatrix" : "")}: building ...");
-                    string path = ConvertCommand.Export(checkpoint!, target, staging, withImportance ? importance : null);
-                    Add(target.Name + (withImportance ? "+imatrix" : ""), path, Path.Combine(destination, Path.GetRelativePath(staging, path)));
+                    string label = target.Name + (withImportance ? "+imatrix" : "");
+                    notes.WriteLine($"{label}: building ...");
+                    string path;
+                    using (var progress = new ConsoleProgress(stderr, $"{label} build", enabled: !json))
+                        path = ConvertCommand.Export(checkpoint!, target, staging, withImportance ? importance : null, progress);
+                    Add(label, path, Path.Combine(destination, Path.GetRelativePath(staging, path)));
                 }
             }
             ConversionReport.Write(staging, ConversionReport.ToJson(Path.GetFullPath(referencePath), source, results, failures));

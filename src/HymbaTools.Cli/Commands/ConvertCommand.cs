@@ -86,8 +86,12 @@ internal static class ConvertCommand
             }
 
             var ids = evaluation.Ids.Take(max).ToArray();
-            stderr.WriteLine($"reference logits on {ids.Length} tokens of {evaluation.Source} ...");
-            var referenceLogits = ReferenceLogits.Compute(reference, ids, w);
+            bool showProgress = !parse.GetValue(json);
+            var notes = showProgress ? stderr : TextWriter.Null;
+            notes.WriteLine($"reference logits on {ids.Length} tokens of {evaluation.Source} ...");
+            ReferenceLogits referenceLogits;
+            using (var progress = new ConsoleProgress(stderr, "reference", "windows", showProgress))
+                referenceLogits = ReferenceLogits.Compute(reference, ids, w, progress);
 
             var results = new List<ConversionTarget>();
             var failures = new List<string>();
@@ -95,11 +99,15 @@ internal static class ConvertCommand
             {
                 foreach (var target in chosen)
                 {
-                    stderr.WriteLine($"{target.Name}: exporting ...");
-                    string path = Export(ckpt, target, staging);
+                    notes.WriteLine($"{target.Name}: exporting ...");
+                    string path;
+                    using (var progress = new ConsoleProgress(stderr, $"{target.Name} export", enabled: showProgress))
+                        path = Export(ckpt, target, staging, progress: progress);
                     using var runner = ArtifactLoader.Open(path, stderr);
-                    stderr.WriteLine($"{target.Name}: comparing ...");
-                    var result = MeasureTarget(target.Name, path, Path.Combine(destination, Path.GetRelativePath(staging, path)), runner, referenceLogits, ids, w);
+                    notes.WriteLine($"{target.Name}: comparing ...");
+                    ConversionTarget result;
+                    using (var progress = new ConsoleProgress(stderr, $"{target.Name} compare", "windows", showProgress))
+                        result = MeasureTarget(target.Name, path, Path.Combine(destination, Path.GetRelativePath(staging, path)), runner, referenceLogits, ids, w, progress);
                     results.Add(result);
                     failures.AddRange(gates.Select(gate => gate.Check(result)).OfType<string>());
                 }
@@ -115,23 +123,23 @@ internal static class ConvertCommand
         return command;
     }
 
-    internal static string Export(HymbaCheckpoint ckpt, Target target, string directory, ImportanceMatrix? importance = null)
+    internal static string Export(HymbaCheckpoint ckpt, Target target, string directory, ImportanceMatrix? importance = null, IProgress<(long Done, long Total)>? progress = null)
     {
         if (target.Format == "gguf")
         {
             string path = Path.Combine(directory, $"model-{target.Kind}{(importance is null ? "" : "-imatrix")}.gguf");
-            GgufExporter.Export(ckpt, path, new GgufExportOptions { Preset = QuantizationPreset.Find(target.Kind)!, Importance = importance });
+            GgufExporter.Export(ckpt, path, new GgufExportOptions { Preset = QuantizationPreset.Find(target.Kind)!, Importance = importance }, progress);
             return path;
         }
         var files = new[] { ckpt.Files.ConfigPath }.Concat(ckpt.Tensors.Files.Select(f => f.Path)).ToList();
         var source = new OnnxExportSource(new CheckpointTensorSource(ckpt), files, ckpt.Files.Directory, ckpt.Files.Directory);
-        return OnnxExporter.Export(source, Path.Combine(directory, $"onnx-{target.Kind}"), new OnnxExportOptions { Type = Enum.Parse<OnnxExportType>(target.Kind, true) }).Directory;
+        return OnnxExporter.Export(source, Path.Combine(directory, $"onnx-{target.Kind}"), new OnnxExportOptions { Type = Enum.Parse<OnnxExportType>(target.Kind, true) }, progress).Directory;
     }
 
     /// <summary>One target's row of the report: its difference from the reference logits, size and speed.</summary>
-    internal static ConversionTarget MeasureTarget(string name, string path, string reportedPath, IHymbaRunner runner, ReferenceLogits reference, long[] ids, int window)
+    internal static ConversionTarget MeasureTarget(string name, string path, string reportedPath, IHymbaRunner runner, ReferenceLogits reference, long[] ids, int window, IProgress<(long Done, long Total)>? progress = null)
     {
-        var diff = DiffStatistics.Measure(reference, runner);
+        var diff = DiffStatistics.Measure(reference, runner, progress);
         var (prefill, decode) = Speed(runner, ids, window);
         var description = ArtifactDescription.Of(path);
         return new ConversionTarget(name, reportedPath, description.FileBytes, description.BitsPerWeight, diff, prefill, decode);

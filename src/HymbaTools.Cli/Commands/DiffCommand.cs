@@ -36,7 +36,7 @@ internal static class DiffCommand
                 throw new InvalidRequestException("b", $"{pathB} has vocabulary {runnerB.Config.VocabSize}, {pathA} has {runnerA.Config.VocabSize}");
             var (ids, source) = TokenInput.Read(CliOutput.TokenizerDirectory(pathA, null), parse.GetValue(text), parse.GetValue(tokens), parse.GetValue(randomTokens), runnerA.Config.VocabSize);
             ids = ids.Take(max).ToArray();
-            using var progress = new ConsoleProgress(stderr, "diff windows");
+            using var progress = new ConsoleProgress(stderr, "diff", "windows", enabled: !parse.GetValue(json));
             var stats = DiffStatistics.Measure(runnerA, runnerB, ids, w, progress);
             progress.Complete();
             if (parse.GetValue(json)) CliOutput.Json(stdout, s => stats.WriteJson(s, runnerA.Description, runnerB.Description, source));

@@ -29,7 +29,7 @@ internal static class ImatrixCommand
             using var ckpt = HymbaCheckpoint.Open(parse.GetValue(checkpoint)!);
             var (ids, source) = TokenInput.Read(ckpt.Files.Directory, parse.GetValue(text), parse.GetValue(tokens), null, ckpt.Config.VocabSize);
             using var model = HymbaModel.Load(new CheckpointTensorSource(ckpt));
-            using var progress = new ConsoleProgress(stderr, "imatrix chunks");
+            using var progress = new ConsoleProgress(stderr, "imatrix", "chunks");
             var matrix = ImportanceCollector.Collect(model, ids, chunkLength, maxChunks, source, progress);
             progress.Complete();
             matrix.Save(outPath);

@@ -20,7 +20,7 @@ public sealed record ComparisonRow(string Artifact, string Label, long FileBytes
 /// </summary>
 public sealed record QuantizationComparison(string Reference, string TokenSource, int Tokens, int Chunk, IReadOnlyList<ComparisonRow> Rows)
 {
-    public static ComparisonRow Measure(IHymbaRunner reference, IHymbaRunner candidate, string label, long fileBytes, double bitsPerWeight, long[] tokens, int chunk)
+    public static ComparisonRow Measure(IHymbaRunner reference, IHymbaRunner candidate, string label, long fileBytes, double bitsPerWeight, long[] tokens, int chunk, IProgress<(long Done, long Total)>? progress = null)
     {
         int vocab = reference.Config.VocabSize;
         double klSum = 0, klMax = 0, maxAbs = 0, nllRef = 0, nllCand = 0;
@@ -44,6 +44,7 @@ public sealed record QuantizationComparison(string Reference, string TokenSource
                 nllCand += NegativeLogLikelihood(cc, target);
                 positions++;
             }
+            progress?.Report((start / chunk + 1, (tokens.Length - 1) / chunk));
         }
         if (positions == 0) throw new Common.InvalidRequestException("--tokens", $"fewer than {chunk + 1} tokens to compare on");
         return new ComparisonRow(candidate.Description, label, fileBytes, bitsPerWeight, klSum / positions, klMax, (double)agree / positions, maxAbs,

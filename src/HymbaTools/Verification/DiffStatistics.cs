@@ -19,7 +19,8 @@ public sealed class ReferenceLogits
     public int Window { get; }
     public IReadOnlyList<(long[] Ids, float[] Scored)> Windows { get; }
 
-    public static ReferenceLogits Compute(IHymbaRunner reference, long[] tokens, int window)
+    /// <summary>Runs the reference once over every whole window of <paramref name="tokens"/>; progress counts windows.</summary>
+    public static ReferenceLogits Compute(IHymbaRunner reference, long[] tokens, int window, IProgress<(long Done, long Total)>? progress = null)
     {
         if (window < 4) throw new Common.InvalidRequestException("--window", $"{window}, expected at least 4 tokens");
         int count = tokens.Length / window;
@@ -31,6 +32,7 @@ public sealed class ReferenceLogits
             long[] ids = tokens.AsSpan(w * window, window).ToArray();
             var logits = reference.Forward([ids]).Data;
             windows.Add((ids, logits.AsSpan(window / 2 * vocab, (window - 1 - window / 2) * vocab).ToArray()));
+            progress?.Report((w + 1, count));
         }
         return new ReferenceLogits(vocab, window, windows);
     }
@@ -67,8 +69,18 @@ public sealed record DiffStatistics(
     public static readonly (string Name, double Q)[] Percentiles = [("median", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99.9", 0.999), ("max", 1.0)];
 
     /// <summary>Runs both artifacts over the same windows of <paramref name="tokens"/> and measures them.</summary>
-    public static DiffStatistics Measure(IHymbaRunner a, IHymbaRunner b, long[] tokens, int window, IProgress<(long Done, long Total)>? progress = null) =>
-        Measure(ReferenceLogits.Compute(a, tokens, window), b, progress);
+    /// <remarks>Progress counts the windows of both runs: A's first, then B's.</remarks>
+    public static DiffStatistics Measure(IHymbaRunner a, IHymbaRunner b, long[] tokens, int window, IProgress<(long Done, long Total)>? progress = null)
+    {
+        var reference = ReferenceLogits.Compute(a, tokens, window, progress is null ? null : new PairedRunProgress(progress, 0));
+        return Measure(reference, b, progress is null ? null : new PairedRunProgress(progress, reference.Windows.Count));
+    }
+
+    /// <summary>Maps one of two equal runs' (done, total) onto the pair's: the second run starts where the first ended.</summary>
+    private sealed class PairedRunProgress(IProgress<(long Done, long Total)> inner, long offset) : IProgress<(long Done, long Total)>
+    {
+        public void Report((long Done, long Total) value) => inner.Report((offset + value.Done, 2 * value.Total));
+    }
 
     /// <summary>Measures an artifact against reference logits computed once (and reused for every artifact).</summary>
     public static DiffStatistics Measure(ReferenceLogits reference, IHymbaRunner b, IProgress<(long Done, long Total)>? progress = null)
