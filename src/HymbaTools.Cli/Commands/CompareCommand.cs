@@ -108,7 +108,7 @@ internal static class CompareCommand
             {
                 foreach (var withImportance in target.Format == "gguf" && importance is not null ? BothImportanceSettings : [false])
                 {
-                    string label = target.Name + (withImportance ? "+imatrix" : "");
+                    string label = target.Name + (withImportance ? ConversionReport.ImportanceSuffix : "");
                     notes.WriteLine($"{label}: building ...");
                     string path;
                     using (var progress = new ConsoleProgress(stderr, $"{label} build", enabled: !json))

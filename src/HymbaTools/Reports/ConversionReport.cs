@@ -147,11 +147,15 @@ public static class ConversionReport
 
     private static readonly string[] Palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"];
 
+    /// <summary>How a target built with an importance matrix is named (`compare --imatrix`).</summary>
+    public const string ImportanceSuffix = "+imatrix";
+
     /// <summary>Scatter of mean KL (log scale) against bits per weight, Pareto front drawn, one legend row per target.</summary>
     private static string KlChart(List<JsonObject> targets)
     {
         var inv = CultureInfo.InvariantCulture;
-        const double W = 640, H = 360, Left = 70, Right = 200, Top = 20, Bottom = 50;
+        const double W = 640, Left = 70, Right = 200, Top = 20, Bottom = 50;
+        double H = Math.Max(360, Top + 8 + targets.Count * 18 + Bottom);   // tall enough for one legend row per target
         double minB = targets.Min(t => D(t, "bits_per_weight")), maxB = targets.Max(t => D(t, "bits_per_weight"));
         double Log(double kl) => Math.Log10(Math.Max(kl, 1e-9));
         double minK = targets.Min(t => Log(D(t, "mean_kl"))), maxK = targets.Max(t => Log(D(t, "mean_kl")));
@@ -176,9 +180,12 @@ public static class ConversionReport
         {
             var t = targets[i];
             string color = Palette[i % Palette.Length];
-            sb.Append(inv, $"<circle cx=\"{X(D(t, "bits_per_weight")):F1}\" cy=\"{Y(D(t, "mean_kl")):F1}\" r=\"5\" fill=\"{color}\"><title>{System.Net.WebUtility.HtmlEncode(S(t, "name"))}</title></circle>");
+            // Variants calibrated with an importance matrix are hollow markers, so the pair of a type reads at a glance.
+            string paint = S(t, "name").EndsWith(ImportanceSuffix, StringComparison.Ordinal)
+                ? $"fill=\"#fff\" stroke=\"{color}\" stroke-width=\"2\" class=\"calibrated\"" : $"fill=\"{color}\"";
+            sb.Append(inv, $"<circle cx=\"{X(D(t, "bits_per_weight")):F1}\" cy=\"{Y(D(t, "mean_kl")):F1}\" r=\"5\" {paint}><title>{System.Net.WebUtility.HtmlEncode(S(t, "name"))}</title></circle>");
             // The legend names each point beside the plot, so labels never overlap the points or each other.
-            sb.Append(inv, $"<circle cx=\"{W - Right + 16}\" cy=\"{Top + 8 + i * 18}\" r=\"5\" fill=\"{color}\"/><text x=\"{W - Right + 26}\" y=\"{Top + 12 + i * 18}\" font-size=\"11\">{System.Net.WebUtility.HtmlEncode(S(t, "name"))}</text>");
+            sb.Append(inv, $"<circle cx=\"{W - Right + 16}\" cy=\"{Top + 8 + i * 18}\" r=\"5\" {paint}/><text x=\"{W - Right + 26}\" y=\"{Top + 12 + i * 18}\" font-size=\"11\">{System.Net.WebUtility.HtmlEncode(S(t, "name"))}</text>");
         }
         sb.Append("</svg>");
         return sb.ToString();

@@ -60,6 +60,22 @@ public class CompareAndGenerateTests : IDisposable
         Assert.False(File.Exists(Path.Combine(output, "model-q8_0.gguf")));
     }
 
+    [Fact]
+    public void Compare_out_with_an_importance_matrix_builds_each_gguf_type_twice_and_marks_the_calibrated_one()
+    {
+        string tokens = _dir.File("tokens.txt"), imatrix = _dir.File("imatrix.safetensors"), output = _dir.File("calibrated");
+        File.WriteAllText(tokens, string.Join(' ', Enumerable.Range(0, 128).Select(i => (i * 37) % 512)));
+        Assert.Equal(0, CliRunner.Run("imatrix", Fixtures.TinyB, "--tokens", tokens, "--chunk", "32", "--chunks", "4", "-o", imatrix).ExitCode);
+        var r = CliRunner.Run("compare", Fixtures.TinyB, "--types", "q4_0", "--imatrix", imatrix, "--out", output, "--random-tokens", "256", "--chunk", "64");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.True(File.Exists(Path.Combine(output, "model-q4_0.gguf")));
+        Assert.True(File.Exists(Path.Combine(output, "model-q4_0-imatrix.gguf")));
+        Assert.NotEqual(File.ReadAllBytes(Path.Combine(output, "model-q4_0.gguf")), File.ReadAllBytes(Path.Combine(output, "model-q4_0-imatrix.gguf")));
+        string html = File.ReadAllText(Path.Combine(output, "report.html"));
+        Assert.Contains("gguf:q4_0+imatrix", html, StringComparison.Ordinal);
+        Assert.Equal(2, html.Split("class=\"calibrated\"").Length - 1);   // the hollow point and its legend marker
+    }
+
     private string RandomExampleModel()
     {
         string dir = Path.Combine(_dir.Path, "example");
