@@ -64,6 +64,9 @@ public sealed unsafe class SafetensorsFile : IDisposable
         }
     }
 
+    /// <summary>Lets the kernel drop a read range from the process's resident set (see <see cref="MappedFile.ReleaseResidentPages"/>).</summary>
+    internal void ReleaseResidentPages(long offset, long length) => _map.ReleaseResidentPages(offset, length);
+
     internal ReadOnlySpan<byte> GetSpan(long offset, long length, string what)
     {
         _map.ThrowIfDisposed(Path);

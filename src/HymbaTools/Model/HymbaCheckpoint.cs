@@ -114,6 +114,7 @@ public sealed class HymbaCheckpoint : IDisposable
         {
             if (!SafetensorsDTypes.IsFloatWeight(t.DType)) continue;
             long bad = NonFiniteScanner.Count(t);
+            t.ReleaseResidentPages();   // a pass over the whole checkpoint must not leave it all resident
             if (bad == 0) continue;
             string message = $"{bad} NaN/Inf value(s) in weight";
             if (strict) throw new InvalidCheckpointException(t.FilePath, t.Name, message + " (--strict)");

@@ -81,6 +81,7 @@ public static class GgufExporter
                 var source = checkpoint.Get(t.SourceName);
                 TensorQuantizer.Quantize(p.Type, t.Rows, cols,
                     (first, count, dst) => source.CopyElementsToFloat32((firstRow + first) * cols, (long)count * cols, dst), importance, stream, options.Threads);
+                source.ReleaseResidentPages();   // streamed: resident memory stays bounded by the tensor in flight
             }));
         }
         writer.AddTensorChecksums();
