@@ -12,7 +12,9 @@ public static class Program
         // half-written is left beside a destination.
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, context => Stop(context, ExitCodes.Interrupted));
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => Stop(context, ExitCodes.Terminated));
-        return Run(args, Console.Out, Console.Error);
+        int exitCode = Run(args, Console.Out, Console.Error);
+        ChildProcess.ReportPeakIfRequested();
+        return exitCode;
     }
 
     private static void Stop(PosixSignalContext context, int exitCode)

@@ -11,10 +11,11 @@ internal static class BenchCommand
 {
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
-        var bench = new Command("bench", "Benchmarks: `bench forward` (reference forward pass vs its GEMMs), `bench quantize` (codec throughput), `bench onnx` (ONNX Runtime vs the reference)");
+        var bench = new Command("bench", "Benchmarks: `bench forward` (reference forward pass vs its GEMMs), `bench quantize` (codec throughput), `bench onnx` (ONNX Runtime vs the reference), `bench convert` (quantize wall and peak memory vs a plain copy)");
         bench.Subcommands.Add(Forward(stdout, stderr));
         bench.Subcommands.Add(Quantize(stdout, stderr));
         bench.Subcommands.Add(Onnx(stdout, stderr));
+        bench.Subcommands.Add(Convert(stdout, stderr));
         return bench;
     }
 
@@ -75,6 +76,80 @@ internal static class BenchCommand
             return ExitCodes.Success;
         }));
         return command;
+    }
+
+    private static Command Convert(TextWriter stdout, TextWriter stderr)
+    {
+        var checkpoint = new Argument<string>("checkpoint") { Description = "HuggingFace checkpoint directory (for example `hymba init --preset 1.5b`)" };
+        var types = new Option<string>("--types") { Description = "Presets to convert to, comma-separated", DefaultValueFactory = _ => "q8_0,q4_0,q4_k_m" };
+        var repeats = new Option<int>("--repeats") { Description = "Runs of each (alternating; medians reported)", DefaultValueFactory = _ => 3 };
+        var workDir = new Option<string?>("--work-dir") { Description = "Where the outputs are written and deleted (default: the system temp directory; use the disk you convert on)" };
+        var command = new Command("convert", "Wall time, input MB/s and peak resident memory of `hymba quantize` per preset, each run as its own process, " +
+            "next to a plain `cp` of the same input measured in the same run (the ratio to it is the figure to compare)") { checkpoint, types, repeats, workDir };
+        command.SetAction(parse => CommandRunner.Run(parse, stderr, () =>
+        {
+            using var ckpt = HymbaCheckpoint.Open(parse.GetValue(checkpoint)!, new CheckpointReadOptions { ScanNonFinite = false });
+            if (!ckpt.HasWeights) throw new InvalidCheckpointException(ckpt.Files.Directory, "", "no weights (config.json only)");
+            var presets = parse.GetValue(types)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                .Select(t => Quantization.QuantizationPreset.Find(t) ?? throw new InvalidRequestException("--types", $"'{t}' is not a preset of `hymba quantize --help`")).ToList();
+            int n = parse.GetValue(repeats);
+            if (n < 1) throw new InvalidRequestException("--repeats", $"{n}, expected >= 1");
+            var inputs = ckpt.Tensors.Files.Select(f => f.Path).ToList();
+            long inputBytes = inputs.Sum(f => new FileInfo(f).Length);
+            // A registered temporary directory: an interrupt removes it with everything written into it.
+            string root = TemporaryPaths.Beside(Path.Combine(Path.GetFullPath(parse.GetValue(workDir) ?? Path.GetTempPath()), "hymba-bench-convert"));
+            Directory.CreateDirectory(root);
+            var runs = new Dictionary<string, List<ChildProcess.Run>> { ["cp"] = [] };
+            foreach (var p in presets) runs[p.Name] = [];
+            try
+            {
+                for (int r = 0; r < n; r++)
+                {
+                    // Alternating order, so drift of the machine (page cache, thermal) spreads over every row alike.
+                    var copy = new System.Diagnostics.ProcessStartInfo("cp");
+                    foreach (var f in inputs) copy.ArgumentList.Add(f);
+                    copy.ArgumentList.Add(root);
+                    runs["cp"].Add(Checked("cp", ChildProcess.Start(copy)));
+                    foreach (var f in Directory.EnumerateFiles(root)) File.Delete(f);
+                    foreach (var p in presets)
+                    {
+                        string output = Path.Combine(root, $"out-{p.Name}.gguf");
+                        stderr.WriteLine($"run {r + 1}/{n}: quantize {p.Name} ...");
+                        runs[p.Name].Add(Checked(p.Name, ChildProcess.Hymba(["quantize", ckpt.Files.Directory, "--type", p.Name, "-o", output, "--quiet"])));
+                        File.Delete(output);
+                    }
+                }
+            }
+            finally
+            {
+                TemporaryPaths.Delete(root);
+            }
+            stdout.Write(ConvertBenchTable(ckpt.Files.Directory, inputBytes, n, runs));
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+
+    private static ChildProcess.Run Checked(string what, ChildProcess.Run run) => run.ExitCode == 0 ? run
+        : throw new InvalidOperationException($"{what} exited {run.ExitCode}: {run.Stderr.Split('\n').FirstOrDefault()}");
+
+    private static string ConvertBenchTable(string checkpoint, long inputBytes, int repeats, Dictionary<string, List<ChildProcess.Run>> runs)
+    {
+        static double Median(IEnumerable<double> values)
+        {
+            var sorted = values.Order().ToList();
+            return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
+        }
+        double copySeconds = Median(runs["cp"].Select(r => r.Wall.TotalSeconds));
+        var table = new TextTable("what", "wall (median)", "input MB/s", "peak RSS (median)", "wall / cp");
+        foreach (var (name, list) in runs)
+        {
+            double seconds = Median(list.Select(r => r.Wall.TotalSeconds));
+            var peaks = list.Where(r => r.PeakResidentBytes is not null).Select(r => (double)r.PeakResidentBytes!.Value).ToList();
+            table.Add(name == "cp" ? "cp (plain copy)" : $"quantize {name}", $"{seconds:F2} s", $"{inputBytes / 1e6 / seconds:F0}",
+                peaks.Count > 0 ? $"{Median(peaks) / (1 << 20):F0} MiB" : "-", $"{seconds / copySeconds:F2}x");
+        }
+        return $"bench convert {checkpoint}: {inputBytes / 1e6:N1} MB input, {repeats} alternating run(s), {Environment.ProcessorCount} core(s)\n" + table;
     }
 
     private static Command Quantize(TextWriter stdout, TextWriter stderr)
