@@ -45,7 +45,7 @@ internal static class CompareCommand
             var (ids, source) = TokenInput.Read(tokenizerDir, parse.GetValue(text), parse.GetValue(tokens), parse.GetValue(randomTokens), referenceRunner.Config.VocabSize);
             if (parse.GetValue(outDir) is { } reportDirectory)
                 return Report(parse.GetValue(artifacts) ?? [], parse.GetValue(types), parse.GetValue(imatrix), referencePath, referenceRunner, ids.Take(parse.GetValue(maxTokens)).ToArray(), source,
-                    chunkLength, reportDirectory, parse.GetValue(force), Gates(parse.GetValue(maxKl), parse.GetValue(minTop1), parse.GetValue(maxPpl)), parse.GetValue(json), stdout, stderr);
+                    chunkLength, reportDirectory, parse.GetValue(force), ConvertCommand.Gates(parse.GetValue(maxKl), parse.GetValue(minTop1), parse.GetValue(maxPpl)), parse.GetValue(json), stdout, stderr);
             ids = ids.Take(parse.GetValue(maxTokens) + 1).ToArray();
             var rows = new List<ComparisonRow>();
             foreach (string path in parse.GetValue(artifacts)!)
@@ -70,9 +70,6 @@ internal static class CompareCommand
     }
 
     private static readonly bool[] BothImportanceSettings = [false, true];
-
-    private static List<ConversionGate> Gates(double? maxKl, double? minTop1, double? maxPpl) =>
-        [.. new[] { maxKl is { } k ? ConversionGate.MaxKl(k) : null, minTop1 is { } m ? ConversionGate.MinTop1(m) : null, maxPpl is { } p ? ConversionGate.MaxPplRatio(p) : null }.OfType<ConversionGate>()];
 
     /// <summary>The report mode: existing artifacts plus variants built from the reference, against reference logits computed once.</summary>
     private static int Report(string[] artifacts, string? types, string? imatrixPath, string referencePath, Runtime.IHymbaRunner reference, long[] ids, string source,
@@ -118,10 +115,6 @@ internal static class CompareCommand
             }
             ConversionReport.Write(staging, ConversionReport.ToJson(Path.GetFullPath(referencePath), source, results, failures));
         });
-        var written = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(destination, "report.json")))!.AsObject();
-        if (json) stdout.WriteLine(written.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
-        else stdout.Write(ConversionReport.Markdown(written));
-        foreach (var f in failures) stderr.WriteLine(f);
-        return failures.Count == 0 ? ExitCodes.Success : ExitCodes.CheckFailed;
+        return ConvertCommand.PrintReport(destination, failures, json, stdout, stderr);
     }
 }

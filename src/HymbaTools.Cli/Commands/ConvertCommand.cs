@@ -62,10 +62,7 @@ internal static class ConvertCommand
             int w = parse.GetValue(window), max = parse.GetValue(maxTokens);
             if (w < 4) throw new InvalidRequestException("--window", $"{w}, expected at least 4");
             if (max < w) throw new InvalidRequestException("--max-tokens", $"{max}, expected at least one window ({w})");
-            var gates = new List<ConversionGate>();
-            if (parse.GetValue(maxKl) is { } k) gates.Add(ConversionGate.MaxKl(k));
-            if (parse.GetValue(minTop1) is { } m) gates.Add(ConversionGate.MinTop1(m));
-            if (parse.GetValue(maxPpl) is { } p) gates.Add(ConversionGate.MaxPplRatio(p));
+            var gates = Gates(parse.GetValue(maxKl), parse.GetValue(minTop1), parse.GetValue(maxPpl));
             bool replace = parse.GetValue(force);
             string destination = OutputPaths.CheckDirectory(parse.GetValue(output)!, "--out", replace);
 
@@ -114,13 +111,29 @@ internal static class ConvertCommand
                 var report = ConversionReport.ToJson(ckpt.Files.Directory, evaluation.Source, results, failures);
                 ConversionReport.Write(staging, report);
             });
-            var written = JsonNode.Parse(File.ReadAllText(Path.Combine(destination, "report.json")))!.AsObject();
-            if (parse.GetValue(json)) stdout.WriteLine(written.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
-            else stdout.Write(ConversionReport.Markdown(written));
-            foreach (var f in failures) stderr.WriteLine(f);
-            return failures.Count == 0 ? ExitCodes.Success : ExitCodes.CheckFailed;
+            return PrintReport(destination, failures, parse.GetValue(json), stdout, stderr);
         }));
         return command;
+    }
+
+    /// <summary>The gates given on the command line (absent options add none).</summary>
+    internal static List<ConversionGate> Gates(double? maxKl, double? minTop1, double? maxPpl)
+    {
+        var gates = new List<ConversionGate>();
+        if (maxKl is { } k) gates.Add(ConversionGate.MaxKl(k));
+        if (minTop1 is { } m) gates.Add(ConversionGate.MinTop1(m));
+        if (maxPpl is { } p) gates.Add(ConversionGate.MaxPplRatio(p));
+        return gates;
+    }
+
+    /// <summary>Prints the report written into <paramref name="destination"/> (JSON or its table) and the failed gates; the exit code.</summary>
+    internal static int PrintReport(string destination, List<string> failures, bool json, TextWriter stdout, TextWriter stderr)
+    {
+        var written = JsonNode.Parse(File.ReadAllText(Path.Combine(destination, "report.json")))!.AsObject();
+        if (json) stdout.WriteLine(written.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+        else stdout.Write(ConversionReport.Markdown(written));
+        foreach (var f in failures) stderr.WriteLine(f);
+        return failures.Count == 0 ? ExitCodes.Success : ExitCodes.CheckFailed;
     }
 
     internal static string Export(HymbaCheckpoint ckpt, Target target, string directory, ImportanceMatrix? importance = null, IProgress<(long Done, long Total)>? progress = null)
