@@ -61,8 +61,22 @@ internal sealed class GgufWriter
     /// written with placeholders of the final length, and the digests, computed while the data streams out, are
     /// patched into the header before the file is renamed into place.
     /// </summary>
-    public GgufWriter AddTensorChecksums() =>
-        Add(TensorChecksumsKey, GgufValue.Strings(_tensors.Select(_ => new string('0', DigestHexLength))));
+    public GgufWriter AddTensorChecksums() => AddDeferredDigests(TensorChecksumsKey, _tensors.Count, () => _tensorDigests);
+
+    /// <summary>
+    /// A key holding <paramref name="count"/> sha256 hex digests that are known only after the data is written
+    /// (or are computed meanwhile on another thread): placeholders of the final length go into the header and
+    /// <paramref name="resolve"/>'s digests are patched in before the file is renamed into place.
+    /// </summary>
+    public GgufWriter AddDeferredDigests(string key, int count, Func<IReadOnlyList<string>> resolve)
+    {
+        Add(key, GgufValue.Strings(Enumerable.Repeat(new string('0', DigestHexLength), count)));
+        _deferred.Add((key, count, resolve));
+        return this;
+    }
+
+    private readonly List<(string Key, int Count, Func<IReadOnlyList<string>> Resolve)> _deferred = [];
+    private readonly List<string> _tensorDigests = [];
 
     public GgufWriter AddTensor(GgufTensorEntry tensor)
     {
@@ -135,8 +149,7 @@ internal sealed class GgufWriter
         var header = BuildHeader();
         long total = _tensors.Sum(t => t.ByteLength);
         long done = 0;
-        long checksums = _keys.Contains(TensorChecksumsKey) ? ChecksumsOffset() : -1;
-        var digests = new List<byte[]>();
+        _tensorDigests.Clear();
         AtomicFile.Write(path, stream =>
         {
             stream.Write(header);
@@ -147,7 +160,7 @@ internal sealed class GgufWriter
                 using (var hashing = new HashingStream(stream))
                 {
                     t.WriteData(hashing);
-                    digests.Add(hashing.Digest());
+                    _tensorDigests.Add(Convert.ToHexStringLower(hashing.Digest()));
                 }
                 long written = stream.Position - before;
                 if (written != t.ByteLength)
@@ -157,30 +170,36 @@ internal sealed class GgufWriter
                 done += t.ByteLength;
                 progress?.Report((done, total));
             }
-            if (checksums < 0) return;
-            // Each placeholder is a u64 length (64) then 64 hex digits; overwrite the digits in place.
-            for (int i = 0; i < digests.Count; i++)
+            foreach (var (key, count, resolve) in _deferred)
             {
-                stream.Position = checksums + i * (8L + DigestHexLength) + 8;
-                stream.Write(Encoding.ASCII.GetBytes(Convert.ToHexStringLower(digests[i])));
+                var digests = resolve();
+                if (digests.Count != count || digests.Any(d => d.Length != DigestHexLength || !d.All(char.IsAsciiHexDigitLower)))
+                    throw new InvalidOperationException($"GGUF key '{key}': expected {count} lowercase sha256 hex digests");
+                // Each placeholder is a u64 length (64) then 64 hex digits; overwrite the digits in place.
+                long first = ArrayOffset(key);
+                for (int i = 0; i < count; i++)
+                {
+                    stream.Position = first + i * (8L + DigestHexLength) + 8;
+                    stream.Write(Encoding.ASCII.GetBytes(digests[i]));
+                }
             }
             stream.Position = stream.Length;
         });
     }
 
-    /// <summary>Offset of the first string of the checksum array's value in the header.</summary>
-    private long ChecksumsOffset()
+    /// <summary>Offset of the first element of an array value in the header.</summary>
+    private long ArrayOffset(string arrayKey)
     {
         long offset = 4 + 4 + 8 + 8; // magic, version, tensor count, metadata count
         foreach (var (key, value) in _metadata)
         {
             offset += 8 + Encoding.UTF8.GetByteCount(key) + 4;
-            if (key == TensorChecksumsKey) return offset + 4 + 8; // element type, count
+            if (key == arrayKey) return offset + 4 + 8; // element type, count
             using var ms = new MemoryStream();
             using (var w = new BinaryWriter(ms, Encoding.UTF8, leaveOpen: true)) WriteValue(w, value);
             offset += ms.Length;
         }
-        throw new InvalidOperationException("checksum key not in the header");
+        throw new InvalidOperationException($"GGUF key '{arrayKey}' not in the header");
     }
 
     /// <summary>Forwards writes to the file and hashes them on the way.</summary>
