@@ -62,6 +62,11 @@ public class GgufRoundTripTests : IDisposable
                      "general.quantization.tensor_types", "general.source.file_names", "general.source.file_sha256", "general.alignment" })
             Assert.True(f.TryGet(key, out _), $"missing {key}");
         Assert.Equal(4, f.Get("general.source.file_sha256").Elements.Count); // config + 2 shards + index
+        // The source digests are computed beside the quantizer and patched in afterwards: they must be the files' own.
+        var names = f.Get("general.source.file_names").Elements.Select(e => e.AsString).ToList();
+        var digests = f.Get("general.source.file_sha256").Elements.Select(e => e.AsString).ToList();
+        for (int i = 0; i < names.Count; i++)
+            Assert.Equal(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(Path.Combine(Fixtures.TinyB, names[i])))), digests[i]);
         using var ckpt = HymbaCheckpoint.Open(Fixtures.TinyB);
         Assert.Equal(ckpt.Config.Layers.Select(l => l.KvSource), source.Config.Layers.Select(l => l.KvSource));
         Assert.Equal(ckpt.Config.Layers.Select(l => l.Attention), source.Config.Layers.Select(l => l.Attention));
