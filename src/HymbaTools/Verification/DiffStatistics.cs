@@ -129,16 +129,8 @@ public sealed record DiffStatistics(
                 _sumSquaredA += (double)a[i] * a[i];
             }
             _logitCount += a.Length;
-            double zA = 0, zB = 0;
-            for (int i = 0; i < a.Length; i++) { zA += Math.Exp(a[i] - maxA); zB += Math.Exp(b[i] - maxB); }
-            double logZA = maxA + Math.Log(zA), logZB = maxB + Math.Log(zB);
-            double kl = 0;
-            for (int i = 0; i < a.Length; i++)
-            {
-                double lpA = a[i] - logZA, lpB = b[i] - logZB;
-                kl += Math.Exp(lpA) * (lpA - lpB);
-            }
-            _kl.Add(Math.Max(0, kl));
+            var (logZA, logZB) = LogitComparison.LogNormalizers(a, maxA, b, maxB);
+            _kl.Add(LogitComparison.KlDivergence(a, logZA, b, logZB));
             if (topA == topB) _same++;
             double lnA = a[next] - logZA, lnB = b[next] - logZB;
             _nllA -= lnA;

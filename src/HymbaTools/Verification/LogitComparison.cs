@@ -49,9 +49,21 @@ public sealed record LogitComparison(double MaxAbsDiff, double Nmse, double Argm
     {
         double maxP = double.NegativeInfinity, maxQ = double.NegativeInfinity;
         for (int i = 0; i < p.Length; i++) { maxP = Math.Max(maxP, p[i]); maxQ = Math.Max(maxQ, q[i]); }
+        var (logZp, logZq) = LogNormalizers(p, maxP, q, maxQ);
+        return KlDivergence(p, logZp, q, logZq);
+    }
+
+    /// <summary>log Σ exp of both rows, given their maxima (subtracted for range).</summary>
+    internal static (double LogZp, double LogZq) LogNormalizers(ReadOnlySpan<float> p, double maxP, ReadOnlySpan<float> q, double maxQ)
+    {
         double sumP = 0, sumQ = 0;
         for (int i = 0; i < p.Length; i++) { sumP += Math.Exp(p[i] - maxP); sumQ += Math.Exp(q[i] - maxQ); }
-        double logZp = maxP + Math.Log(sumP), logZq = maxQ + Math.Log(sumQ);
+        return (maxP + Math.Log(sumP), maxQ + Math.Log(sumQ));
+    }
+
+    /// <summary>KL of the two rows' softmaxes given their log normalizers; clamped at 0 against rounding.</summary>
+    internal static double KlDivergence(ReadOnlySpan<float> p, double logZp, ReadOnlySpan<float> q, double logZq)
+    {
         double kl = 0;
         for (int i = 0; i < p.Length; i++)
         {
