@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Runtime.InteropServices;
 
 namespace HymbaTools.Checkpoints;
@@ -8,19 +9,35 @@ internal static class NonFiniteScanner
     public static long Count(TensorView tensor)
     {
         var bytes = tensor.Bytes;
-        long bad = 0;
-        switch (tensor.DType)
+        return tensor.DType switch
         {
-            case SafetensorsDType.F32:
-                foreach (uint u in MemoryMarshal.Cast<byte, uint>(bytes)) if ((u & 0x7f800000u) == 0x7f800000u) bad++;
-                break;
-            case SafetensorsDType.BF16:
-                foreach (ushort u in MemoryMarshal.Cast<byte, ushort>(bytes)) if ((u & 0x7f80) == 0x7f80) bad++;
-                break;
-            case SafetensorsDType.F16:
-                foreach (ushort u in MemoryMarshal.Cast<byte, ushort>(bytes)) if ((u & 0x7c00) == 0x7c00) bad++;
-                break;
+            SafetensorsDType.F32 => Count(MemoryMarshal.Cast<byte, uint>(bytes), 0x7f800000u),
+            SafetensorsDType.BF16 => Count(MemoryMarshal.Cast<byte, ushort>(bytes), (ushort)0x7f80),
+            SafetensorsDType.F16 => Count(MemoryMarshal.Cast<byte, ushort>(bytes), (ushort)0x7c00),
+            _ => 0,
+        };
+    }
+
+    /// <summary>
+    /// Values whose <paramref name="exponent"/> bits are all set. Whole vectors are tested at once and only a vector
+    /// holding such a value is counted lane by lane, so the common all-finite tensor is one pass at memory speed.
+    /// </summary>
+    internal static long Count<T>(ReadOnlySpan<T> values, T exponent) where T : unmanaged, IBinaryInteger<T>
+    {
+        long bad = 0;
+        int i = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            var mask = new Vector<T>(exponent);
+            var vectors = MemoryMarshal.Cast<T, Vector<T>>(values);
+            foreach (var v in vectors)
+            {
+                if (Vector.EqualsAny(v & mask, mask))
+                    for (int lane = 0; lane < Vector<T>.Count; lane++) if ((v[lane] & exponent) == exponent) bad++;
+            }
+            i = vectors.Length * Vector<T>.Count;
         }
+        for (; i < values.Length; i++) if ((values[i] & exponent) == exponent) bad++;
         return bad;
     }
 }
