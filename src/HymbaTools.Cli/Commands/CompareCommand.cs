@@ -43,6 +43,8 @@ internal static class CompareCommand
             using var referenceRunner = ArtifactLoader.Open(referencePath, stderr);
             string tokenizerDir = CliOutput.TokenizerDirectory(referencePath, null);
             var (ids, source) = TokenInput.Read(tokenizerDir, parse.GetValue(text), parse.GetValue(tokens), parse.GetValue(randomTokens), referenceRunner.Config.VocabSize);
+            if (parse.GetValue(outDir) is null && parse.GetValue(types) is not null) throw new InvalidRequestException("--types", "builds variants only into a report directory: add --out DIR");
+            if (parse.GetValue(outDir) is null && (parse.GetValue(artifacts) ?? []).Length == 0) throw new InvalidRequestException("artifacts", "nothing to compare: give artifacts, or --types with --out");
             if (parse.GetValue(outDir) is { } reportDirectory)
                 return Report(parse.GetValue(artifacts) ?? [], parse.GetValue(types), parse.GetValue(imatrix), referencePath, referenceRunner, ids.Take(parse.GetValue(maxTokens)).ToArray(), source,
                     chunkLength, reportDirectory, parse.GetValue(force), ConvertCommand.Gates(parse.GetValue(maxKl), parse.GetValue(minTop1), parse.GetValue(maxPpl)), parse.GetValue(json), stdout, stderr);
@@ -51,9 +53,7 @@ internal static class CompareCommand
             foreach (string path in parse.GetValue(artifacts)!)
             {
                 if (!parse.GetValue(json)) stderr.WriteLine($"comparing {path} ...");
-                using var candidate = ArtifactLoader.Open(path, stderr);
-                if (candidate.Config.VocabSize != referenceRunner.Config.VocabSize)
-                    throw new InvalidRequestException("artifacts", $"{path} has vocabulary {candidate.Config.VocabSize}, the reference {referenceRunner.Config.VocabSize}");
+                using var candidate = OpenComparable(path, referenceRunner, stderr);
                 var description = ArtifactDescription.Of(path);
                 using var progress = new ConsoleProgress(stderr, $"{description.Label} compare", "windows", !parse.GetValue(json));
                 rows.Add(QuantizationComparison.Measure(referenceRunner, candidate, description.Label, description.FileBytes, description.BitsPerWeight, ids, chunkLength, progress));
@@ -67,6 +67,16 @@ internal static class CompareCommand
             return parse.GetValue(maxKl) is { } limit && rows.Any(r => r.MeanKl > limit) ? ExitCodes.CheckFailed : ExitCodes.Success;
         }));
         return command;
+    }
+
+    /// <summary>Opens an artifact to compare with the reference; their vocabularies must agree.</summary>
+    private static Runtime.IHymbaRunner OpenComparable(string path, Runtime.IHymbaRunner reference, TextWriter stderr)
+    {
+        var runner = ArtifactLoader.Open(path, stderr);
+        int vocab = runner.Config.VocabSize;
+        if (vocab == reference.Config.VocabSize) return runner;
+        runner.Dispose();
+        throw new InvalidRequestException("artifacts", $"{path} has vocabulary {vocab}, the reference {reference.Config.VocabSize}");
     }
 
     private static readonly bool[] BothImportanceSettings = [false, true];
@@ -92,9 +102,7 @@ internal static class CompareCommand
             void Add(string name, string path, string reportedPath)
             {
                 notes.WriteLine($"{name}: comparing ...");
-                using var runner = ArtifactLoader.Open(path, stderr);
-                if (runner.Config.VocabSize != reference.Config.VocabSize)
-                    throw new InvalidRequestException("artifacts", $"{path} has vocabulary {runner.Config.VocabSize}, the reference {reference.Config.VocabSize}");
+                using var runner = OpenComparable(path, reference, stderr);
                 using var progress = new ConsoleProgress(stderr, $"{name} compare", "windows", !json);
                 var result = ConvertCommand.MeasureTarget(name, path, reportedPath, runner, referenceLogits, ids, window, progress);
                 results.Add(result);

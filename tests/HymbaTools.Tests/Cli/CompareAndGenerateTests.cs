@@ -58,6 +58,12 @@ public class CompareAndGenerateTests : IDisposable
         Assert.Equal(1, gated.ExitCode);
         Assert.Contains("gate failed: q4_0: mean KL", gated.Stderr, StringComparison.Ordinal);
         Assert.False(File.Exists(Path.Combine(output, "model-q8_0.gguf")));
+
+        // --types needs --out, and compare needs something to compare: usage errors naming the option
+        Assert.StartsWith("error: --types:", CliRunner.Run("compare", Fixtures.TinyB, q4, "--types", "q8_0", "--random-tokens", "256").FirstErrorLine, StringComparison.Ordinal);
+        var nothing = CliRunner.Run("compare", Fixtures.TinyB, "--random-tokens", "256");
+        Assert.Equal(2, nothing.ExitCode);
+        Assert.StartsWith("error: artifacts:", nothing.FirstErrorLine, StringComparison.Ordinal);
     }
 
     [Fact]
