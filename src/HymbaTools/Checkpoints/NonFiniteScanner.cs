@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Numerics;
 using System.Runtime.InteropServices;
 
@@ -22,6 +23,7 @@ internal static class NonFiniteScanner
     /// Values whose <paramref name="exponent"/> bits are all set. Whole vectors are tested at once and only a vector
     /// holding such a value is counted lane by lane, so the common all-finite tensor is one pass at memory speed.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static long Count<T>(ReadOnlySpan<T> values, T exponent) where T : unmanaged, IBinaryInteger<T>
     {
         long bad = 0;

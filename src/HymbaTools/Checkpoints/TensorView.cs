@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using HymbaTools.Common.Numerics;
 
@@ -66,6 +67,7 @@ public sealed class TensorView
     }
 
     /// <summary>Widens elements [first, first+count) (row-major order) into destination.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void CopyElementsToFloat32(long first, long count, Span<float> destination)
     {
         if (first < 0 || count < 0 || first + count > ElementCount) throw new ArgumentOutOfRangeException(nameof(count));

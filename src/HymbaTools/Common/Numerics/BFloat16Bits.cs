@@ -24,6 +24,7 @@ internal static class BFloat16Bits
     }
 
     /// <summary>Widens bf16 to f32: a 16-bit shift, vectorised.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void ToSingle(ReadOnlySpan<ushort> source, Span<float> destination)
     {
         if (destination.Length < source.Length) throw new ArgumentException("destination too short", nameof(destination));
@@ -42,6 +43,7 @@ internal static class BFloat16Bits
         for (; i < source.Length; i++) destination[i] = ToSingle(source[i]);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void FromSingle(ReadOnlySpan<float> source, Span<ushort> destination)
     {
         if (destination.Length < source.Length) throw new ArgumentException("destination too short", nameof(destination));

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using HymbaTools.Common.Numerics;
 
@@ -11,6 +12,7 @@ internal sealed class FloatFormat(GgmlType type) : IBlockFormat
     public int BlockBytes => Type == GgmlType.F32 ? 4 : 2;
     public bool UsesImportance => false;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void QuantizeRow(ReadOnlySpan<float> row, Span<byte> destination, ReadOnlySpan<float> importance)
     {
         BlockFormatGuard.Blocks(this, row.Length, destination.Length, importance);
@@ -25,6 +27,7 @@ internal sealed class FloatFormat(GgmlType type) : IBlockFormat
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void DequantizeRow(ReadOnlySpan<byte> source, Span<float> destination)
     {
         int n = BlockFormatGuard.BlocksFromBytes(this, source.Length, destination.Length);

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 namespace HymbaTools.Quantization.BlockFormats;
 
 /// <summary>
@@ -20,6 +21,7 @@ internal sealed class IQ4_NLFormat : IBlockFormat
     public int BlockBytes => 18;
     public bool UsesImportance => true;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void QuantizeRow(ReadOnlySpan<float> row, Span<byte> destination, ReadOnlySpan<float> importance)
     {
         int blocks = BlockFormatGuard.Blocks(this, row.Length, destination.Length, importance);
@@ -27,6 +29,7 @@ internal sealed class IQ4_NLFormat : IBlockFormat
             QuantizeBlock(row.Slice(b * 32, 32), destination.Slice(b * 18, 18), importance.IsEmpty ? default : importance.Slice(b * 32, 32));
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void QuantizeBlock(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> qw)
     {
         var levels = Levels;
@@ -99,6 +102,7 @@ internal sealed class IQ4_NLFormat : IBlockFormat
         return v - levels[hi - 1] < levels[hi] - v ? hi - 1 : hi;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void DequantizeRow(ReadOnlySpan<byte> source, Span<float> destination)
     {
         var levels = Levels;

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 namespace HymbaTools.Quantization.BlockFormats;
 
 /// <summary>
@@ -12,6 +13,7 @@ internal sealed class Q4_0Format : IBlockFormat
     public int BlockBytes => 18;
     public bool UsesImportance => true;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void QuantizeRow(ReadOnlySpan<float> row, Span<byte> destination, ReadOnlySpan<float> importance)
     {
         int blocks = BlockFormatGuard.Blocks(this, row.Length, destination.Length, importance);
@@ -20,21 +22,29 @@ internal sealed class Q4_0Format : IBlockFormat
         {
             var x = row.Slice(b * 32, 32);
             var y = destination.Slice(b * 18, 18);
-            float max = QuantMath.SignedMaxByMagnitude(x);
-            float d = max / -8;
-            float id = d != 0 ? 1.0f / d : 0.0f;
-            QuantMath.WriteHalf(y, d);
-            for (int j = 0; j < 16; j++)
-            {
-                float x0 = x[j] * id;
-                float x1 = x[16 + j] * id;
-                int xi0 = Math.Min(15, (int)(sbyte)QuantMath.TruncateX86(x0 + 8.5f));
-                int xi1 = Math.Min(15, (int)(sbyte)QuantMath.TruncateX86(x1 + 8.5f));
-                y[2 + j] = (byte)(xi0 | (xi1 << 4));
-            }
+            if (!BlockVectors.TryQuantizeSymmetric(x, y, 16)) QuantizeBlockReference(x, y);
         }
     }
 
+    /// <summary>ggml's quantize_row_q4_0_ref for one block: the definition the vector path is tested against, and its fallback.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void QuantizeBlockReference(ReadOnlySpan<float> x, Span<byte> y)
+    {
+        float max = QuantMath.SignedMaxByMagnitude(x);
+        float d = max / -8;
+        float id = d != 0 ? 1.0f / d : 0.0f;
+        QuantMath.WriteHalf(y, d);
+        for (int j = 0; j < 16; j++)
+        {
+            float x0 = x[j] * id;
+            float x1 = x[16 + j] * id;
+            int xi0 = Math.Min(15, (int)(sbyte)QuantMath.TruncateX86(x0 + 8.5f));
+            int xi1 = Math.Min(15, (int)(sbyte)QuantMath.TruncateX86(x1 + 8.5f));
+            y[2 + j] = (byte)(xi0 | (xi1 << 4));
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void QuantizeWeighted(ReadOnlySpan<float> row, Span<byte> destination, ReadOnlySpan<float> importance, int blocks)
     {
         float sigma2 = QuantMath.MeanSquare(row);
@@ -52,6 +62,7 @@ internal sealed class Q4_0Format : IBlockFormat
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void DequantizeRow(ReadOnlySpan<byte> source, Span<float> destination)
     {
         int blocks = BlockFormatGuard.BlocksFromBytes(this, source.Length, destination.Length);

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 namespace HymbaTools.Quantization.BlockFormats;
 
 /// <summary>
@@ -11,6 +12,7 @@ internal sealed class Q4_1Format : IBlockFormat
     public int BlockBytes => 20;
     public bool UsesImportance => true;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void QuantizeRow(ReadOnlySpan<float> row, Span<byte> destination, ReadOnlySpan<float> importance)
     {
         int blocks = BlockFormatGuard.Blocks(this, row.Length, destination.Length, importance);
@@ -19,22 +21,30 @@ internal sealed class Q4_1Format : IBlockFormat
         {
             var x = row.Slice(b * 32, 32);
             var y = destination.Slice(b * 20, 20);
-            QuantMath.MinMax(x, out float min, out float max);
-            float d = (max - min) / ((1 << 4) - 1);
-            float id = d != 0 ? 1.0f / d : 0.0f;
-            QuantMath.WriteHalf(y, d);
-            QuantMath.WriteHalf(y[2..], min);
-            for (int j = 0; j < 16; j++)
-            {
-                float x0 = (x[j] - min) * id;
-                float x1 = (x[16 + j] - min) * id;
-                int xi0 = Math.Min(15, (int)(sbyte)QuantMath.TruncateX86(x0 + 0.5f));
-                int xi1 = Math.Min(15, (int)(sbyte)QuantMath.TruncateX86(x1 + 0.5f));
-                y[4 + j] = (byte)(xi0 | (xi1 << 4));
-            }
+            if (!BlockVectors.TryQuantizeAsymmetric(x, y, 16)) QuantizeBlockReference(x, y);
         }
     }
 
+    /// <summary>ggml's quantize_row_q4_1_ref for one block: the definition the vector path is tested against, and its fallback.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void QuantizeBlockReference(ReadOnlySpan<float> x, Span<byte> y)
+    {
+        QuantMath.MinMax(x, out float min, out float max);
+        float d = (max - min) / ((1 << 4) - 1);
+        float id = d != 0 ? 1.0f / d : 0.0f;
+        QuantMath.WriteHalf(y, d);
+        QuantMath.WriteHalf(y[2..], min);
+        for (int j = 0; j < 16; j++)
+        {
+            float x0 = (x[j] - min) * id;
+            float x1 = (x[16 + j] - min) * id;
+            int xi0 = Math.Min(15, (int)(sbyte)QuantMath.TruncateX86(x0 + 0.5f));
+            int xi1 = Math.Min(15, (int)(sbyte)QuantMath.TruncateX86(x1 + 0.5f));
+            y[4 + j] = (byte)(xi0 | (xi1 << 4));
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void QuantizeWeighted(ReadOnlySpan<float> row, Span<byte> destination, ReadOnlySpan<float> importance, int blocks)
     {
         float sigma2 = QuantMath.MeanSquare(row);
@@ -54,6 +64,7 @@ internal sealed class Q4_1Format : IBlockFormat
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void DequantizeRow(ReadOnlySpan<byte> source, Span<float> destination)
     {
         int blocks = BlockFormatGuard.BlocksFromBytes(this, source.Length, destination.Length);

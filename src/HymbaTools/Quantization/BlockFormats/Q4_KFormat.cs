@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 namespace HymbaTools.Quantization.BlockFormats;
 
 /// <summary>
@@ -15,6 +16,7 @@ internal abstract class KQuantAsymmetric : IBlockFormat
     public bool UsesImportance => true;
     private int Nmax => (1 << Bits) - 1;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void QuantizeRow(ReadOnlySpan<float> row, Span<byte> destination, ReadOnlySpan<float> importance)
     {
         int blocks = BlockFormatGuard.Blocks(this, row.Length, destination.Length, importance);
@@ -103,6 +105,7 @@ internal abstract class KQuantAsymmetric : IBlockFormat
     protected abstract void PackQuants(ReadOnlySpan<byte> L, Span<byte> block);
     protected abstract int QuantAt(ReadOnlySpan<byte> block, int index);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void DequantizeRow(ReadOnlySpan<byte> source, Span<float> destination)
     {
         int blocks = BlockFormatGuard.BlocksFromBytes(this, source.Length, destination.Length);

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Buffers.Binary;
 
 namespace HymbaTools.Quantization.BlockFormats;
@@ -13,6 +14,7 @@ internal sealed class Q5_0Format : IBlockFormat
     public int BlockBytes => 22;
     public bool UsesImportance => true;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void QuantizeRow(ReadOnlySpan<float> row, Span<byte> destination, ReadOnlySpan<float> importance)
     {
         int blocks = BlockFormatGuard.Blocks(this, row.Length, destination.Length, importance);
@@ -26,26 +28,33 @@ internal sealed class Q5_0Format : IBlockFormat
             var y = destination.Slice(b * 22, 22);
             if (importance.IsEmpty)
             {
-                float max = QuantMath.SignedMaxByMagnitude(x);
-                float d = max / -16;
-                float id = d != 0 ? 1.0f / d : 0.0f;
-                QuantMath.WriteHalf(y, d);
-                for (int j = 0; j < 32; j++)
-                {
-                    float xj = x[j] * id;
-                    q[j] = (byte)Math.Min(31, (int)(sbyte)QuantMath.TruncateX86(xj + 16.5f));
-                }
+                if (!BlockVectors.TryQuantizeSymmetric(x, y, 32)) QuantizeBlockReference(x, y);
+                continue;
             }
-            else
-            {
-                var qw = importance.Slice(b * 32, 32);
-                QuantMath.ImportanceWeights(x, qw, sigma2, weight);
-                float d = QuantMath.MakeQxQuants(32, 16, x, L, 1, weight);
-                QuantMath.WriteHalf(y, d);
-                for (int j = 0; j < 32; j++) q[j] = (byte)L[j];
-            }
+            var qw = importance.Slice(b * 32, 32);
+            QuantMath.ImportanceWeights(x, qw, sigma2, weight);
+            float d = QuantMath.MakeQxQuants(32, 16, x, L, 1, weight);
+            QuantMath.WriteHalf(y, d);
+            for (int j = 0; j < 32; j++) q[j] = (byte)L[j];
             Pack(q, y[2..]);
         }
+    }
+
+    /// <summary>ggml's quantize_row_q5_0_ref for one block: the definition the vector path is tested against, and its fallback.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void QuantizeBlockReference(ReadOnlySpan<float> x, Span<byte> y)
+    {
+        Span<byte> q = stackalloc byte[32];
+        float max = QuantMath.SignedMaxByMagnitude(x);
+        float d = max / -16;
+        float id = d != 0 ? 1.0f / d : 0.0f;
+        QuantMath.WriteHalf(y, d);
+        for (int j = 0; j < 32; j++)
+        {
+            float xj = x[j] * id;
+            q[j] = (byte)Math.Min(31, (int)(sbyte)QuantMath.TruncateX86(xj + 16.5f));
+        }
+        Pack(q, y[2..]);
     }
 
     /// <summary>Writes qh (u32, bit 4 of each value) then qs (low nibbles, j | j+16).</summary>
@@ -72,6 +81,7 @@ internal sealed class Q5_0Format : IBlockFormat
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void DequantizeRow(ReadOnlySpan<byte> source, Span<float> destination)
     {
         int blocks = BlockFormatGuard.BlocksFromBytes(this, source.Length, destination.Length);

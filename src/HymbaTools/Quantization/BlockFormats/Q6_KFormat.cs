@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 namespace HymbaTools.Quantization.BlockFormats;
 
 /// <summary>
@@ -11,6 +12,7 @@ internal sealed class Q6_KFormat : IBlockFormat
     public int BlockBytes => 210;
     public bool UsesImportance => true;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void QuantizeRow(ReadOnlySpan<float> row, Span<byte> destination, ReadOnlySpan<float> importance)
     {
         int blocks = BlockFormatGuard.Blocks(this, row.Length, destination.Length, importance);
@@ -66,6 +68,7 @@ internal sealed class Q6_KFormat : IBlockFormat
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void DequantizeRow(ReadOnlySpan<byte> source, Span<float> destination)
     {
         int blocks = BlockFormatGuard.BlocksFromBytes(this, source.Length, destination.Length);

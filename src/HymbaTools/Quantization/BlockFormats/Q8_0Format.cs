@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 namespace HymbaTools.Quantization.BlockFormats;
 
 /// <summary>Q8_0: 32 values, fp16 scale d = amax/127 and int8 q = roundf(x/d) (half away from zero). Ignores importance, as ggml does.</summary>
@@ -8,6 +9,7 @@ internal sealed class Q8_0Format : IBlockFormat
     public int BlockBytes => 34;
     public bool UsesImportance => false;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void QuantizeRow(ReadOnlySpan<float> row, Span<byte> destination, ReadOnlySpan<float> importance)
     {
         int blocks = BlockFormatGuard.Blocks(this, row.Length, destination.Length, importance);
@@ -15,19 +17,27 @@ internal sealed class Q8_0Format : IBlockFormat
         {
             var x = row.Slice(b * 32, 32);
             var y = destination.Slice(b * 34, 34);
-            float amax = 0;
-            for (int j = 0; j < 32; j++) amax = MathF.Max(amax, MathF.Abs(x[j]));
-            float d = amax / ((1 << 7) - 1);
-            float id = d != 0 ? 1.0f / d : 0.0f;
-            QuantMath.WriteHalf(y, d);
-            for (int j = 0; j < 32; j++)
-            {
-                float x0 = x[j] * id;
-                y[2 + j] = (byte)QuantMath.TruncateX86(MathF.Round(x0, MidpointRounding.AwayFromZero));
-            }
+            if (!BlockVectors.TryQuantizeQ8_0(x, y)) QuantizeBlockReference(x, y);
         }
     }
 
+    /// <summary>ggml's quantize_row_q8_0_ref for one block: the definition the vector path is tested against, and its fallback.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void QuantizeBlockReference(ReadOnlySpan<float> x, Span<byte> y)
+    {
+        float amax = 0;
+        for (int j = 0; j < 32; j++) amax = MathF.Max(amax, MathF.Abs(x[j]));
+        float d = amax / ((1 << 7) - 1);
+        float id = d != 0 ? 1.0f / d : 0.0f;
+        QuantMath.WriteHalf(y, d);
+        for (int j = 0; j < 32; j++)
+        {
+            float x0 = x[j] * id;
+            y[2 + j] = (byte)QuantMath.TruncateX86(MathF.Round(x0, MidpointRounding.AwayFromZero));
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void DequantizeRow(ReadOnlySpan<byte> source, Span<float> destination)
     {
         int blocks = BlockFormatGuard.BlocksFromBytes(this, source.Length, destination.Length);

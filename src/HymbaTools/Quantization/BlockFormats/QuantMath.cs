@@ -30,6 +30,7 @@ internal static class QuantMath
         value is >= -2147483648f and < 2147483648f ? (int)value : int.MinValue;
 
     /// <summary>The signed value of largest magnitude; the first one wins ties (ggml's Q4_0/Q5_0 scale source).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float SignedMaxByMagnitude(ReadOnlySpan<float> x)
     {
         float amax = 0, max = 0;
@@ -39,6 +40,7 @@ internal static class QuantMath
     }
 
     /// <summary>Block minimum and maximum, in ggml's scan order (Q4_1/Q5_1).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void MinMax(ReadOnlySpan<float> x, out float min, out float max)
     {
         min = float.MaxValue;
@@ -51,6 +53,7 @@ internal static class QuantMath
     }
 
     /// <summary>sum(x^2) / n of a whole row, accumulated left to right in float32 (sigma^2 of the importance weights).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float MeanSquare(ReadOnlySpan<float> row)
     {
         float sum = 0;
@@ -59,6 +62,7 @@ internal static class QuantMath
     }
 
     /// <summary>ggml's importance weights of the 32-blocks: qw * sqrt(sigma^2 + x^2).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void ImportanceWeights(ReadOnlySpan<float> x, ReadOnlySpan<float> qw, float sigma2, Span<float> weight)
     {
         for (int j = 0; j < x.Length; j++) weight[j] = qw[j] * MathF.Sqrt(sigma2 + x[j] * x[j]);
@@ -88,6 +92,7 @@ internal static class QuantMath
     /// make_qx_quants: symmetric quantization of n values to [-nmax, nmax-1] with an RMSE-refined scale.
     /// L receives l + nmax. rmse_type 1 uses weights x^2 (or <paramref name="weights"/> when given).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float MakeQxQuants(int n, int nmax, ReadOnlySpan<float> x, Span<sbyte> L, int rmseType, ReadOnlySpan<float> weights)
     {
         float max = 0, amax = 0;
@@ -166,6 +171,7 @@ internal static class QuantMath
     /// make_qkx2_quants too (the two differ only in the x^2 default and an equivalent max == min test), so
     /// the reference K-quant paths call it with their av_x + |x| weights.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float MakeQkx3Quants(int n, int nmax, ReadOnlySpan<float> x, ReadOnlySpan<float> weights, Span<byte> L, out float theMin,
         Span<byte> Laux, float rmin, float rdelta, int nstep, bool useMad)
     {
@@ -251,6 +257,7 @@ internal static class QuantMath
     }
 
     /// <summary>make_qp_quants: non-negative scales quantized to [0, nmax] with importance (K-quant super-block scales).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float MakeQpQuants(int n, int nmax, ReadOnlySpan<float> x, Span<byte> L, ReadOnlySpan<float> quantWeights)
     {
         float max = 0;
