@@ -33,10 +33,11 @@ internal static class QuantizeCommand
             if (outPath is not null) outPath = OutputPaths.CheckFile(outPath, "--output");
             string? imatrixPath = parse.GetValue(imatrix);
             var importance = imatrixPath is null ? null : ImportanceMatrix.Load(imatrixPath);
-            using var ckpt = HymbaCheckpoint.Open(parse.GetValue(checkpoint)!, new CheckpointReadOptions { ScanNonFinite = !dry });
+            // NaN/Inf values are counted while the rows are converted (one pass over the input, not two).
+            using var ckpt = HymbaCheckpoint.Open(parse.GetValue(checkpoint)!, new CheckpointReadOptions { ScanNonFinite = false });
             foreach (var w in ckpt.Warnings) stderr.WriteLine($"warning: {w}");
             if (parse.GetValue(threads) is int t && t < 1) throw new InvalidRequestException("--threads", $"{t}, expected >= 1");
-            var options = new GgufExportOptions { Preset = preset, Overrides = overrides, Importance = importance, HashSources = !dry, Threads = parse.GetValue(threads) };
+            var options = new GgufExportOptions { Preset = preset, Overrides = overrides, Importance = importance, HashSources = !dry, CountNonFinite = true, Threads = parse.GetValue(threads) };
             if (dry)
             {
                 var (writer, plan) = GgufExporter.Prepare(ckpt, options);
@@ -47,6 +48,7 @@ internal static class QuantizeCommand
             using var progress = new ConsoleProgress(stderr, $"quantize {preset.Name}");
             var result = GgufExporter.Export(ckpt, outPath!, options, progress);
             progress.Complete();
+            foreach (var w in result.Warnings) stderr.WriteLine($"warning: {w}");
             var fallbacks = result.Plan.Fallbacks.GroupBy(f => $"{GgmlTypes.NameOf(f.Requested!.Value)}->{GgmlTypes.NameOf(f.Type)}").ToList();
             if (fallbacks.Count > 0)
                 stderr.WriteLine("note: shape fallbacks (row length not a multiple of the block): " +

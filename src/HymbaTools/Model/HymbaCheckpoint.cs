@@ -116,11 +116,16 @@ public sealed class HymbaCheckpoint : IDisposable
             long bad = NonFiniteScanner.Count(t);
             t.ReleaseResidentPages();   // a pass over the whole checkpoint must not leave it all resident
             if (bad == 0) continue;
-            string message = $"{bad} NaN/Inf value(s) in weight";
-            if (strict) throw new InvalidCheckpointException(t.FilePath, t.Name, message + " (--strict)");
-            warnings.Add($"{Path.GetFileName(t.FilePath)}: {t.Name}: {message}");
+            if (strict) throw new InvalidCheckpointException(t.FilePath, t.Name, NonFiniteMessage(bad) + " (--strict)");
+            warnings.Add(NonFiniteWarning(t, bad));
         }
     }
+
+    private static string NonFiniteMessage(long count) => $"{count} NaN/Inf value(s) in weight";
+
+    /// <summary>The warning for a tensor holding NaN or infinite values (also used by exports that count while converting).</summary>
+    internal static string NonFiniteWarning(TensorView tensor, long count) =>
+        $"{Path.GetFileName(tensor.FilePath)}: {tensor.Name}: {NonFiniteMessage(count)}";
 
     public void Dispose() => Tensors.Dispose();
 }

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using HymbaTools.Quantization.BlockFormats;
 
 namespace HymbaTools.Quantization;
@@ -7,8 +8,9 @@ internal delegate void RowSource(long firstRow, int count, Span<float> destinati
 
 /// <summary>
 /// Quantizes a [rows, cols] float32 matrix row by row into a stream: rows are read in bounded chunks,
-/// quantized in parallel (rows are independent), and written in order, so memory stays at one chunk
-/// whatever the tensor size and the output does not depend on the thread count.
+/// widened and quantized in parallel (rows are independent), and written in order, so memory stays at two
+/// chunks whatever the tensor size and the output does not depend on the thread count. Writing (and whatever
+/// the output stream does on the way, such as hashing) runs beside the quantizing of the next chunk.
 /// </summary>
 internal static class TensorQuantizer
 {
@@ -24,34 +26,48 @@ internal static class TensorQuantizer
             throw new ArgumentException($"importance has {importance.Length} entries for rows of {cols}");
         int rowBytes = (int)GgmlTypes.RowBytes(type, cols);
         int chunkRows = (int)Math.Max(1, Math.Min(rows, ChunkElements / Math.Max(1, cols)));
-        // Pooled buffers: a tensor-by-tensor export would otherwise allocate (and page in) two fresh large
-        // arrays per tensor, which costs more than quantizing the fast types.
+        // Pooled buffers: a tensor-by-tensor export would otherwise allocate (and page in) fresh large arrays
+        // per tensor, which costs more than quantizing the fast types. Two output buffers: one being written
+        // while the next chunk is quantized into the other.
         var input = System.Buffers.ArrayPool<float>.Shared.Rent(chunkRows * cols);
-        var bytes = System.Buffers.ArrayPool<byte>.Shared.Rent(chunkRows * rowBytes);
+        byte[][] outputs = [System.Buffers.ArrayPool<byte>.Shared.Rent(chunkRows * rowBytes), System.Buffers.ArrayPool<byte>.Shared.Rent(chunkRows * rowBytes)];
+        var writing = Task.CompletedTask;
         try
         {
             var weights = importance is null || !format.UsesImportance ? null : importance;
             var options = new ParallelOptions { MaxDegreeOfParallelism = maxParallelism ?? Environment.ProcessorCount };
-            // Rows go to the workers in contiguous ranges (one delegate call per range, not per row).
+            // Rows go to the workers in contiguous ranges (one delegate call per range, not per row). Each row is
+            // widened from the source right before it is quantized, while it is still in the core's cache, so
+            // reading is spread over the workers too and the float32 copy never travels to memory and back.
             int ranges = Math.Max(1, options.MaxDegreeOfParallelism * 4);
-            for (long first = 0; first < rows; first += chunkRows)
+            for (long first = 0, chunk = 0; first < rows; first += chunkRows, chunk++)
             {
                 int count = (int)Math.Min(chunkRows, rows - first);
-                source(first, count, input.AsSpan(0, count * cols));
+                var bytes = outputs[chunk & 1];
                 int perRange = (count + ranges - 1) / ranges;
-                Parallel.For(0, (count + perRange - 1) / perRange, options, range =>
+                long chunkFirst = first;
+                Parallel.For(0, (count + perRange - 1) / perRange, options, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (range) =>
                 {
-                    int end = Math.Min(count, (range + 1) * perRange);
-                    for (int r = range * perRange; r < end; r++)
-                        format.QuantizeRow(input.AsSpan(r * cols, cols), bytes.AsSpan(r * rowBytes, rowBytes), weights);
+                    int begin = range * perRange, end = Math.Min(count, begin + perRange);
+                    for (int r = begin; r < end; r++)
+                    {
+                        var row = input.AsSpan(r * cols, cols);
+                        source(chunkFirst + r, 1, row);
+                        format.QuantizeRow(row, bytes.AsSpan(r * rowBytes, rowBytes), weights);
+                    }
                 });
-                output.Write(bytes, 0, count * rowBytes);
+                writing.GetAwaiter().GetResult();   // in order, and the other buffer is free again
+                int length = count * rowBytes;
+                writing = Task.Run(() => output.Write(bytes, 0, length));
             }
+            writing.GetAwaiter().GetResult();
         }
         finally
         {
+            // A failed chunk must not leave a write running into a buffer that goes back to the pool.
+            try { writing.Wait(); } catch (AggregateException) { /* already surfaced, or superseded by the failure in flight */ }
             System.Buffers.ArrayPool<float>.Shared.Return(input);
-            System.Buffers.ArrayPool<byte>.Shared.Return(bytes);
+            foreach (var buffer in outputs) System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 

@@ -124,4 +124,39 @@ public class InspectCommandTests : IDisposable
         Assert.Equal(2, strict.ExitCode);
         Assert.Contains("NaN/Inf", strict.FirstErrorLine);
     }
+
+    /// <summary>
+    /// quantize counts NaN/Inf while converting rows instead of scanning first: it must report exactly what the
+    /// reader's scan reports, also for a tensor split into several stored tensors (in_proj row blocks) and for the
+    /// embedding of a tied model.
+    /// </summary>
+    [Fact]
+    public void Quantize_reports_the_same_non_finite_values_as_the_scan()
+    {
+        string ckpt = _dir.CopyOf(Fixtures.TinyA);
+        string weights = Path.Combine(ckpt, "model.safetensors");
+        var bytes = File.ReadAllBytes(weights);
+        using (var file = HymbaTools.Checkpoints.SafetensorsFile.Open(weights))
+        {
+            void Plant(string name, int element, float value)
+            {
+                Assert.True(file.TryGetTensor(name, out var t), name);
+                BitConverter.GetBytes(value).CopyTo(bytes, t.DataOffset + 4L * element);
+            }
+            Plant("model.embed_tokens.weight", 3, float.NaN);
+            Plant("model.embed_tokens.weight", 700, float.NegativeInfinity);
+            var inProj = file.Tensors.First(t => t.Name.EndsWith("mamba.in_proj.weight", StringComparison.Ordinal)).Name;
+            Plant(inProj, 0, float.PositiveInfinity);                                  // first row block
+            Plant(inProj, (int)(file.Tensors.First(t => t.Name == inProj).ElementCount - 1), float.NaN);   // last row block
+        }
+        File.WriteAllBytes(weights, bytes);
+        var scan = CliRunner.Run("inspect", ckpt);
+        var quantize = CliRunner.Run("quantize", ckpt, "--type", "q8_0", "-o", _dir.File("nan.gguf"));
+        Assert.Equal(0, quantize.ExitCode);
+        static List<string> Warnings(string stderr) => stderr.Split('\n').Where(l => l.StartsWith("warning:", StringComparison.Ordinal)).ToList();
+        var expected = Warnings(scan.Stderr);
+        Assert.Equal(2, expected.Count);
+        Assert.Contains(expected, w => w.Contains("model.embed_tokens.weight: 2 NaN/Inf", StringComparison.Ordinal));
+        Assert.Equal(expected, Warnings(quantize.Stderr));
+    }
 }

@@ -16,9 +16,16 @@ public sealed record GgufExportOptions
     public int? Threads { get; init; }
     /// <summary>Hash the source files for provenance (reads every byte once); false writes zero hashes of the same length (dry runs).</summary>
     public bool HashSources { get; init; } = true;
+    /// <summary>
+    /// Count NaN/Inf values in each source tensor as its rows are converted, and report them as warnings in the
+    /// result: the same check as the checkpoint reader's scan, without a second pass over the input (open the
+    /// checkpoint with <see cref="CheckpointReadOptions.ScanNonFinite"/> false then).
+    /// </summary>
+    public bool CountNonFinite { get; init; }
 }
 
-public sealed record GgufExportResult(string Path, QuantizationPlan Plan, long FileBytes);
+/// <summary>What an export wrote; <see cref="Warnings"/> holds the NaN/Inf findings when they were counted.</summary>
+public sealed record GgufExportResult(string Path, QuantizationPlan Plan, long FileBytes, IReadOnlyList<string> Warnings);
 
 /// <summary>
 /// Writes a Hymba checkpoint as one GGUF v3 file: hymba.* metadata (HymbaGgufSchema), general.* provenance
@@ -31,13 +38,16 @@ public static class GgufExporter
 
     public static GgufExportResult Export(HymbaCheckpoint checkpoint, string outputPath, GgufExportOptions options, IProgress<(long Done, long Total)>? progress = null)
     {
-        var (writer, plan) = Prepare(checkpoint, options);
+        var nonFinite = options.CountNonFinite ? new NonFiniteTally() : null;
+        var (writer, plan) = Prepare(checkpoint, options, nonFinite);
         writer.Write(outputPath, progress);
-        return new GgufExportResult(outputPath, plan, new FileInfo(outputPath).Length);
+        return new GgufExportResult(outputPath, plan, new FileInfo(outputPath).Length, nonFinite?.Warnings(checkpoint) ?? []);
     }
 
     /// <summary>Builds the complete writer (metadata, tensor infos, data callbacks) without writing anything: dry runs read its size.</summary>
-    internal static (GgufWriter Writer, QuantizationPlan Plan) Prepare(HymbaCheckpoint checkpoint, GgufExportOptions options)
+    internal static (GgufWriter Writer, QuantizationPlan Plan) Prepare(HymbaCheckpoint checkpoint, GgufExportOptions options) => Prepare(checkpoint, options, null);
+
+    private static (GgufWriter Writer, QuantizationPlan Plan) Prepare(HymbaCheckpoint checkpoint, GgufExportOptions options, NonFiniteTally? nonFinite)
     {
         var config = checkpoint.Config;
         var plan = QuantizationPlan.Create(config, options.Preset, options.Overrides);
@@ -88,8 +98,12 @@ public static class GgufExporter
             writer.AddTensor(new GgufTensorEntry(t.Name, t.Shape.Reverse().ToArray(), p.Type, stream =>
             {
                 var source = checkpoint.Get(t.SourceName);
-                TensorQuantizer.Quantize(p.Type, t.Rows, cols,
-                    (first, count, dst) => source.CopyElementsToFloat32((firstRow + first) * cols, (long)count * cols, dst), importance, stream, options.Threads);
+                var counter = nonFinite?.Counter(source.Name);
+                TensorQuantizer.Quantize(p.Type, t.Rows, cols, (first, count, dst) =>
+                {
+                    source.CopyElementsToFloat32((firstRow + first) * cols, (long)count * cols, dst);
+                    counter?.Add(dst[..(count * cols)]);
+                }, importance, stream, options.Threads);
                 source.ReleaseResidentPages();   // streamed: resident memory stays bounded by the tensor in flight
             }));
         }
@@ -101,5 +115,36 @@ public static class GgufExporter
     {
         using var stream = File.OpenRead(path);
         return Convert.ToHexStringLower(SHA256.HashData(stream));
+    }
+
+    /// <summary>
+    /// NaN/Inf counts per source tensor, gathered while rows are converted; the row blocks of a split tensor
+    /// (in_proj) add into one count. Each source row is written once in a GGUF (a tied head is not stored), so
+    /// nothing is counted twice.
+    /// </summary>
+    private sealed class NonFiniteTally
+    {
+        private readonly System.Collections.Concurrent.ConcurrentDictionary<string, RowCounter> _counts = new(StringComparer.Ordinal);
+
+        public RowCounter Counter(string sourceName) => _counts.GetOrAdd(sourceName, _ => new RowCounter());
+
+        /// <summary>One warning per affected tensor, in name order, worded as the checkpoint reader's scan words them.</summary>
+        public List<string> Warnings(HymbaCheckpoint checkpoint) =>
+            _counts.Where(c => c.Value.Count > 0)
+                .OrderBy(c => c.Key, StringComparer.Ordinal)
+                .Select(c => HymbaCheckpoint.NonFiniteWarning(checkpoint.Get(c.Key), c.Value.Count))
+                .ToList();
+    }
+
+    private sealed class RowCounter
+    {
+        private long _count;
+        public long Count => Interlocked.Read(ref _count);
+
+        public void Add(ReadOnlySpan<float> values)
+        {
+            long bad = NonFiniteScanner.Count(System.Runtime.InteropServices.MemoryMarshal.Cast<float, uint>(values), 0x7f800000u);
+            if (bad != 0) Interlocked.Add(ref _count, bad);
+        }
     }
 }
