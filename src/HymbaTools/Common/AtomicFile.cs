@@ -7,7 +7,7 @@ namespace HymbaTools.Common;
 /// </summary>
 internal static class AtomicFile
 {
-    public static void Write(string path, Action<FileStream> write)
+    public static void Write(string path, Action<Stream> write)
     {
         string full = Path.GetFullPath(path);
         if (Directory.Exists(full)) throw new InvalidRequestException("output", $"{full} is a directory (expected a file to write)");
@@ -16,10 +16,10 @@ internal static class AtomicFile
         string temporary = TemporaryPaths.Beside(full);
         try
         {
-            using (var stream = new FileStream(temporary, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 20))
+            using (var stream = new WritebackFileStream(temporary))
             {
                 write(stream);
-                stream.Flush(flushToDisk: true);
+                stream.FlushToDisk();
             }
             File.Move(temporary, full, overwrite: true);
             TemporaryPaths.Release(temporary);
