@@ -17,7 +17,7 @@ internal static class InspectCommand
             AllowMultipleArgumentsPerToken = true,
         };
         var strict = new Option<bool>("--strict") { Description = "NaN/Inf weights are an error instead of a warning" };
-        var checksums = new Option<bool>("--checksums") { Description = "Recompute the per-tensor sha256 a .gguf file or ONNX export recorded when written; exit 1 naming every tensor that differs" };
+        var checksums = new Option<bool>("--checksums") { Description = "Recompute the per-tensor checksums (XXH3-128; sha256 in files before 0.2) a .gguf file or ONNX export recorded when written; exit 1 naming every tensor that differs" };
         var command = new Command("inspect", "Validate a checkpoint and show its config, layer plan, parameter counts and cache sizes")
         {
             checkpoint, json, seqLen, strict, checksums,

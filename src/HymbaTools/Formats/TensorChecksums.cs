@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using HymbaTools.Formats.Gguf;
 using HymbaTools.Formats.Onnx;
 using HymbaTools.Formats.Onnx.Protos;
@@ -9,25 +8,31 @@ namespace HymbaTools.Formats;
 public sealed record ChecksumMismatch(string Tensor, string Recorded, string Actual);
 
 /// <summary>
-/// Recomputes the per-tensor sha256 that an output recorded when it was written (GGUF: <c>general.tensor_sha256</c>,
-/// in tensor order; ONNX: the <c>hymba.tensor_sha256</c> metadata, "name digest" per line) and lists every tensor
-/// whose bytes differ. Null when the file recorded none.
+/// Recomputes the per-tensor checksums an output recorded when it was written (GGUF: <c>general.tensor_xxh3_128</c>,
+/// in tensor order; ONNX: the <c>hymba.tensor_xxh3_128</c> metadata, "name digest" per line; files written before
+/// 0.2 hold sha256 under <c>*.tensor_sha256</c>, verified the same way) and lists every tensor whose bytes differ.
+/// Null when the file recorded none.
 /// </summary>
 public static class TensorChecksums
 {
     public static IReadOnlyList<ChecksumMismatch>? Verify(GgufFile file)
     {
-        if (!file.TryGet(GgufWriter.TensorChecksumsKey, out var recorded)) return null;
-        if (recorded.Type != GgufValueType.Array || recorded.ElementType != GgufValueType.String || recorded.Elements.Count != file.Tensors.Count)
-            throw new InvalidGgufException(file.Path, GgufWriter.TensorChecksumsKey, $"expected one sha256 string per tensor ({file.Tensors.Count})");
-        var mismatches = new List<ChecksumMismatch>();
-        for (int i = 0; i < file.Tensors.Count; i++)
+        foreach (var (suffix, hexLength, compute) in TensorDigest.Algorithms)
         {
-            string actual = Convert.ToHexStringLower(SHA256.HashData(file.Data(file.Tensors[i])));
-            string expected = recorded.Elements[i].AsString;
-            if (actual != expected) mismatches.Add(new ChecksumMismatch(file.Tensors[i].Name, expected, actual));
+            string key = "general.tensor_" + suffix;
+            if (!file.TryGet(key, out var recorded)) continue;
+            if (recorded.Type != GgufValueType.Array || recorded.ElementType != GgufValueType.String || recorded.Elements.Count != file.Tensors.Count)
+                throw new InvalidGgufException(file.Path, key, $"expected one {suffix} string per tensor ({file.Tensors.Count})");
+            var mismatches = new List<ChecksumMismatch>();
+            for (int i = 0; i < file.Tensors.Count; i++)
+            {
+                string actual = compute(file.Data(file.Tensors[i]).ToArray());
+                string expected = recorded.Elements[i].AsString;
+                if (actual != expected) mismatches.Add(new ChecksumMismatch(file.Tensors[i].Name, expected, actual));
+            }
+            return mismatches;
         }
-        return mismatches;
+        return null;
     }
 
     public static IReadOnlyList<ChecksumMismatch>? VerifyOnnx(string directory)
@@ -39,18 +44,22 @@ public static class TensorChecksums
             try { model = ModelProto.Parser.ParseFrom(stream); }
             catch (Google.Protobuf.InvalidProtocolBufferException e) { throw new Common.InvalidCheckpointException(modelPath, "", $"not an ONNX model ({e.Message})"); }
         }
-        var text = model.MetadataProps.FirstOrDefault(p => p.Key == HymbaOnnxNames.MetaTensorSha256)?.Value;
-        if (text is null) return null;
-        var recorded = text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split(' ')).ToDictionary(p => p[0], p => p.Length > 1 ? p[1] : "", StringComparer.Ordinal);
-        var mismatches = new List<ChecksumMismatch>();
-        foreach (var tensor in model.Graph.Initializer.Where(t => recorded.ContainsKey(t.Name)))
+        foreach (var (suffix, _, compute) in TensorDigest.Algorithms)
         {
-            string actual = Convert.ToHexStringLower(SHA256.HashData(Bytes(directory, modelPath, tensor)));
-            if (actual != recorded[tensor.Name]) mismatches.Add(new ChecksumMismatch(tensor.Name, recorded[tensor.Name], actual));
+            var text = model.MetadataProps.FirstOrDefault(p => p.Key == "hymba.tensor_" + suffix)?.Value;
+            if (text is null) continue;
+            var recorded = text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split(' ')).ToDictionary(p => p[0], p => p.Length > 1 ? p[1] : "", StringComparer.Ordinal);
+            var mismatches = new List<ChecksumMismatch>();
+            foreach (var tensor in model.Graph.Initializer.Where(t => recorded.ContainsKey(t.Name)))
+            {
+                string actual = compute(Bytes(directory, modelPath, tensor));
+                if (actual != recorded[tensor.Name]) mismatches.Add(new ChecksumMismatch(tensor.Name, recorded[tensor.Name], actual));
+            }
+            foreach (var name in recorded.Keys.Where(n => model.Graph.Initializer.All(t => t.Name != n)))
+                mismatches.Add(new ChecksumMismatch(name, recorded[name], "(missing)"));
+            return mismatches;
         }
-        foreach (var name in recorded.Keys.Where(n => model.Graph.Initializer.All(t => t.Name != n)))
-            mismatches.Add(new ChecksumMismatch(name, recorded[name], "(missing)"));
-        return mismatches;
+        return null;
     }
 
     private static byte[] Bytes(string directory, string modelPath, TensorProto tensor)

@@ -26,7 +26,9 @@ public static class GgufInspect
             ("bits per weight", (8.0 * file.Tensors.Sum(t => t.ByteLength) / elements).ToString("F3", CultureInfo.InvariantCulture)),
         };
         if (file.TryGet(GgufWriter.TensorChecksumsKey, out var sums))
-            container.Add(("tensor sha256", $"{sums.Elements.Count} recorded (inspect --checksums verifies them)"));
+            container.Add(("tensor xxh3-128", $"{sums.Elements.Count} recorded (inspect --checksums verifies them)"));
+        else if (file.TryGet(GgufWriter.LegacyTensorChecksumsKey, out var legacy))
+            container.Add(("tensor sha256", $"{legacy.Elements.Count} recorded (inspect --checksums verifies them)"));
         foreach (var (key, value) in file.Metadata.Where(kv => kv.Key.StartsWith("general.", StringComparison.Ordinal) && kv.Value.Type != GgufValueType.Array))
             container.Add((key, value.ToString()));
         return new InspectReport(file.Path, config, footprint, true, "GGUF", sequenceLengths is { Count: > 0 } ? sequenceLengths : InspectReport.DefaultSequenceLengths, [])

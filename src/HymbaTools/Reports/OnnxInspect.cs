@@ -46,9 +46,9 @@ public static class OnnxInspect
                        $"{model.Graph.Input.Count(i => i.Name.StartsWith("past_conv.", StringComparison.Ordinal))} conv, {model.Graph.Input.Count(i => i.Name.StartsWith("past_ssm.", StringComparison.Ordinal))} SSM state)"),
             ("outputs", model.Graph.Output.Count.ToString(CultureInfo.InvariantCulture)),
         };
-        foreach (var p in model.MetadataProps.Where(p => p.Key is not (HymbaOnnxNames.MetaSourceSha256 or HymbaOnnxNames.MetaTensorSha256))) container.Add((p.Key, p.Value));
-        if (model.MetadataProps.FirstOrDefault(p => p.Key == HymbaOnnxNames.MetaTensorSha256) is { } sums)
-            container.Add(("tensor sha256", $"{sums.Value.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length} recorded (inspect --checksums verifies them)"));
+        foreach (var p in model.MetadataProps.Where(p => p.Key is not (HymbaOnnxNames.MetaSourceSha256 or HymbaOnnxNames.MetaTensorChecksums or HymbaOnnxNames.MetaLegacyTensorSha256))) container.Add((p.Key, p.Value));
+        if (model.MetadataProps.FirstOrDefault(p => p.Key is HymbaOnnxNames.MetaTensorChecksums or HymbaOnnxNames.MetaLegacyTensorSha256) is { } sums)
+            container.Add((sums.Key == HymbaOnnxNames.MetaTensorChecksums ? "tensor xxh3-128" : "tensor sha256", $"{sums.Value.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length} recorded (inspect --checksums verifies them)"));
         foreach (var line in model.MetadataProps.Where(p => p.Key == HymbaOnnxNames.MetaSourceSha256).SelectMany(p => p.Value.Split('\n')))
             container.Add(("source sha256", line));
         return new InspectReport(full, config, footprint, true, "ONNX", sequenceLengths is { Count: > 0 } ? sequenceLengths : InspectReport.DefaultSequenceLengths, [])

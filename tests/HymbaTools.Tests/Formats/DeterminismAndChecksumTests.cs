@@ -1,3 +1,4 @@
+using HymbaTools.Formats;
 using HymbaTools.Formats.Gguf;
 using HymbaTools.Model;
 using HymbaTools.Quantization;
@@ -60,6 +61,43 @@ public class DeterminismAndChecksumTests : IDisposable
         Assert.Equal(1, bad.ExitCode);
         Assert.Contains($"tensor {victim}:", bad.Stderr, StringComparison.Ordinal);
         Assert.Single(bad.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+
+    /// <summary>The digest is XXH3-128 in its canonical (big-endian) hex form, as `xxhsum -H2` prints it.</summary>
+    [Fact]
+    public void Tensor_digest_is_canonical_xxh3_128()
+    {
+        Assert.Equal("99aa06d3014798d86001c324468d497f", TensorDigest.Of([]));
+        Assert.Equal(TensorDigest.HexLength, TensorDigest.Of("hymba"u8).Length);
+    }
+
+    /// <summary>Files written before 0.2 carry sha256 under general.tensor_sha256: still verified, and damage still named.</summary>
+    [Fact]
+    public void Legacy_sha256_tensor_checksums_still_verify()
+    {
+        var data = new[] { new byte[64], Enumerable.Range(0, 128).Select(i => (byte)i).ToArray() };
+        string Sha(byte[] d) => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(d));
+        string path = _dir.File("legacy.gguf");
+        var writer = new GgufWriter();
+        writer.Add(GgufConstants.ArchitectureKey, GgufValue.Str("hymba"));
+        writer.Add(GgufWriter.LegacyTensorChecksumsKey, GgufValue.Strings(data.Select(Sha)));
+        for (int i = 0; i < data.Length; i++)
+        {
+            var bytes = data[i];
+            writer.AddTensor(new GgufTensorEntry($"t{i}", [bytes.Length / 4], GgmlType.F32, s => s.Write(bytes)));
+        }
+        writer.Write(path);
+        long at;
+        using (var file = GgufFile.Open(path))
+        {
+            Assert.Empty(TensorChecksums.Verify(file)!);
+            at = file.DataStart + file.Tensors[1].Offset + 5;
+        }
+        var raw = File.ReadAllBytes(path);
+        raw[at] ^= 1;
+        File.WriteAllBytes(path, raw);
+        using var bad = GgufFile.Open(path);
+        Assert.Equal("t1", Assert.Single(TensorChecksums.Verify(bad)!).Tensor);
     }
 
     [Fact]

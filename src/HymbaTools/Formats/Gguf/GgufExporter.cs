@@ -76,7 +76,7 @@ public static class GgufExporter
         {
             // Hashing the sources (~1.8 s for 3 GB) runs beside the quantizer and is patched in after the data.
             var hashing = Task.Run(() => sources.Select(Sha256).ToArray());
-            writer.AddDeferredDigests("general.source.file_sha256", sources.Count, () => hashing.GetAwaiter().GetResult());
+            writer.AddDeferredDigests("general.source.file_sha256", sources.Count, GgufWriter.Sha256HexLength, () => hashing.GetAwaiter().GetResult());
         }
         else
         {

@@ -52,30 +52,33 @@ internal sealed class GgufWriter
         return this;
     }
 
-    /// <summary>Metadata key holding the sha256 of every tensor's data, in tensor order (hex strings).</summary>
-    public const string TensorChecksumsKey = "general.tensor_sha256";
-    private const int DigestHexLength = 64;
+    /// <summary>Metadata key holding the checksum (<see cref="TensorDigest"/>) of every tensor's data, in tensor order (hex strings).</summary>
+    public const string TensorChecksumsKey = "general.tensor_xxh3_128";
+    /// <summary>The sha256 per-tensor key of files written before 0.2; still verified.</summary>
+    public const string LegacyTensorChecksumsKey = "general.tensor_sha256";
+    /// <summary>Hex length of the sha256 digests that provenance keys (source files) hold.</summary>
+    public const int Sha256HexLength = 64;
 
     /// <summary>
-    /// Records every tensor's sha256 in <see cref="TensorChecksumsKey"/>. Call after the last tensor: the key is
+    /// Records every tensor's checksum in <see cref="TensorChecksumsKey"/>. Call after the last tensor: the key is
     /// written with placeholders of the final length, and the digests, computed while the data streams out, are
     /// patched into the header before the file is renamed into place.
     /// </summary>
-    public GgufWriter AddTensorChecksums() => AddDeferredDigests(TensorChecksumsKey, _tensors.Count, () => _tensorDigests);
+    public GgufWriter AddTensorChecksums() => AddDeferredDigests(TensorChecksumsKey, _tensors.Count, TensorDigest.HexLength, () => _tensorDigests);
 
     /// <summary>
-    /// A key holding <paramref name="count"/> sha256 hex digests that are known only after the data is written
-    /// (or are computed meanwhile on another thread): placeholders of the final length go into the header and
-    /// <paramref name="resolve"/>'s digests are patched in before the file is renamed into place.
+    /// A key holding <paramref name="count"/> hex digests of <paramref name="hexLength"/> digits that are known only
+    /// after the data is written (or are computed meanwhile on another thread): placeholders of the final length go
+    /// into the header and <paramref name="resolve"/>'s digests are patched in before the file is renamed into place.
     /// </summary>
-    public GgufWriter AddDeferredDigests(string key, int count, Func<IReadOnlyList<string>> resolve)
+    public GgufWriter AddDeferredDigests(string key, int count, int hexLength, Func<IReadOnlyList<string>> resolve)
     {
-        Add(key, GgufValue.Strings(Enumerable.Repeat(new string('0', DigestHexLength), count)));
-        _deferred.Add((key, count, resolve));
+        Add(key, GgufValue.Strings(Enumerable.Repeat(new string('0', hexLength), count)));
+        _deferred.Add((key, count, hexLength, resolve));
         return this;
     }
 
-    private readonly List<(string Key, int Count, Func<IReadOnlyList<string>> Resolve)> _deferred = [];
+    private readonly List<(string Key, int Count, int HexLength, Func<IReadOnlyList<string>> Resolve)> _deferred = [];
     private readonly List<string> _tensorDigests = [];
 
     public GgufWriter AddTensor(GgufTensorEntry tensor)
@@ -160,7 +163,7 @@ internal sealed class GgufWriter
                 using (var hashing = new HashingStream(stream))
                 {
                     t.WriteData(hashing);
-                    _tensorDigests.Add(Convert.ToHexStringLower(hashing.Digest()));
+                    _tensorDigests.Add(hashing.Digest());
                 }
                 long written = stream.Position - before;
                 if (written != t.ByteLength)
@@ -170,16 +173,16 @@ internal sealed class GgufWriter
                 done += t.ByteLength;
                 progress?.Report((done, total));
             }
-            foreach (var (key, count, resolve) in _deferred)
+            foreach (var (key, count, hexLength, resolve) in _deferred)
             {
                 var digests = resolve();
-                if (digests.Count != count || digests.Any(d => d.Length != DigestHexLength || !d.All(char.IsAsciiHexDigitLower)))
-                    throw new InvalidOperationException($"GGUF key '{key}': expected {count} lowercase sha256 hex digests");
-                // Each placeholder is a u64 length (64) then 64 hex digits; overwrite the digits in place.
+                if (digests.Count != count || digests.Any(d => d.Length != hexLength || !d.All(char.IsAsciiHexDigitLower)))
+                    throw new InvalidOperationException($"GGUF key '{key}': expected {count} lowercase hex digests of {hexLength} digits");
+                // Each placeholder is a u64 length then the hex digits; overwrite the digits in place.
                 long first = ArrayOffset(key);
                 for (int i = 0; i < count; i++)
                 {
-                    stream.Position = first + i * (8L + DigestHexLength) + 8;
+                    stream.Position = first + i * (8L + hexLength) + 8;
                     stream.Write(Encoding.ASCII.GetBytes(digests[i]));
                 }
             }
@@ -202,15 +205,15 @@ internal sealed class GgufWriter
         throw new InvalidOperationException($"GGUF key '{arrayKey}' not in the header");
     }
 
-    /// <summary>Forwards writes to the file and hashes them on the way.</summary>
+    /// <summary>Forwards writes to the file and checksums them on the way.</summary>
     private sealed class HashingStream(Stream inner) : Stream
     {
-        private readonly System.Security.Cryptography.IncrementalHash _hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
-        public byte[] Digest() => _hash.GetHashAndReset();
+        private readonly System.IO.Hashing.XxHash128 _hash = TensorDigest.Incremental();
+        public string Digest() => TensorDigest.Finish(_hash);
         public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
         public override void Write(ReadOnlySpan<byte> buffer)
         {
-            _hash.AppendData(buffer);
+            _hash.Append(buffer);
             inner.Write(buffer);
         }
         public override bool CanRead => false;
@@ -222,11 +225,6 @@ internal sealed class GgufWriter
         public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
         public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
         public override void SetLength(long value) => throw new NotSupportedException();
-        protected override void Dispose(bool disposing)
-        {
-            if (disposing) _hash.Dispose();
-            base.Dispose(disposing);
-        }
     }
 
     private static void WriteString(BinaryWriter w, string s)

@@ -57,7 +57,9 @@ internal static class HymbaOnnxNames
     /// <summary>Model metadata_props keys.</summary>
     public const string MetaSourceSha256 = "hymba.source.sha256";
     public const string MetaSourcePath = "hymba.source.path";
-    public const string MetaTensorSha256 = "hymba.tensor_sha256";
+    public const string MetaTensorChecksums = "hymba.tensor_xxh3_128";
+    /// <summary>The sha256 per-tensor key of exports written before 0.2; still verified.</summary>
+    public const string MetaLegacyTensorSha256 = "hymba.tensor_sha256";
     public const string MetaToolVersion = "hymba.tool_version";
     public const string MetaType = "hymba.export.type";
     public const string MetaPreset = "hymba.export.preset";

@@ -75,7 +75,7 @@ public static class OnnxExporter
                 WriteWeights(source.Tensors, weights, options.BlockSize, store, progress, weightBytes);
                 store.Complete();
                 graph.Initializer.AddRange(store.Tensors);
-                checksums = string.Join("\n", store.Checksums.Select(c => $"{c.Name} {c.Sha256}"));
+                checksums = string.Join("\n", store.Checksums.Select(c => $"{c.Name} {c.Digest}"));
             }
             var model = new ModelProto
             {
@@ -90,7 +90,7 @@ public static class OnnxExporter
                 model.OpsetImport.Add(new OperatorSetIdProto { Domain = OnnxConstants.MicrosoftDomain, Version = OnnxConstants.MicrosoftOpset });
             foreach (var (key, value) in Metadata(source, options))
                 model.MetadataProps.Add(new StringStringEntryProto { Key = key, Value = value });
-            model.MetadataProps.Add(new StringStringEntryProto { Key = HymbaOnnxNames.MetaTensorSha256, Value = checksums });
+            model.MetadataProps.Add(new StringStringEntryProto { Key = HymbaOnnxNames.MetaTensorChecksums, Value = checksums });
             WriteFile(Path.Combine(directory, HymbaOnnxNames.ModelFile), model.ToByteArray());
 
             WriteFile(Path.Combine(directory, "config.json"), Json(config.Json));

@@ -32,12 +32,12 @@ internal sealed class OnnxInitializerStore : IDisposable
     public List<TensorProto> Tensors { get; } = [];
     public long ExternalBytes => _data?.Length ?? 0;
 
-    /// <summary>sha256 of every tensor's bytes, in the order they were added (recorded in the model's metadata).</summary>
-    public List<(string Name, string Sha256)> Checksums { get; } = [];
+    /// <summary>Checksum (<see cref="TensorDigest"/>) of every tensor's bytes, in the order they were added (recorded in the model's metadata).</summary>
+    public List<(string Name, string Digest)> Checksums { get; } = [];
 
     public void Add(string name, long[] dims, DataType type, ReadOnlySpan<byte> bytes)
     {
-        Checksums.Add((name, Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes))));
+        Checksums.Add((name, TensorDigest.Of(bytes)));
         if (_data is null || bytes.Length < InlineBelowBytes)
         {
             Tensors.Add(OnnxGraphBuilder.RawTensor(name, dims, type, bytes));
