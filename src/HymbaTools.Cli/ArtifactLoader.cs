@@ -77,19 +77,13 @@ internal static class ArtifactLoader
         {
             var parts = line.Split(' ', 2);
             string file = Path.Combine(directory, parts[0]);
-            if (parts.Length != 2 || !File.Exists(file) || Sha256(file) != parts[1])
+            if (parts.Length != 2 || !File.Exists(file) || HymbaTools.Common.FileSha256.Of(file) != parts[1])
             {
                 stderr.WriteLine($"note: {path} changed since the export ({parts[0]}); not comparing with it");
                 return null;
             }
         }
         return Open(path, stderr);
-    }
-
-    private static string Sha256(string path)
-    {
-        using var stream = File.OpenRead(path);
-        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(stream));
     }
 }
 

@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using HymbaTools.Checkpoints;
 using HymbaTools.Model;
 using HymbaTools.Quantization;
@@ -75,7 +74,7 @@ public static class GgufExporter
         if (options.HashSources)
         {
             // Hashing the sources (~1.8 s for 3 GB) runs beside the quantizer and is patched in after the data.
-            var hashing = Task.Run(() => sources.Select(Sha256).ToArray());
+            var hashing = Task.Run(() => sources.Select(HymbaTools.Common.FileSha256.Of).ToArray());
             writer.AddDeferredDigests("general.source.file_sha256", sources.Count, GgufWriter.Sha256HexLength, () => hashing.GetAwaiter().GetResult());
         }
         else
@@ -109,12 +108,6 @@ public static class GgufExporter
         }
         writer.AddTensorChecksums();
         return (writer, plan);
-    }
-
-    private static string Sha256(string path)
-    {
-        using var stream = File.OpenRead(path);
-        return Convert.ToHexStringLower(SHA256.HashData(stream));
     }
 
     /// <summary>

@@ -1,5 +1,4 @@
 using System.Runtime.InteropServices;
-using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Google.Protobuf;
@@ -137,13 +136,7 @@ public static class OnnxExporter
         yield return (HymbaOnnxNames.MetaBlockSize, options.BlockSize.ToString(System.Globalization.CultureInfo.InvariantCulture));
         yield return (HymbaOnnxNames.MetaAccuracyLevel, options.AccuracyLevel.ToString(System.Globalization.CultureInfo.InvariantCulture));
         yield return (HymbaOnnxNames.MetaSourcePath, System.IO.Path.GetFullPath(source.Path));
-        yield return (HymbaOnnxNames.MetaSourceSha256, string.Join("\n", source.Files.Select(f => $"{System.IO.Path.GetFileName(f)} {Sha256(f)}")));
-    }
-
-    private static string Sha256(string path)
-    {
-        using var stream = File.OpenRead(path);
-        return Convert.ToHexStringLower(SHA256.HashData(stream));
+        yield return (HymbaOnnxNames.MetaSourceSha256, string.Join("\n", source.Files.Select(f => $"{System.IO.Path.GetFileName(f)} {HymbaTools.Common.FileSha256.Of(f)}")));
     }
 
     /// <summary>Converts every stored tensor in layout order; an in_proj source is read once for its row blocks.</summary>
