@@ -10,16 +10,18 @@ internal static class QuantizeCommand
 {
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
-        var checkpoint = new Argument<string>("checkpoint") { Description = "HuggingFace checkpoint directory" };
+        var checkpoint = new Argument<string>("input") { Description = "HuggingFace checkpoint directory, or a .gguf file written by hymba (f32/f16/bf16; quantized ones need --allow-requantize)" };
         var type = new Option<string>("--type") { Description = "Preset: " + string.Join("; ", QuantizationPreset.All.Select(p => $"{p.Name} ({p.Description})")), Required = true };
         var tensorType = new Option<string[]>("--tensor-type") { Description = "Override REGEX=TYPE on stored tensor names, e.g. 'ffn_down=Q8_0' (repeatable; later ones win)" };
         var imatrix = new Option<string?>("--imatrix") { Description = "Importance matrix from `hymba imatrix` (importance-weighted scales)" };
         var threads = new Option<int?>("--threads") { Description = "Threads that quantize (default: all cores; the output is the same for any count)" };
+        var allowRequantize = new Option<bool>("--allow-requantize") { Description = "Quantize a GGUF input whose tensors are quantized already (a second rounding on top of the first: worse than quantizing the original checkpoint)" };
         var dryRun = new Option<bool>("--dry-run") { Description = "Print the per-tensor plan, file size and bits per weight; write nothing" };
         var output = new Option<string?>("--output", "-o") { Description = "Output .gguf file (required unless --dry-run; its directory must exist)" };
-        var command = new Command("quantize", "Write the model as one GGUF file in a quantization preset (or print the plan with --dry-run)")
+        var command = new Command("quantize", "Write the model as one GGUF file in a quantization preset (or print the plan with --dry-run). " +
+                                              "Tensors of a GGUF input that are already in their planned type are copied unchanged.")
         {
-            checkpoint, type, tensorType, imatrix, threads, dryRun, output,
+            checkpoint, type, tensorType, imatrix, threads, allowRequantize, dryRun, output,
         };
         command.SetAction(parse => CommandRunner.Run(parse, stderr, () =>
         {
@@ -31,32 +33,56 @@ internal static class QuantizeCommand
             bool dry = parse.GetValue(dryRun);
             if (!dry && outPath is null) throw new InvalidRequestException("--output", "required unless --dry-run");
             if (outPath is not null) outPath = OutputPaths.CheckFile(outPath, "--output");
+            if (parse.GetValue(threads) is int t && t < 1) throw new InvalidRequestException("--threads", $"{t}, expected >= 1");
             string? imatrixPath = parse.GetValue(imatrix);
             var importance = imatrixPath is null ? null : ImportanceMatrix.Load(imatrixPath);
-            // NaN/Inf values are counted while the rows are converted (one pass over the input, not two).
-            using var ckpt = HymbaCheckpoint.Open(parse.GetValue(checkpoint)!, new CheckpointReadOptions { ScanNonFinite = false });
-            foreach (var w in ckpt.Warnings) stderr.WriteLine($"warning: {w}");
-            if (parse.GetValue(threads) is int t && t < 1) throw new InvalidRequestException("--threads", $"{t}, expected >= 1");
-            var options = new GgufExportOptions { Preset = preset, Overrides = overrides, Importance = importance, HashSources = !dry, CountNonFinite = true, Threads = parse.GetValue(threads) };
-            if (dry)
+            var options = new GgufExportOptions
             {
-                var (writer, plan) = GgufExporter.Prepare(ckpt, options);
-                stdout.Write(plan.ToText());
-                stdout.WriteLine($"GGUF file size: {writer.FileSize:N0} bytes ({8.0 * writer.FileSize / plan.TotalParameters:F3} bits per weight including header and padding)");
-                return ExitCodes.Success;
+                Preset = preset, Overrides = overrides, Importance = importance, HashSources = !dry, CountNonFinite = true,
+                AllowRequantize = parse.GetValue(allowRequantize), Threads = parse.GetValue(threads),
+            };
+            string input = parse.GetValue(checkpoint)!;
+            if (File.Exists(input) && GgufFile.IsGguf(input))
+            {
+                using var gguf = GgufTensorSource.Open(input);
+                return dry ? PrintPlan(GgufExporter.Prepare(gguf, options), stdout)
+                           : Write(progress => GgufExporter.Export(gguf, outPath!, options, progress), preset, stdout, stderr);
             }
-            using var progress = new ConsoleProgress(stderr, $"quantize {preset.Name}");
-            var result = GgufExporter.Export(ckpt, outPath!, options, progress);
-            progress.Complete();
-            foreach (var w in result.Warnings) stderr.WriteLine($"warning: {w}");
-            var fallbacks = result.Plan.Fallbacks.GroupBy(f => $"{GgmlTypes.NameOf(f.Requested!.Value)}->{GgmlTypes.NameOf(f.Type)}").ToList();
-            if (fallbacks.Count > 0)
-                stderr.WriteLine("note: shape fallbacks (row length not a multiple of the block): " +
-                                 string.Join(", ", fallbacks.Select(g => $"{g.Key} x{g.Count()}")) + "; --dry-run lists every tensor");
-            stdout.WriteLine($"wrote {Path.GetFullPath(outPath!)}: {result.FileBytes:N0} bytes, {result.Plan.Tensors.Count} tensors, " +
-                             $"{result.Plan.BitsPerWeight:F3} bits per weight, {result.Plan.Fallbacks.Count()} shape fallback(s)");
-            return ExitCodes.Success;
+            // NaN/Inf values are counted while the rows are converted (one pass over the input, not two).
+            using var ckpt = HymbaCheckpoint.Open(input, new CheckpointReadOptions { ScanNonFinite = false });
+            foreach (var w in ckpt.Warnings) stderr.WriteLine($"warning: {w}");
+            return dry ? PrintPlan(GgufExporter.Prepare(ckpt, options), stdout)
+                       : Write(progress => GgufExporter.Export(ckpt, outPath!, options, progress), preset, stdout, stderr);
         }));
         return command;
+    }
+
+    private static int PrintPlan((GgufWriter Writer, QuantizationPlan Plan) prepared, TextWriter stdout)
+    {
+        var (writer, plan) = prepared;
+        stdout.Write(plan.ToText());
+        stdout.WriteLine($"GGUF file size: {writer.FileSize:N0} bytes ({8.0 * writer.FileSize / plan.TotalParameters:F3} bits per weight including header and padding)");
+        return ExitCodes.Success;
+    }
+
+    private static int Write(Func<IProgress<(long Done, long Total)>, GgufExportResult> export, QuantizationPreset preset, TextWriter stdout, TextWriter stderr)
+    {
+        GgufExportResult result;
+        using (var progress = new ConsoleProgress(stderr, $"quantize {preset.Name}"))
+        {
+            result = export(progress);
+            progress.Complete();
+        }
+        foreach (var w in result.Warnings) stderr.WriteLine($"warning: {w}");
+        if (result.Requantized.Count > 0)
+            stderr.WriteLine($"warning: requantized {result.Requantized.Count} already-quantized tensor(s) ({result.Requantized[0]}{(result.Requantized.Count > 1 ? ", ..." : "")}): " +
+                             "expect more error than quantizing the original checkpoint; the file lists them under general.quantization.requantized");
+        var fallbacks = result.Plan.Fallbacks.GroupBy(f => $"{GgmlTypes.NameOf(f.Requested!.Value)}->{GgmlTypes.NameOf(f.Type)}").ToList();
+        if (fallbacks.Count > 0)
+            stderr.WriteLine("note: shape fallbacks (row length not a multiple of the block): " +
+                             string.Join(", ", fallbacks.Select(g => $"{g.Key} x{g.Count()}")) + "; --dry-run lists every tensor");
+        stdout.WriteLine($"wrote {Path.GetFullPath(result.Path)}: {result.FileBytes:N0} bytes, {result.Plan.Tensors.Count} tensors, " +
+                         $"{result.Plan.BitsPerWeight:F3} bits per weight, {result.Plan.Fallbacks.Count()} shape fallback(s)");
+        return ExitCodes.Success;
     }
 }

@@ -121,7 +121,7 @@ public sealed class HymbaCheckpoint : IDisposable
         }
     }
 
-    private static string NonFiniteMessage(long count) => $"{count} NaN/Inf value(s) in weight";
+    internal static string NonFiniteMessage(long count) => $"{count} NaN/Inf value(s) in weight";
 
     /// <summary>The warning for a tensor holding NaN or infinite values (also used by exports that count while converting).</summary>
     internal static string NonFiniteWarning(TensorView tensor, long count) =>

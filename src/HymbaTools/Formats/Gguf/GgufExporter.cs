@@ -1,3 +1,4 @@
+using HymbaTools.Common;
 using HymbaTools.Checkpoints;
 using HymbaTools.Model;
 using HymbaTools.Quantization;
@@ -18,13 +19,23 @@ public sealed record GgufExportOptions
     /// <summary>
     /// Count NaN/Inf values in each source tensor as its rows are converted, and report them as warnings in the
     /// result: the same check as the checkpoint reader's scan, without a second pass over the input (open the
-    /// checkpoint with <see cref="CheckpointReadOptions.ScanNonFinite"/> false then).
+    /// checkpoint with <see cref="CheckpointReadOptions.ScanNonFinite"/> false then). Tensors copied unchanged
+    /// from a GGUF input are not counted.
     /// </summary>
     public bool CountNonFinite { get; init; }
+    /// <summary>
+    /// Let a GGUF input whose tensors are already quantized be quantized again to a different type (llama.cpp's
+    /// --allow-requantize): the second rounding adds to the first, so the result is worse than quantizing the
+    /// original weights. Without it such an input is refused before anything is written.
+    /// </summary>
+    public bool AllowRequantize { get; init; }
 }
 
-/// <summary>What an export wrote; <see cref="Warnings"/> holds the NaN/Inf findings when they were counted.</summary>
-public sealed record GgufExportResult(string Path, QuantizationPlan Plan, long FileBytes, IReadOnlyList<string> Warnings);
+/// <summary>
+/// What an export wrote. <see cref="Warnings"/> holds the NaN/Inf findings when they were counted;
+/// <see cref="Requantized"/> names the tensors of a quantized GGUF input that were quantized again ("name: FROM -> TO").
+/// </summary>
+public sealed record GgufExportResult(string Path, QuantizationPlan Plan, long FileBytes, IReadOnlyList<string> Warnings, IReadOnlyList<string> Requantized);
 
 /// <summary>
 /// Writes a Hymba checkpoint as one GGUF v3 file: hymba.* metadata (HymbaGgufSchema), general.* provenance
@@ -35,45 +46,77 @@ public static class GgufExporter
 {
     public static string ToolVersion => "HymbaTools " + (typeof(GgufExporter).Assembly.GetName().Version?.ToString(3) ?? "0.0.0");
 
-    public static GgufExportResult Export(HymbaCheckpoint checkpoint, string outputPath, GgufExportOptions options, IProgress<(long Done, long Total)>? progress = null)
+    public static GgufExportResult Export(HymbaCheckpoint checkpoint, string outputPath, GgufExportOptions options, IProgress<(long Done, long Total)>? progress = null) =>
+        Export(new CheckpointExportInput(checkpoint), outputPath, options, progress);
+
+    /// <summary>Writes a GGUF file in another preset: float tensors are quantized, tensors already in their target type are copied as they are.</summary>
+    public static GgufExportResult Export(GgufTensorSource gguf, string outputPath, GgufExportOptions options, IProgress<(long Done, long Total)>? progress = null) =>
+        Export(new GgufFileExportInput(gguf), outputPath, options, progress);
+
+    private static GgufExportResult Export(IGgufExportInput input, string outputPath, GgufExportOptions options, IProgress<(long Done, long Total)>? progress)
     {
         var nonFinite = options.CountNonFinite ? new NonFiniteTally() : null;
-        var (writer, plan) = Prepare(checkpoint, options, nonFinite);
-        writer.Write(outputPath, progress);
-        return new GgufExportResult(outputPath, plan, new FileInfo(outputPath).Length, nonFinite?.Warnings(checkpoint) ?? []);
+        var prepared = Prepare(input, options, nonFinite);
+        prepared.Writer.Write(outputPath, progress);
+        return new GgufExportResult(outputPath, prepared.Plan, new FileInfo(outputPath).Length, nonFinite?.Warnings() ?? [], prepared.Requantized);
     }
 
     /// <summary>Builds the complete writer (metadata, tensor infos, data callbacks) without writing anything: dry runs read its size.</summary>
-    internal static (GgufWriter Writer, QuantizationPlan Plan) Prepare(HymbaCheckpoint checkpoint, GgufExportOptions options) => Prepare(checkpoint, options, null);
-
-    private static (GgufWriter Writer, QuantizationPlan Plan) Prepare(HymbaCheckpoint checkpoint, GgufExportOptions options, NonFiniteTally? nonFinite)
+    internal static (GgufWriter Writer, QuantizationPlan Plan) Prepare(HymbaCheckpoint checkpoint, GgufExportOptions options)
     {
-        var config = checkpoint.Config;
+        var prepared = Prepare(new CheckpointExportInput(checkpoint), options, null);
+        return (prepared.Writer, prepared.Plan);
+    }
+
+    /// <inheritdoc cref="Prepare(HymbaCheckpoint, GgufExportOptions)"/>
+    internal static (GgufWriter Writer, QuantizationPlan Plan) Prepare(GgufTensorSource gguf, GgufExportOptions options)
+    {
+        var prepared = Prepare(new GgufFileExportInput(gguf), options, null);
+        return (prepared.Writer, prepared.Plan);
+    }
+
+    private sealed record Prepared(GgufWriter Writer, QuantizationPlan Plan, IReadOnlyList<string> Requantized);
+
+    private static bool IsFloat(GgmlType type) => type is GgmlType.F32 or GgmlType.F16 or GgmlType.BF16;
+
+    private static Prepared Prepare(IGgufExportInput input, GgufExportOptions options, NonFiniteTally? nonFinite)
+    {
+        var config = input.Config;
         var plan = QuantizationPlan.Create(config, options.Preset, options.Overrides);
+        // How each tensor gets its bytes: copied when the input already holds it in the planned type, else
+        // converted; quantizing already-quantized data again is refused unless asked for.
+        var requantized = plan.Tensors
+            .Where(p => input.StoredType(p.Tensor) is { } stored && stored != p.Type && !IsFloat(stored))
+            .Select(p => $"{p.Tensor.Name}: {GgmlTypes.NameOf(input.StoredType(p.Tensor)!.Value)} -> {GgmlTypes.NameOf(p.Type)}").ToList();
+        if (requantized.Count > 0 && !options.AllowRequantize)
+            throw new InvalidRequestException("--allow-requantize",
+                $"{requantized.Count} tensor(s) of the input are quantized already ({requantized[0]}{(requantized.Count > 1 ? ", ..." : "")}); " +
+                "quantizing them again adds a second rounding error to the first. Quantize the original checkpoint, or pass --allow-requantize");
         var writer = new GgufWriter();
         writer.Add(GgufConstants.ArchitectureKey, GgufValue.Str(HymbaGgufSchema.Architecture));
-        writer.Add("general.name", GgufValue.Str(options.ModelName ?? System.IO.Path.GetFileName(checkpoint.Files.Directory.TrimEnd('/'))));
+        writer.Add("general.name", GgufValue.Str(options.ModelName ?? input.DefaultModelName));
         writer.Add(GgufConstants.AlignmentKey, GgufValue.U32(GgufConstants.DefaultAlignment));
         writer.Add("general.file_type", GgufValue.U32(options.Preset.FileType));
-        if (plan.Tensors.Any(t => t.Type is not (GgmlType.F32 or GgmlType.F16 or GgmlType.BF16)))
+        if (plan.Tensors.Any(t => !IsFloat(t.Type)))
             writer.Add(GgufConstants.QuantizationVersionKey, GgufValue.U32(GgufConstants.QuantizationVersion));
         writer.Add("general.tool_version", GgufValue.Str(ToolVersion));
         writer.Add("general.quantization.preset", GgufValue.Str(options.Preset.Name));
         writer.Add("general.quantization.tensor_types", GgufValue.Strings(plan.Tensors.Select(t => $"{t.Tensor.Name}={GgmlTypes.NameOf(t.Type)}")));
         if (options.Overrides.Count > 0)
             writer.Add("general.quantization.overrides", GgufValue.Strings(options.Overrides.Select(o => $"{o.Pattern}={GgmlTypes.NameOf(o.Type)}")));
+        if (requantized.Count > 0)
+            writer.Add("general.quantization.requantized", GgufValue.Strings(requantized));
         if (options.Importance is { } imatrix)
         {
             writer.Add("quantize.imatrix.dataset", GgufValue.Str(imatrix.Dataset));
             writer.Add("quantize.imatrix.entries_count", GgufValue.I32(imatrix.Entries.Count));
             writer.Add("quantize.imatrix.chunks_count", GgufValue.I32(imatrix.Chunks));
         }
-        var sources = new[] { checkpoint.Files.ConfigPath }.Concat(checkpoint.Tensors.Files.Select(f => f.Path))
-            .Concat(checkpoint.Files.Layout == WeightLayout.Sharded ? [checkpoint.Files.WeightsPath!] : []).ToList();
+        var sources = input.ProvenanceFiles;
         writer.Add("general.source.file_names", GgufValue.Strings(sources.Select(s => System.IO.Path.GetFileName(s))));
         if (options.HashSources)
         {
-            // Hashing the sources (~1.8 s for 3 GB) runs beside the quantizer and is patched in after the data.
+            // Hashing the sources (~1.7 s of a core per 3 GB unless remembered) runs beside the quantizer and is patched in after the data.
             var hashing = Task.Run(() => sources.Select(HymbaTools.Common.FileSha256.Of).ToArray());
             writer.AddDeferredDigests("general.source.file_sha256", sources.Count, GgufWriter.Sha256HexLength, () => hashing.GetAwaiter().GetResult());
         }
@@ -85,47 +128,48 @@ public static class GgufExporter
         writer.Add(HymbaGgufSchema.BosTokenId, GgufValue.U32((uint)config.BosTokenId));
         writer.Add(HymbaGgufSchema.EosTokenId, GgufValue.U32((uint)config.EosTokenId));
         writer.Add(HymbaGgufSchema.PadTokenId, GgufValue.U32((uint)config.PadTokenId));
-        GgufTokenizerMetadata.AddIfPresent(writer, checkpoint.Files.Directory, config);
+        input.AddTokenizer(writer);
 
         foreach (var p in plan.Tensors)
         {
             var t = p.Tensor;
-            long firstRow = t.SourceRows?.Start ?? 0;
             int cols = checked((int)t.Columns);
             var importance = options.Importance?.For(t.Name, cols);
             // The source tensor is looked up when its data is written, so a dry run works on config.json alone.
             writer.AddTensor(new GgufTensorEntry(t.Name, t.Shape.Reverse().ToArray(), p.Type, stream =>
             {
-                var source = checkpoint.Get(t.SourceName);
-                var counter = nonFinite?.Counter(source.Name);
-                TensorQuantizer.Quantize(p.Type, t.Rows, cols, (first, count, dst) =>
+                if (input.StoredType(t) != p.Type || !input.TryCopyStoredBytes(t, stream))
                 {
-                    source.CopyElementsToFloat32((firstRow + first) * cols, (long)count * cols, dst);
-                    counter?.Add(dst[..(count * cols)]);
-                }, importance, stream, options.Threads);
-                source.ReleaseResidentPages();   // streamed: resident memory stays bounded by the tensor in flight
+                    var counter = nonFinite?.Counter(input.Location(t));
+                    TensorQuantizer.Quantize(p.Type, t.Rows, cols, (first, count, dst) =>
+                    {
+                        input.ReadRows(t, first, count, dst);
+                        counter?.Add(dst[..(count * cols)]);
+                    }, importance, stream, options.Threads);
+                }
+                input.Release(t);   // streamed: resident memory stays bounded by the tensor in flight
             }));
         }
         writer.AddTensorChecksums();
-        return (writer, plan);
+        return new Prepared(writer, plan, requantized);
     }
 
     /// <summary>
     /// NaN/Inf counts per source tensor, gathered while rows are converted; the row blocks of a split tensor
-    /// (in_proj) add into one count. Each source row is written once in a GGUF (a tied head is not stored), so
-    /// nothing is counted twice.
+    /// (in_proj) share a location and add into one count. Each source row is written once in a GGUF (a tied
+    /// head is not stored), so nothing is counted twice.
     /// </summary>
     private sealed class NonFiniteTally
     {
         private readonly System.Collections.Concurrent.ConcurrentDictionary<string, RowCounter> _counts = new(StringComparer.Ordinal);
 
-        public RowCounter Counter(string sourceName) => _counts.GetOrAdd(sourceName, _ => new RowCounter());
+        public RowCounter Counter(string location) => _counts.GetOrAdd(location, _ => new RowCounter());
 
-        /// <summary>One warning per affected tensor, in name order, worded as the checkpoint reader's scan words them.</summary>
-        public List<string> Warnings(HymbaCheckpoint checkpoint) =>
+        /// <summary>One warning per affected tensor, in location order, worded as the checkpoint reader's scan words them.</summary>
+        public List<string> Warnings() =>
             _counts.Where(c => c.Value.Count > 0)
                 .OrderBy(c => c.Key, StringComparer.Ordinal)
-                .Select(c => HymbaCheckpoint.NonFiniteWarning(checkpoint.Get(c.Key), c.Value.Count))
+                .Select(c => $"{c.Key}: {HymbaCheckpoint.NonFiniteMessage(c.Value.Count)}")
                 .ToList();
     }
 

@@ -36,6 +36,9 @@ internal sealed class GgufWriter
     public IReadOnlyList<(string Key, GgufValue Value)> Metadata => _metadata;
     public IReadOnlyList<GgufTensorEntry> Tensors => _tensors;
 
+    /// <summary>Whether a key was added already.</summary>
+    public bool Has(string key) => _keys.Contains(key);
+
     public GgufWriter Add(string key, GgufValue value)
     {
         if (string.IsNullOrEmpty(key) || key.Length > GgufConstants.MaxKeyBytes || key.Any(c => c > 127))
