@@ -13,12 +13,15 @@ internal static class CommandRunner
     /// <summary>Global options, recognised on every command.</summary>
     public static readonly Option<bool> Verbose = new("--verbose") { Description = "Print the full trace of an internal error on stderr (it is always written to a file)", Recursive = true };
     public static readonly Option<bool> Quiet = new("--quiet", "-q") { Description = "Print only results, errors and warnings (no progress, no notes)", Recursive = true };
+    public static readonly Option<int?> Threads = new("--threads") { Description = "Threads for computing work: quantizing, forward passes, ONNX Runtime (default: all cores). Quantized files are the same bytes at any count; logits can differ in the last bits (libtorch splits sums by thread)", Recursive = true };
 
     public static int Run(ParseResult parse, TextWriter stderr, Func<int> action)
     {
         try
         {
-            return action();
+            if (parse.GetValue(Threads) is not int threads) return action();
+            if (threads < 1) throw new InvalidRequestException("--threads", $"{threads}, expected >= 1");
+            using (ComputeThreads.Use(threads)) return action();
         }
         catch (HymbaInputException e)
         {

@@ -37,6 +37,7 @@ public static class Program
         {
             CommandRunner.Verbose,
             CommandRunner.Quiet,
+            CommandRunner.Threads,
             InspectCommand.Create(stdout, stderr),
             InitCommand.Create(stdout, stderr),
             VerifyCommand.Create(stdout, stderr),

@@ -115,7 +115,7 @@ internal static class BenchCommand
                     {
                         string output = Path.Combine(root, $"out-{p.Name}.gguf");
                         stderr.WriteLine($"run {r + 1}/{n}: quantize {p.Name} ...");
-                        runs[p.Name].Add(Checked(p.Name, ChildProcess.Hymba(["quantize", ckpt.Files.Directory, "--type", p.Name, "-o", output, "--quiet"])));
+                        runs[p.Name].Add(Checked(p.Name, ChildProcess.Hymba(["quantize", ckpt.Files.Directory, "--type", p.Name, "-o", output, "--quiet", "--threads", ComputeThreads.Count.ToString(System.Globalization.CultureInfo.InvariantCulture)])));
                         File.Delete(output);
                     }
                 }

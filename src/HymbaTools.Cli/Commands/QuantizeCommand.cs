@@ -14,14 +14,13 @@ internal static class QuantizeCommand
         var type = new Option<string>("--type") { Description = "Preset: " + string.Join("; ", QuantizationPreset.All.Select(p => $"{p.Name} ({p.Description})")), Required = true };
         var tensorType = new Option<string[]>("--tensor-type") { Description = "Override REGEX=TYPE on stored tensor names, e.g. 'ffn_down=Q8_0' (repeatable; later ones win)" };
         var imatrix = new Option<string?>("--imatrix") { Description = "Importance matrix from `hymba imatrix` (importance-weighted scales)" };
-        var threads = new Option<int?>("--threads") { Description = "Threads that quantize (default: all cores; the output is the same for any count)" };
         var allowRequantize = new Option<bool>("--allow-requantize") { Description = "Quantize a GGUF input whose tensors are quantized already (a second rounding on top of the first: worse than quantizing the original checkpoint)" };
         var dryRun = new Option<bool>("--dry-run") { Description = "Print the per-tensor plan, file size and bits per weight; write nothing" };
         var output = new Option<string?>("--output", "-o") { Description = "Output .gguf file (required unless --dry-run; its directory must exist)" };
         var command = new Command("quantize", "Write the model as one GGUF file in a quantization preset (or print the plan with --dry-run). " +
                                               "Tensors of a GGUF input that are already in their planned type are copied unchanged.")
         {
-            checkpoint, type, tensorType, imatrix, threads, allowRequantize, dryRun, output,
+            checkpoint, type, tensorType, imatrix, allowRequantize, dryRun, output,
         };
         command.SetAction(parse => CommandRunner.Run(parse, stderr, () =>
         {
@@ -33,13 +32,12 @@ internal static class QuantizeCommand
             bool dry = parse.GetValue(dryRun);
             if (!dry && outPath is null) throw new InvalidRequestException("--output", "required unless --dry-run");
             if (outPath is not null) outPath = OutputPaths.CheckFile(outPath, "--output");
-            if (parse.GetValue(threads) is int t && t < 1) throw new InvalidRequestException("--threads", $"{t}, expected >= 1");
             string? imatrixPath = parse.GetValue(imatrix);
             var importance = imatrixPath is null ? null : ImportanceMatrix.Load(imatrixPath);
             var options = new GgufExportOptions
             {
                 Preset = preset, Overrides = overrides, Importance = importance, HashSources = !dry, CountNonFinite = true,
-                AllowRequantize = parse.GetValue(allowRequantize), Threads = parse.GetValue(threads),
+                AllowRequantize = parse.GetValue(allowRequantize),
             };
             string input = parse.GetValue(checkpoint)!;
             if (File.Exists(input) && GgufFile.IsGguf(input))

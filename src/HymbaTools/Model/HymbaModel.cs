@@ -17,6 +17,8 @@ public sealed class HymbaModel : IDisposable
 
     public HymbaModel(HymbaWeights weights)
     {
+        // libtorch keeps one process-wide thread count; follow the tool's (--threads).
+        if (get_num_threads() != HymbaTools.Common.ComputeThreads.Count) set_num_threads(HymbaTools.Common.ComputeThreads.Count);
         Weights = weights;
         _rope = new RotaryEmbedding(weights.Config);
     }

@@ -41,7 +41,7 @@ internal static unsafe class SelectiveScan
         // Work items are (batch, block of channels); blocks keep per-item overhead negligible.
         const int Block = 16;
         int blocksPerBatch = (C + Block - 1) / Block;
-        Parallel.For(0, (int)batch * blocksPerBatch, item =>
+        Parallel.For(0, (int)batch * blocksPerBatch, HymbaTools.Common.ComputeThreads.ParallelOptions, item =>
         {
             int b = item / blocksPerBatch;
             int c0 = item % blocksPerBatch * Block, c1 = Math.Min(C, c0 + Block);

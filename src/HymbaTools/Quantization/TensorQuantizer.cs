@@ -35,7 +35,7 @@ internal static class TensorQuantizer
         try
         {
             var weights = importance is null || !format.UsesImportance ? null : importance;
-            var options = new ParallelOptions { MaxDegreeOfParallelism = maxParallelism ?? Environment.ProcessorCount };
+            var options = new ParallelOptions { MaxDegreeOfParallelism = maxParallelism ?? HymbaTools.Common.ComputeThreads.Count };
             // Rows go to the workers in contiguous ranges (one delegate call per range, not per row). Each row is
             // widened from the source right before it is quantized, while it is still in the core's cache, so
             // reading is spread over the workers too and the float32 copy never travels to memory and back.

@@ -54,7 +54,7 @@ public sealed class OnnxRunner : IHymbaRunner
         string full = Path.GetFullPath(directory);
         var config = HymbaConfig.Load(Path.Combine(full, "config.json"));
         string model = Path.Combine(full, HymbaOnnxNames.ModelFile);
-        using var options = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL, IntraOpNumThreads = threads ?? Environment.ProcessorCount };
+        using var options = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL, IntraOpNumThreads = threads ?? HymbaTools.Common.ComputeThreads.Count };
         InferenceSession session;
         try { session = new InferenceSession(model, options); }
         catch (OnnxRuntimeException e) { throw new InvalidCheckpointException(model, "", $"ONNX Runtime cannot load it ({FirstLine(e.Message)})"); }

@@ -107,7 +107,7 @@ public static class RandomCheckpointWriter
         long count = tensor.ElementCount;
         int elementSize = SafetensorsDTypes.SizeOf(options.DType);
         long chunks = (count + ChunkElements - 1) / ChunkElements;
-        int parallel = Math.Max(1, Environment.ProcessorCount);
+        int parallel = Math.Max(1, HymbaTools.Common.ComputeThreads.Count);
         var floats = new float[parallel][];
         var bytes = new byte[parallel][];
         for (int p = 0; p < parallel; p++) { floats[p] = new float[ChunkElements]; bytes[p] = new byte[ChunkElements * elementSize]; }
