@@ -18,16 +18,22 @@ internal static class InitCommand
         var seed = new Option<ulong>("--seed") { Description = "Seed of the random weights (same seed, same bytes)", DefaultValueFactory = _ => 0 };
         var dtype = new Option<string>("--dtype") { Description = "Stored dtype: f32, bf16 or f16", DefaultValueFactory = _ => "bf16" };
         var shards = new Option<int>("--shards") { Description = "Number of safetensors shards (>1 writes model.safetensors.index.json)", DefaultValueFactory = _ => 1 };
+        var layers = new Option<int?>("--layers") { Description = "Another number of layers with the preset's widths, laid out as Hymba-1.5B (first, middle, last global; adjacent layers share KV)" };
         var configOnly = new Option<bool>("--config-only") { Description = "Write config.json only, no weights (for inspect / cache planning)" };
         var command = new Command("init", "Write a random-weight Hymba checkpoint in real HuggingFace layout (for tests, benchmarks and demos)")
         {
-            directory, preset, seed, dtype, shards, configOnly,
+            directory, preset, layers, seed, dtype, shards, configOnly,
         };
         command.SetAction(parse => CommandRunner.Run(parse, stderr, () =>
         {
             string name = parse.GetValue(preset)!;
             var chosen = CheckpointPreset.Find(name)
                 ?? throw new InvalidRequestException("--preset", $"unknown preset '{name}' (expected one of {string.Join(", ", CheckpointPreset.All.Select(p => p.Name))})");
+            if (parse.GetValue(layers) is int layerCount)
+            {
+                if (layerCount is < 1 or > 1024) throw new InvalidRequestException("--layers", $"{layerCount}, expected 1 to 1024");
+                chosen = chosen.WithLayers(layerCount);
+            }
             var type = parse.GetValue(dtype) switch
             {
                 "f32" or "float32" => SafetensorsDType.F32,

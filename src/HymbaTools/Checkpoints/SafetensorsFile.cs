@@ -64,8 +64,8 @@ public sealed unsafe class SafetensorsFile : IDisposable
         }
     }
 
-    /// <summary>Lets the kernel drop a read range from the process's resident set (see <see cref="MappedFile.ReleaseResidentPages"/>).</summary>
-    internal void ReleaseResidentPages(long offset, long length) => _map.ReleaseResidentPages(offset, length);
+    /// <summary>Lets the kernel drop the file's pages from the process's resident set (see <see cref="MappedFile.ReleaseResidentPages"/>).</summary>
+    internal void ReleaseResidentPages() => _map.ReleaseResidentPages();
 
     internal ReadOnlySpan<byte> GetSpan(long offset, long length, string what)
     {

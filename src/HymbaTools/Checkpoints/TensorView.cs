@@ -35,10 +35,11 @@ public sealed class TensorView
     public int Rank => Shape.Count;
 
     /// <summary>
-    /// Tells the mapping that a streaming pass is done with this tensor, so its pages stop counting toward the
-    /// process's memory; reading it again afterwards is still correct (the pages come back from the page cache).
+    /// Tells the mapping that a streaming pass is done with this tensor: the pages of its file stop counting toward
+    /// the process's memory (all of them, see <see cref="Common.MappedFile.ReleaseResidentPages"/>); reading again
+    /// afterwards is still correct (the pages come back from the page cache).
     /// </summary>
-    public void ReleaseResidentPages() => _file.ReleaseResidentPages(DataOffset, ByteLength);
+    public void ReleaseResidentPages() => _file.ReleaseResidentPages();
 
     /// <summary>The raw little-endian bytes, straight from the mapping.</summary>
     public ReadOnlySpan<byte> Bytes => _file.GetSpan(DataOffset, ByteLength, Name);

@@ -44,20 +44,18 @@ internal sealed unsafe class MappedFile : IDisposable
     }
 
     /// <summary>
-    /// Drops the pages of [offset, offset+length) from this process's resident set once a stream has read them.
-    /// The mapping is read-only and file-backed, so the pages stay in the page cache and a later read faults them
-    /// back in unchanged; without this, a whole-checkpoint pass leaves the whole input counted as the process's RSS
-    /// (what container limits and `time -v` see). A no-op where madvise is unavailable.
+    /// Drops every page of the mapping from this process's resident set; a streaming pass calls it once it is done
+    /// with a tensor. The mapping is read-only and file-backed, so the pages stay in the page cache and a later read
+    /// faults them back in unchanged; without this, a whole-checkpoint pass leaves the whole input counted as the
+    /// process's RSS (what container limits and `time -v` see). The whole mapping rather than the tensor's range:
+    /// a read fault also maps cached pages around it (fault-around, whole large folios on current kernels), so
+    /// exact ranges leave their neighbours' edges behind, which added up to 30 MiB over 915 tensors (measured);
+    /// unmapped stretches cost the kernel next to nothing to skip. A no-op where madvise is unavailable.
     /// </summary>
-    public void ReleaseResidentPages(long offset, long length)
+    public void ReleaseResidentPages()
     {
-        if (IsDisposed || length <= 0 || !OperatingSystem.IsLinux()) return;
-        long page = Environment.SystemPageSize;
-        long start = (long)(Base + Math.Max(0, offset));
-        long end = (long)(Base + Math.Min(Length, offset + length));
-        long alignedStart = start / page * page;   // neighbours sharing the edge pages just fault them back in
-        if (end <= alignedStart) return;
-        _ = Madvise((nint)alignedStart, (nuint)(end - alignedStart), MadviseDontNeed);   // advice: failure changes nothing
+        if (IsDisposed || !OperatingSystem.IsLinux()) return;
+        _ = Madvise((nint)Base, (nuint)Length, MadviseDontNeed);   // advice: failure changes nothing
     }
 
     private const int MadviseDontNeed = 4;

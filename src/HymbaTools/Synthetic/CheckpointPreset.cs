@@ -30,6 +30,35 @@ public sealed record CheckpointPreset(
 
     public static CheckpointPreset? Find(string name) => All.FirstOrDefault(p => string.Equals(p.Name, name, StringComparison.OrdinalIgnoreCase));
 
+    /// <summary>
+    /// The same widths with another number of layers, laid out as Hymba-1.5B is: the first, middle (L/2 - 1) and
+    /// last layers global, the others in KV-sharing groups of adjacent layers, pairs with one triple leading a run
+    /// of odd length (for 32 layers this is exactly the 1.5b preset's layout). For showing how costs scale with depth.
+    /// </summary>
+    public CheckpointPreset WithLayers(int layers)
+    {
+        var (globals, groups) = HymbaLayerLayout(layers);
+        return this with { Name = $"{Name}-{layers}l", Description = $"{Description}; {layers} layers", Layers = layers, GlobalLayers = globals, KvReuseGroups = groups };
+    }
+
+    /// <summary>Global layers and KV-reuse groups of <see cref="WithLayers"/>.</summary>
+    internal static (int[] GlobalLayers, int[][] KvReuseGroups) HymbaLayerLayout(int layers)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(layers, 1);
+        var globals = new[] { 0, layers / 2 - 1, layers - 1 }.Where(g => g >= 0).Distinct().Order().ToArray();
+        var groups = new List<int[]>();
+        int start = 0;
+        foreach (int boundary in globals.Append(layers))
+        {
+            int length = boundary - start;   // the run of sliding layers [start, boundary)
+            int at = start;
+            if (length % 2 == 1 && length >= 3) { groups.Add([at, at + 1, at + 2]); at += 3; }
+            for (; at + 1 < boundary; at += 2) groups.Add([at, at + 1]);
+            start = boundary + 1;
+        }
+        return (globals, [.. groups]);
+    }
+
     /// <summary>config.json content with the key set of the real Hymba-1.5B-Base config.</summary>
     public JsonObject ToConfigJson(string torchDtype)
     {

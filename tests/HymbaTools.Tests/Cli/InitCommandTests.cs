@@ -60,4 +60,29 @@ public class InitCommandTests : IDisposable
         Assert.Equal(2, r.ExitCode);
         Assert.Contains("--preset", r.FirstErrorLine);
     }
+
+    /// <summary>--layers lays layers out as Hymba-1.5B: at 32 layers exactly the 1.5b preset (the real config's lists).</summary>
+    [Fact]
+    public void Layer_layout_at_32_layers_is_hymba_1_5b()
+    {
+        var real = HymbaTools.Synthetic.CheckpointPreset.Find("1.5b")!;
+        var (globals, groups) = HymbaTools.Synthetic.CheckpointPreset.HymbaLayerLayout(32);
+        Assert.Equal(real.GlobalLayers, globals);
+        Assert.Equal(real.KvReuseGroups.Select(g => string.Join(",", g)), groups.Select(g => string.Join(",", g)));
+        var (globals64, groups64) = HymbaTools.Synthetic.CheckpointPreset.HymbaLayerLayout(64);
+        Assert.Equal([0, 31, 63], globals64);
+        Assert.Equal(61, groups64.Sum(g => g.Length));   // every sliding layer is in exactly one group
+        Assert.Equal(Enumerable.Range(0, 64).Except(globals64), groups64.SelectMany(g => g).Order());
+    }
+
+    [Fact]
+    public void Init_with_layers_writes_a_checkpoint_that_validates()
+    {
+        string dir = _dir.File("deep");
+        Assert.Equal(0, CliRunner.Run("init", dir, "--preset", "tiny", "--layers", "9").ExitCode);
+        var r = CliRunner.Run("inspect", dir, "--json");
+        Assert.Equal(0, r.ExitCode);
+        Assert.Contains("\"num_hidden_layers\": 9", File.ReadAllText(Path.Combine(dir, "config.json")), StringComparison.Ordinal);
+        Assert.Equal(2, CliRunner.Run("init", _dir.File("none"), "--preset", "tiny", "--layers", "0").ExitCode);
+    }
 }

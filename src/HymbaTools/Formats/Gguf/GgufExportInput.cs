@@ -99,7 +99,7 @@ internal sealed class GgufFileExportInput(GgufTensorSource source) : IGgufExport
         return true;
     }
 
-    public void Release(StoredTensor tensor) => source.File.ReleaseResidentPages(Info(tensor));
+    public void Release(StoredTensor tensor) => source.File.ReleaseResidentPages();
 
     public string Location(StoredTensor tensor) => $"{Path.GetFileName(source.File.Path)}: {tensor.Name}";
 

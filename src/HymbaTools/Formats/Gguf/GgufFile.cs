@@ -68,11 +68,8 @@ public sealed unsafe class GgufFile : IDisposable
         return new ReadOnlySpan<byte>(_base + start, (int)tensor.ByteLength);
     }
 
-    /// <summary>Drops a tensor's pages from the process's resident set once a streaming pass has read them (see <see cref="MappedFile.ReleaseResidentPages"/>).</summary>
-    public void ReleaseResidentPages(GgufTensorInfo tensor)
-    {
-        if (_byName.TryGetValue(tensor.Name, out var own) && ReferenceEquals(own, tensor)) _map.ReleaseResidentPages(DataStart + tensor.Offset, tensor.ByteLength);
-    }
+    /// <summary>Drops the file's pages from the process's resident set once a streaming pass is done with a tensor (see <see cref="MappedFile.ReleaseResidentPages"/>).</summary>
+    public void ReleaseResidentPages() => _map.ReleaseResidentPages();
 
     /// <summary>True when the first bytes are the GGUF magic (cheap format detection).</summary>
     public static bool IsGguf(string path)
