@@ -6,7 +6,9 @@ namespace HymbaTools.Cli;
 /// <summary>
 /// Runs a command as its own process and measures what only a whole process shows: wall time and peak resident
 /// memory (the kernel's high-water mark, file-backed pages included, which is what `/usr/bin/time -v`, container
-/// limits and users see). `hymba` children report their own peak through <see cref="PeakMemoryFileVariable"/>.
+/// limits and users see). `hymba` children report their own peak through <see cref="PeakMemoryFileVariable"/>; for
+/// other programs the kernel's high-water mark (VmHWM) is read every few milliseconds while they run, so only growth
+/// in their last milliseconds could be missed.
 /// </summary>
 internal static class ChildProcess
 {
@@ -19,14 +21,7 @@ internal static class ChildProcess
     public static long? PeakResidentBytes()
     {
         const string path = "/proc/self/status";
-        if (!File.Exists(path)) return null;
-        foreach (string line in File.ReadLines(path))
-        {
-            if (!line.StartsWith("VmHWM:", StringComparison.Ordinal)) continue;
-            var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            return parts.Length >= 2 && long.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out long kb) ? kb * 1024 : null;
-        }
-        return null;
+        return File.Exists(path) ? ParseHighWaterMark(File.ReadLines(path)) : null;
     }
 
     /// <summary>Called as `hymba` exits: writes the peak when a parent asked for it.</summary>
@@ -37,7 +32,7 @@ internal static class ChildProcess
     }
 
     /// <summary>Starts `hymba` itself with <paramref name="args"/> (the app host when this is one, else `dotnet hymba.dll`).</summary>
-    public static Run Hymba(IEnumerable<string> args)
+    public static Run Hymba(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null)
     {
         string? host = Environment.ProcessPath;
         var info = host is not null && Path.GetFileNameWithoutExtension(host) == "hymba"
@@ -46,11 +41,12 @@ internal static class ChildProcess
         foreach (string a in args) info.ArgumentList.Add(a);
         string peakFile = Path.Combine(Path.GetTempPath(), $"hymba-peak-{Environment.ProcessId}-{Guid.NewGuid():N}");
         info.Environment[PeakMemoryFileVariable] = peakFile;
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>()) info.Environment[key] = value;
         try
         {
             var run = Start(info);
             long? peak = File.Exists(peakFile) && long.TryParse(File.ReadAllText(peakFile), NumberStyles.None, CultureInfo.InvariantCulture, out long p) ? p : null;
-            return run with { PeakResidentBytes = peak };
+            return run with { PeakResidentBytes = peak ?? run.PeakResidentBytes };
         }
         finally
         {
@@ -68,9 +64,29 @@ internal static class ChildProcess
         using var process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {info.FileName}");
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
-        process.WaitForExit();
+        long? peak = null;
+        string status = $"/proc/{process.Id}/status";
+        while (!process.WaitForExit(5))
+            peak = ReadHighWaterMark(status) ?? peak;
         clock.Stop();
         stdout.Wait();
-        return new Run(process.ExitCode, clock.Elapsed, null, stderr.Result);
+        return new Run(process.ExitCode, clock.Elapsed, peak, stderr.Result);
+    }
+
+    private static long? ReadHighWaterMark(string statusPath)
+    {
+        try { return ParseHighWaterMark(File.ReadLines(statusPath)); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }   // exited meanwhile
+    }
+
+    private static long? ParseHighWaterMark(IEnumerable<string> lines)
+    {
+        foreach (string line in lines)
+        {
+            if (!line.StartsWith("VmHWM:", StringComparison.Ordinal)) continue;
+            var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            return parts.Length >= 2 && long.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out long kb) ? kb * 1024 : null;
+        }
+        return null;
     }
 }

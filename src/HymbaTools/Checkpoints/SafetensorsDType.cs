@@ -39,9 +39,12 @@ public static class SafetensorsDTypes
 
     public static bool IsKnownUnsupported(string name) => KnownUnsupported.Contains(name);
 
-    public static int SizeOf(SafetensorsDType type) => ByName.Values.First(v => v.Type == type).Size;
+    /// <summary>The same table keyed by type (readers ask for sizes per row, so this is a lookup, not a search).</summary>
+    private static readonly Dictionary<SafetensorsDType, (string Name, int Size)> ByType = ByName.ToDictionary(kv => kv.Value.Type, kv => (kv.Key, kv.Value.Size));
 
-    public static string NameOf(SafetensorsDType type) => ByName.First(kv => kv.Value.Type == type).Key;
+    public static int SizeOf(SafetensorsDType type) => ByType[type].Size;
+
+    public static string NameOf(SafetensorsDType type) => ByType[type].Name;
 
     /// <summary>True for the dtypes that a model weight may have (F32, F16, BF16).</summary>
     public static bool IsFloatWeight(SafetensorsDType type) => type is SafetensorsDType.F32 or SafetensorsDType.F16 or SafetensorsDType.BF16;

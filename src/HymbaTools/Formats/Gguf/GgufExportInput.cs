@@ -21,8 +21,8 @@ internal interface IGgufExportInput
     void AddTokenizer(GgufWriter writer);
     /// <summary>The GGUF type a GGUF input stores the tensor in; null for a checkpoint (float tensors, looked up only when written).</summary>
     GgmlType? StoredType(StoredTensor tensor);
-    /// <summary>Rows [firstRow, firstRow+count) of a stored tensor as float32 (thread-safe).</summary>
-    void ReadRows(StoredTensor tensor, long firstRow, int count, Span<float> destination);
+    /// <summary>Reads rows of a stored tensor as float32 (the returned source is thread-safe; asked once per tensor, so lookups happen once).</summary>
+    RowSource Rows(StoredTensor tensor);
     /// <summary>Writes the tensor's bytes unchanged (only asked when the output type equals <see cref="StoredType"/> and the input is GGUF).</summary>
     bool TryCopyStoredBytes(StoredTensor tensor, Stream output);
     /// <summary>Lets go of the tensor's mapped pages once it has been written (resident memory stays at one tensor).</summary>
@@ -45,10 +45,11 @@ internal sealed class CheckpointExportInput(HymbaCheckpoint checkpoint) : IGgufE
 
     public GgmlType? StoredType(StoredTensor tensor) => null;
 
-    public void ReadRows(StoredTensor tensor, long firstRow, int count, Span<float> destination)
+    public RowSource Rows(StoredTensor tensor)
     {
-        long cols = tensor.Columns;
-        checkpoint.Get(tensor.SourceName).CopyElementsToFloat32(((tensor.SourceRows?.Start ?? 0) + firstRow) * cols, count * cols, destination);
+        var view = checkpoint.Get(tensor.SourceName);
+        long cols = tensor.Columns, blockStart = tensor.SourceRows?.Start ?? 0;
+        return (firstRow, count, destination) => view.CopyElementsToFloat32((blockStart + firstRow) * cols, count * cols, destination);
     }
 
     /// <summary>Never: a checkpoint's row blocks are always converted (bf16/f16/f32 to the output type is exact or rounds once).</summary>
@@ -82,15 +83,18 @@ internal sealed class GgufFileExportInput(GgufTensorSource source) : IGgufExport
 
     public GgmlType? StoredType(StoredTensor tensor) => Info(tensor).Type;
 
-    public void ReadRows(StoredTensor tensor, long firstRow, int count, Span<float> destination)
+    public RowSource Rows(StoredTensor tensor)
     {
         var info = Info(tensor);
         int cols = checked((int)tensor.Columns);
         var format = BlockFormatRegistry.Get(info.Type);
-        long rowBytes = GgmlTypes.RowBytes(info.Type, cols);
-        var data = source.File.Data(info);
-        for (int r = 0; r < count; r++)
-            format.DequantizeRow(data.Slice(checked((int)((firstRow + r) * rowBytes)), (int)rowBytes), destination.Slice(r * cols, cols));
+        int rowBytes = checked((int)GgmlTypes.RowBytes(info.Type, cols));
+        return (firstRow, count, destination) =>
+        {
+            var data = source.File.Data(info);
+            for (int r = 0; r < count; r++)
+                format.DequantizeRow(data.Slice(checked((int)((firstRow + r) * rowBytes)), rowBytes), destination.Slice(r * cols, cols));
+        };
     }
 
     public bool TryCopyStoredBytes(StoredTensor tensor, Stream output)

@@ -141,11 +141,13 @@ public static class GgufExporter
                 if (input.StoredType(t) != p.Type || !input.TryCopyStoredBytes(t, stream))
                 {
                     var counter = nonFinite?.Counter(input.Location(t));
-                    TensorQuantizer.Quantize(p.Type, t.Rows, cols, (first, count, dst) =>
+                    var rows = input.Rows(t);
+                    RowSource source = counter is null ? rows : (first, count, dst) =>
                     {
-                        input.ReadRows(t, first, count, dst);
-                        counter?.Add(dst[..(count * cols)]);
-                    }, importance, stream, options.Threads);
+                        rows(first, count, dst);
+                        counter.Add(dst[..(count * cols)]);
+                    };
+                    TensorQuantizer.Quantize(p.Type, t.Rows, cols, source, importance, stream, options.Threads);
                 }
                 input.Release(t);   // streamed: resident memory stays bounded by the tensor in flight
             }));
