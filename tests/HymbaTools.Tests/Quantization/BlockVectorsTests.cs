@@ -93,4 +93,31 @@ public class BlockVectorsTests
             Assert.True(expected.AsSpan().SequenceEqual(actual), $"{name} with {special}: expected {Convert.ToHexString(expected)} got {Convert.ToHexString(actual)}");
         }
     }
+
+    /// <summary>IQ4_NL eight blocks per vector, against the scalar search block by block, with and without importance.</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Iq4_nl_lanes_equal_the_scalar_reference(bool withImportance)
+    {
+        Assert.True(IQ4_NLVectors.IsAccelerated, "this machine has AVX2; the test must exercise the vector path");
+        var blocks = OrdinaryBlocks().ToList();
+        var random = new Random(99);
+        for (int g = 0; g + IQ4_NLVectors.Lanes <= blocks.Count; g += IQ4_NLVectors.Lanes)
+        {
+            var x = blocks.Skip(g).Take(IQ4_NLVectors.Lanes).SelectMany(b => b).ToArray();
+            if (g % 80 == 8) Array.Clear(x, 32, 32);                      // an all-zero block among others (scale 0)
+            if (g % 80 == 16) x[70] = 3e38f;                               // squares overflow: NaN inside the search
+            var qw = withImportance ? Enumerable.Range(0, x.Length).Select(_ => (float)random.NextDouble()).ToArray() : [];
+            var actual = new byte[18 * IQ4_NLVectors.Lanes];
+            Assert.True(IQ4_NLVectors.TryQuantize(x, actual, qw), $"group {g / 8} fell back to scalar code");
+            var expected = new byte[actual.Length];
+            for (int k = 0; k < IQ4_NLVectors.Lanes; k++)
+                IQ4_NLFormat.QuantizeBlock(x.AsSpan(32 * k, 32), expected.AsSpan(18 * k, 18), withImportance ? qw.AsSpan(32 * k, 32) : default);
+            Assert.True(expected.AsSpan().SequenceEqual(actual), $"group {g / 8}: expected {Convert.ToHexString(expected)} got {Convert.ToHexString(actual)}");
+        }
+        var nan = blocks.Take(IQ4_NLVectors.Lanes).SelectMany(b => b).ToArray();
+        nan[40] = float.NaN;
+        Assert.False(IQ4_NLVectors.TryQuantize(nan, new byte[18 * IQ4_NLVectors.Lanes], default), "a group holding NaN input is the scalar code's");
+    }
 }

@@ -13,8 +13,8 @@ namespace HymbaTools.Quantization.BlockFormats;
 internal sealed class IQ4_NLFormat : IBlockFormat
 {
     /// <summary>ggml's kvalues_iq4nl.</summary>
-    private static ReadOnlySpan<sbyte> Levels => [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
-    private const int Tries = 7;
+    internal static ReadOnlySpan<sbyte> Levels => [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
+    internal const int Tries = 7;
 
     public GgmlType Type => GgmlType.IQ4_NL;
     public int BlockSize => 32;
@@ -25,12 +25,24 @@ internal sealed class IQ4_NLFormat : IBlockFormat
     public void QuantizeRow(ReadOnlySpan<float> row, Span<byte> destination, ReadOnlySpan<float> importance)
     {
         int blocks = BlockFormatGuard.Blocks(this, row.Length, destination.Length, importance);
-        for (int b = 0; b < blocks; b++)
+        int b = 0;
+        // Eight blocks at a time, one per vector lane (IQ4_NLVectors); the rest, and groups it declines, one by one.
+        for (; b + IQ4_NLVectors.Lanes <= blocks; b += IQ4_NLVectors.Lanes)
+        {
+            var x = row.Slice(b * 32, 32 * IQ4_NLVectors.Lanes);
+            var y = destination.Slice(b * 18, 18 * IQ4_NLVectors.Lanes);
+            var qw = importance.IsEmpty ? default : importance.Slice(b * 32, 32 * IQ4_NLVectors.Lanes);
+            if (IQ4_NLVectors.TryQuantize(x, y, qw)) continue;
+            for (int k = 0; k < IQ4_NLVectors.Lanes; k++)
+                QuantizeBlock(x.Slice(k * 32, 32), y.Slice(k * 18, 18), qw.IsEmpty ? default : qw.Slice(k * 32, 32));
+        }
+        for (; b < blocks; b++)
             QuantizeBlock(row.Slice(b * 32, 32), destination.Slice(b * 18, 18), importance.IsEmpty ? default : importance.Slice(b * 32, 32));
     }
 
+    /// <summary>ggml's quantize_row_iq4_nl_impl for one block: the definition the vector path is tested against, and its fallback.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void QuantizeBlock(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> qw)
+    internal static void QuantizeBlock(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> qw)
     {
         var levels = Levels;
         Span<float> weight = stackalloc float[32];
