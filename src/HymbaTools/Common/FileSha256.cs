@@ -29,11 +29,30 @@ public static class FileSha256
         var before = Identity(full);
         string? entry = before is null || cacheDirectory is null ? null : EntryPath(cacheDirectory, before);
         if (entry is not null && TryRead(entry, before!) is { } remembered) return remembered;
-        string digest;
-        using (var stream = new FileStream(full, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan))
-            digest = Convert.ToHexStringLower(SHA256.HashData(stream));
+        string digest = Compute(full);
         if (entry is not null && Identity(full) == before && before!.Settled(settle)) TryWrite(entry, before, digest);
         return digest;
+    }
+
+    /// <summary>
+    /// Reads in 4 MiB pieces: SHA256.HashData(Stream) reads 4 KiB at a time, and the syscalls alone cost 0.1-0.3 s
+    /// per 3 GB (measured 1.82-2.21 s against 1.72-1.74 s here).
+    /// </summary>
+    private static string Compute(string path)
+    {
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(4 << 20);
+        try
+        {
+            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            int read;
+            while ((read = stream.Read(buffer, 0, 4 << 20)) > 0) hash.AppendData(buffer, 0, read);
+            return Convert.ToHexStringLower(hash.GetHashAndReset());
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
     }
 
     /// <summary>What identifies one version of a file's content (without reading it).</summary>
