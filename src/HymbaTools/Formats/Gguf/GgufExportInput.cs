@@ -1,7 +1,6 @@
 using HymbaTools.Checkpoints;
 using HymbaTools.Model;
 using HymbaTools.Quantization;
-using HymbaTools.Quantization.BlockFormats;
 
 namespace HymbaTools.Formats.Gguf;
 
@@ -87,14 +86,7 @@ internal sealed class GgufFileExportInput(GgufTensorSource source) : IGgufExport
     {
         var info = Info(tensor);
         int cols = checked((int)tensor.Columns);
-        var format = BlockFormatRegistry.Get(info.Type);
-        int rowBytes = checked((int)GgmlTypes.RowBytes(info.Type, cols));
-        return (firstRow, count, destination) =>
-        {
-            var data = source.File.Data(info);
-            for (int r = 0; r < count; r++)
-                format.DequantizeRow(data.Slice(checked((int)((firstRow + r) * rowBytes)), rowBytes), destination.Slice(r * cols, cols));
-        };
+        return (firstRow, count, destination) => source.DequantizeRows(info, cols, firstRow, count, destination);
     }
 
     public bool TryCopyStoredBytes(StoredTensor tensor, Stream output)

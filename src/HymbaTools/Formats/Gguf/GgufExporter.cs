@@ -86,8 +86,9 @@ public static class GgufExporter
         // How each tensor gets its bytes: copied when the input already holds it in the planned type, else
         // converted; quantizing already-quantized data again is refused unless asked for.
         var requantized = plan.Tensors
-            .Where(p => input.StoredType(p.Tensor) is { } stored && stored != p.Type && !IsFloat(stored))
-            .Select(p => $"{p.Tensor.Name}: {GgmlTypes.NameOf(input.StoredType(p.Tensor)!.Value)} -> {GgmlTypes.NameOf(p.Type)}").ToList();
+            .Select(p => (Planned: p, Stored: input.StoredType(p.Tensor)))
+            .Where(t => t.Stored is { } stored && stored != t.Planned.Type && !IsFloat(stored))
+            .Select(t => $"{t.Planned.Tensor.Name}: {GgmlTypes.NameOf(t.Stored!.Value)} -> {GgmlTypes.NameOf(t.Planned.Type)}").ToList();
         if (requantized.Count > 0 && !options.AllowRequantize)
             throw new InvalidRequestException("--allow-requantize",
                 $"{requantized.Count} tensor(s) of the input are quantized already ({requantized[0]}{(requantized.Count > 1 ? ", ..." : "")}); " +
@@ -117,7 +118,7 @@ public static class GgufExporter
         if (options.HashSources)
         {
             // Hashing the sources (~1.7 s of a core per 3 GB unless remembered) runs beside the quantizer and is patched in after the data.
-            var hashing = Task.Run(() => sources.Select(HymbaTools.Common.FileSha256.Of).ToArray());
+            var hashing = Task.Run(() => sources.Select(FileSha256.Of).ToArray());
             writer.AddDeferredDigests("general.source.file_sha256", sources.Count, GgufWriter.Sha256HexLength, () => hashing.GetAwaiter().GetResult());
         }
         else

@@ -72,18 +72,18 @@ public sealed class GgufTensorSource : IHymbaTensorSource, IDisposable
                 throw new InvalidGgufException(_file.Path, stored.Name, "tensor missing");
             int cols = checked((int)stored.Columns);
             long offset = (stored.SourceRows?.Start ?? 0) * (long)cols;
-            DequantizeRows(info, cols, destination.Slice((int)offset, (int)stored.ElementCount));
+            DequantizeRows(info, cols, 0, (int)(stored.ElementCount / cols), destination.Slice((int)offset, (int)stored.ElementCount));
         }
     }
 
-    /// <summary>Dequantizes a stored tensor row by row.</summary>
-    public void DequantizeRows(GgufTensorInfo info, int cols, Span<float> destination)
+    /// <summary>Dequantizes rows [firstRow, firstRow+count) of a stored tensor, row by row (thread-safe).</summary>
+    public void DequantizeRows(GgufTensorInfo info, int cols, long firstRow, int count, Span<float> destination)
     {
         var format = BlockFormatRegistry.Get(info.Type);
-        int rowBytes = (int)GgmlTypes.RowBytes(info.Type, cols);
+        int rowBytes = checked((int)GgmlTypes.RowBytes(info.Type, cols));
         var data = _file.Data(info);
-        long rows = info.ElementCount / cols;
-        for (int r = 0; r < rows; r++) format.DequantizeRow(data.Slice(r * rowBytes, rowBytes), destination.Slice(r * cols, cols));
+        for (int r = 0; r < count; r++)
+            format.DequantizeRow(data.Slice(checked((int)((firstRow + r) * rowBytes)), rowBytes), destination.Slice(r * cols, cols));
     }
 
     public void Dispose() => _file.Dispose();
