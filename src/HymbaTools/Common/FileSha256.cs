@@ -60,8 +60,9 @@ public static class FileSha256
     {
         public string Line => $"{Path}\t{Device}\t{Inode}\t{Size}\t{MtimeNs}\t{CtimeNs}";
 
+        /// <summary>Unchanged for longer than <paramref name="settle"/> (the clock read to 100 ns: a millisecond clock would call a file written this millisecond "older" than now).</summary>
         public bool Settled(TimeSpan settle) =>
-            DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() * 1_000_000L - Math.Max(MtimeNs, CtimeNs) > settle.Ticks * 100;
+            (DateTime.UtcNow.Ticks - DateTime.UnixEpoch.Ticks) * 100L - Math.Max(MtimeNs, CtimeNs) > settle.Ticks * 100;
     }
 
     internal static string? CacheDirectory()

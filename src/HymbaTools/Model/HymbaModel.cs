@@ -17,8 +17,9 @@ public sealed class HymbaModel : IDisposable
 
     public HymbaModel(HymbaWeights weights)
     {
-        // libtorch keeps one process-wide thread count; follow the tool's (--threads).
-        if (get_num_threads() != HymbaTools.Common.ComputeThreads.Count) set_num_threads(HymbaTools.Common.ComputeThreads.Count);
+        // libtorch keeps one process-wide thread count; follow the tool's when one was asked for (--threads).
+        if (HymbaTools.Common.ComputeThreads.IsExplicit && get_num_threads() != HymbaTools.Common.ComputeThreads.Count)
+            set_num_threads(HymbaTools.Common.ComputeThreads.Count);
         Weights = weights;
         _rope = new RotaryEmbedding(weights.Config);
     }
