@@ -85,8 +85,7 @@ public sealed class TensorView
                 BFloat16Bits.ToSingle(MemoryMarshal.Cast<byte, ushort>(bytes), dst);
                 break;
             case SafetensorsDType.F16:
-                var halves = MemoryMarshal.Cast<byte, Half>(bytes);
-                for (int i = 0; i < halves.Length; i++) dst[i] = (float)halves[i];
+                HalfBits.ToSingle(MemoryMarshal.Cast<byte, Half>(bytes), dst);
                 break;
             default:
                 throw new InvalidOperationException($"{Name}: dtype {SafetensorsDTypes.NameOf(DType)} is not a float type");

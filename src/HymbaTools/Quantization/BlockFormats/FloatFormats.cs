@@ -30,15 +30,12 @@ internal sealed class FloatFormat(GgmlType type) : IBlockFormat
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void DequantizeRow(ReadOnlySpan<byte> source, Span<float> destination)
     {
-        int n = BlockFormatGuard.BlocksFromBytes(this, source.Length, destination.Length);
+        BlockFormatGuard.BlocksFromBytes(this, source.Length, destination.Length);
         switch (Type)
         {
             case GgmlType.F32: source.CopyTo(MemoryMarshal.AsBytes(destination)); break;
             case GgmlType.BF16: BFloat16Bits.ToSingle(MemoryMarshal.Cast<byte, ushort>(source), destination); break;
-            default:
-                var halves = MemoryMarshal.Cast<byte, Half>(source);
-                for (int i = 0; i < n; i++) destination[i] = (float)halves[i];
-                break;
+            default: HalfBits.ToSingle(MemoryMarshal.Cast<byte, Half>(source), destination); break;
         }
     }
 }
