@@ -119,9 +119,16 @@ public static class FileSha256
         var buffer = new byte[256];   // struct statx: the same layout on every Linux architecture
         const int AtFdCwd = -100, StatxBasicStats = 0x7ff;
         int result;
-        unsafe
+        try
         {
-            fixed (byte* b = buffer) result = Statx(AtFdCwd, path, 0, StatxBasicStats, b);
+            unsafe
+            {
+                fixed (byte* b = buffer) result = Statx(AtFdCwd, path, 0, StatxBasicStats, b);
+            }
+        }
+        catch (EntryPointNotFoundException)
+        {
+            return null;   // a C library without statx (glibc < 2.28): digests are simply computed
         }
         if (result != 0) return null;
         ulong Read64(int offset) => BitConverter.ToUInt64(buffer, offset);
