@@ -121,10 +121,10 @@ public sealed class HymbaCheckpoint : IDisposable
         }
     }
 
+    /// <summary>The wording of a NaN/Inf finding (also used by exports that count while converting, after "file: tensor").</summary>
     internal static string NonFiniteMessage(long count) => $"{count} NaN/Inf value(s) in weight";
 
-    /// <summary>The warning for a tensor holding NaN or infinite values (also used by exports that count while converting).</summary>
-    internal static string NonFiniteWarning(TensorView tensor, long count) =>
+    private static string NonFiniteWarning(TensorView tensor, long count) =>
         $"{Path.GetFileName(tensor.FilePath)}: {tensor.Name}: {NonFiniteMessage(count)}";
 
     public void Dispose() => Tensors.Dispose();
