@@ -60,6 +60,40 @@ public sealed class HymbaCache : IDisposable
     internal Tensor?[] ConvStates { get; }
     internal Tensor?[] SsmStates { get; }
 
+    /// <summary>
+    /// A cache that has seen the meta tokens and nothing else, built from their precomputed state (each row of the
+    /// batch the same): the next step continues with text, exactly as after a first call's meta tokens.
+    /// </summary>
+    internal static HymbaCache AfterMetaTokens(MetaTokenState state, int batch, DecodeWindowMode mode = DecodeWindowMode.MatchFullForward)
+    {
+        var c = state.Config;
+        long m = c.NumMemoryTokens;
+        var cache = new HymbaCache(c, batch, mode) { Length = m };
+        if (m == 0) return cache;
+        long[] positions = [.. Enumerable.Range(0, (int)m).Select(p => (long)p)];
+        Tensor Rows(float[] data, params long[] shape)
+        {
+            using var one = torch.tensor(data, shape);
+            return one.unsqueeze(0).expand([batch, .. shape]).contiguous();
+        }
+        foreach (var (layer, kv) in state.KeyValues)
+            cache.Kv[layer] = new KvEntry
+            {
+                Keys = Rows(kv.Keys, c.NumKvHeads, m, c.HeadDim),
+                Values = Rows(kv.Values, c.NumKvHeads, m, c.VHeadDim),
+                Positions = positions,
+            };
+        foreach (var plan in c.Layers)
+        {
+            // The reference's conv state holds k_conv inputs, the oldest of which the next step no longer reads.
+            using var recent = Rows(state.ConvStates[plan.Index], c.DInner, c.ConvKernel - 1);
+            using var unread = torch.zeros(batch, c.DInner, 1);
+            cache.ConvStates[plan.Index] = torch.cat([unread, recent], 2);
+            cache.SsmStates[plan.Index] = Rows(state.SsmStates[plan.Index], c.DInner, c.SsmStateSize);
+        }
+        return cache;
+    }
+
     /// <summary>Number of keys currently cached by a KV-owning layer.</summary>
     public int CachedKeys(int layer) => Kv[layer]?.Positions.Length ?? 0;
 

@@ -95,7 +95,7 @@ public sealed class HymbaModel : IDisposable
         {
             captured?.Add(TorchMemory.ToArray(x.contiguous()));
             using var layerScope = torch.NewDisposeScope();
-            x = DecoderLayer(layer, x, positions, cache, angles, options).MoveToOuterDisposeScope();
+            x = DecoderLayer(c, _rope, layer, x, positions, cache, angles, options).MoveToOuterDisposeScope();
         }
 
         var normalized = RmsNorm.Apply(x, w.FinalNorm, c.RmsNormEps);
@@ -109,9 +109,10 @@ public sealed class HymbaModel : IDisposable
         return logits;
     }
 
-    private Tensor DecoderLayer(LayerWeights w, Tensor x, long[] positions, HymbaCache cache, (Tensor Cos, Tensor Sin)? angles, ForwardOptions options)
+    /// <summary>One decoder layer on x [B, T, d], advancing the cache (static so that a walk over the layers can load them one at a time).</summary>
+    internal static Tensor DecoderLayer(HymbaConfig c, RotaryEmbedding rope, LayerWeights w, Tensor x, long[] positions, HymbaCache cache, (Tensor Cos, Tensor Sin)? angles,
+        ForwardOptions options)
     {
-        var c = Config;
         var plan = w.Plan;
         var h = RmsNorm.Apply(x, w.InputNorm, c.RmsNormEps);
         var stats = options.Statistics;
@@ -126,7 +127,7 @@ public sealed class HymbaModel : IDisposable
             _ => plan,
         };
         var attention = HymbaAttention.Forward(c, effectivePlan, Block(p.Q), plan.OwnsKv ? Block(p.K) : null, plan.OwnsKv ? Block(p.V) : null,
-            positions, cache, _rope, angles, options.Fault);
+            positions, cache, rope, angles, options.Fault);
         var ssm = HymbaMamba.Forward(c, w, Block(p.X), Block(p.Z), cache, options.Differentiable, stats);
 
         var (normAttention, normSsm) = options.Fault == ForwardFault.SwapFusionNorms

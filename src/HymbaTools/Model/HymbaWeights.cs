@@ -76,13 +76,7 @@ public sealed class HymbaWeights : IDisposable
     {
         var c = source.Config;
         using var _ = torch.no_grad();
-        return Build(c, (name, shape) =>
-        {
-            var actual = source.ShapeOf(name);
-            if (!actual.SequenceEqual(shape))
-                throw new InvalidCheckpointException(c.SourcePath, name, $"shape [{string.Join(", ", actual)}], expected [{string.Join(", ", shape)}]");
-            return TorchMemory.Create(shape, span => source.CopyToFloat32(name, span));
-        }, ownsTensors: true);
+        return Build(c, (name, shape) => ReadChecked(source, name, shape), ownsTensors: true);
     }
 
     /// <summary>
@@ -95,62 +89,84 @@ public sealed class HymbaWeights : IDisposable
 
     private static HymbaWeights Build(HymbaConfig c, Func<string, long[], Tensor> read, bool ownsTensors)
     {
-        long d = c.HiddenSize, dIn = c.DInner, n = c.SsmStateSize, r = c.DtRank, f = c.IntermediateSize;
+        long d = c.HiddenSize;
         var embed = read(HymbaTensorCatalog.EmbedTokens, [c.VocabSize, d]);
         var meta = c.NumMemoryTokens > 0 ? read(HymbaTensorCatalog.MemoryTokens, [c.NumMemoryTokens, d]) : null;
         var finalNorm = read(HymbaTensorCatalog.FinalNorm, [d]);
         bool tied = c.TieWordEmbeddings;
         var lmHead = tied ? embed : read(HymbaTensorCatalog.LmHead, [c.VocabSize, d]);
-
-        var layers = new LayerWeights[c.NumLayers];
-        foreach (var plan in c.Layers)
-        {
-            int i = plan.Index;
-            string N(TensorRole role) => HymbaTensorCatalog.LayerTensorName(i, role);
-            var aLog = read(N(TensorRole.ALog), [dIn, n]);
-            var gate = read(N(TensorRole.MlpGate), [f, d]);
-            var up = read(N(TensorRole.MlpUp), [f, d]);
-            var conv = read(N(TensorRole.Conv1dWeight), [dIn, 1, c.ConvKernel]);
-            layers[i] = new LayerWeights
-            {
-                Plan = plan,
-                InputNorm = read(N(TensorRole.InputNorm), [d]),
-                InProj = read(N(TensorRole.InProj), [plan.InProj.Rows, d]),
-                InProjBias = c.ProjBias ? read(N(TensorRole.InProjBias), [plan.InProj.Rows]) : null,
-                ConvWeight = conv.reshape(dIn, c.ConvKernel),
-                ConvBias = c.ConvBias ? read(N(TensorRole.Conv1dBias), [dIn]) : null,
-                XProj = read(N(TensorRole.XProj), [r + 2 * n, dIn]),
-                DtProjWeight = read(N(TensorRole.DtProjWeight), [dIn, r]),
-                DtProjBias = read(N(TensorRole.DtProjBias), [dIn]),
-                A = aLog.exp().neg(),
-                D = read(N(TensorRole.D), [dIn]),
-                DtNorm = c.InnerLayerNorms ? read(N(TensorRole.DtNorm), [r]) : null,
-                BNorm = c.InnerLayerNorms ? read(N(TensorRole.BNorm), [n]) : null,
-                CNorm = c.InnerLayerNorms ? read(N(TensorRole.CNorm), [n]) : null,
-                FusionNormAttention = read(N(TensorRole.FusionNormAttention), [dIn]),
-                FusionNormSsm = read(N(TensorRole.FusionNormSsm), [dIn]),
-                OutProj = read(N(TensorRole.OutProj), [d, dIn]),
-                OutProjBias = c.ProjBias ? read(N(TensorRole.OutProjBias), [d]) : null,
-                PreMlpNorm = read(N(TensorRole.PreMlpNorm), [d]),
-                GateUp = torch.cat([gate, up], 0),
-                Down = read(N(TensorRole.MlpDown), [d, f]),
-                Owned = ownsTensors ? [aLog, gate, up, conv] : [],
-            };
-        }
+        var layers = c.Layers.Select(plan => BuildLayer(c, plan, read, ownsTensors)).ToArray();
         return new HymbaWeights(c, embed, meta, finalNorm, lmHead, tied, layers, ownsTensors);
+    }
+
+    /// <summary>
+    /// One decoder layer's weights read from a source on their own, for work that walks the model a layer at a
+    /// time (the meta-token state of an export) so that memory holds one layer, not the model. Dispose with
+    /// <see cref="DisposeLayer"/>.
+    /// </summary>
+    internal static LayerWeights LoadLayer(IHymbaTensorSource source, LayerPlan plan)
+    {
+        using var _ = torch.no_grad();
+        return BuildLayer(source.Config, plan, (name, shape) => ReadChecked(source, name, shape), ownsTensors: true);
+    }
+
+    private static Tensor ReadChecked(IHymbaTensorSource source, string name, long[] shape)
+    {
+        var actual = source.ShapeOf(name);
+        if (!actual.SequenceEqual(shape))
+            throw new InvalidCheckpointException(source.Config.SourcePath, name, $"shape [{string.Join(", ", actual)}], expected [{string.Join(", ", shape)}]");
+        return TorchMemory.Create(shape, span => source.CopyToFloat32(name, span));
+    }
+
+    private static LayerWeights BuildLayer(HymbaConfig c, LayerPlan plan, Func<string, long[], Tensor> read, bool ownsTensors)
+    {
+        long d = c.HiddenSize, dIn = c.DInner, n = c.SsmStateSize, r = c.DtRank, f = c.IntermediateSize;
+        int i = plan.Index;
+        string N(TensorRole role) => HymbaTensorCatalog.LayerTensorName(i, role);
+        var aLog = read(N(TensorRole.ALog), [dIn, n]);
+        var gate = read(N(TensorRole.MlpGate), [f, d]);
+        var up = read(N(TensorRole.MlpUp), [f, d]);
+        var conv = read(N(TensorRole.Conv1dWeight), [dIn, 1, c.ConvKernel]);
+        return new LayerWeights
+        {
+            Plan = plan,
+            InputNorm = read(N(TensorRole.InputNorm), [d]),
+            InProj = read(N(TensorRole.InProj), [plan.InProj.Rows, d]),
+            InProjBias = c.ProjBias ? read(N(TensorRole.InProjBias), [plan.InProj.Rows]) : null,
+            ConvWeight = conv.reshape(dIn, c.ConvKernel),
+            ConvBias = c.ConvBias ? read(N(TensorRole.Conv1dBias), [dIn]) : null,
+            XProj = read(N(TensorRole.XProj), [r + 2 * n, dIn]),
+            DtProjWeight = read(N(TensorRole.DtProjWeight), [dIn, r]),
+            DtProjBias = read(N(TensorRole.DtProjBias), [dIn]),
+            A = aLog.exp().neg(),
+            D = read(N(TensorRole.D), [dIn]),
+            DtNorm = c.InnerLayerNorms ? read(N(TensorRole.DtNorm), [r]) : null,
+            BNorm = c.InnerLayerNorms ? read(N(TensorRole.BNorm), [n]) : null,
+            CNorm = c.InnerLayerNorms ? read(N(TensorRole.CNorm), [n]) : null,
+            FusionNormAttention = read(N(TensorRole.FusionNormAttention), [dIn]),
+            FusionNormSsm = read(N(TensorRole.FusionNormSsm), [dIn]),
+            OutProj = read(N(TensorRole.OutProj), [d, dIn]),
+            OutProjBias = c.ProjBias ? read(N(TensorRole.OutProjBias), [d]) : null,
+            PreMlpNorm = read(N(TensorRole.PreMlpNorm), [d]),
+            GateUp = torch.cat([gate, up], 0),
+            Down = read(N(TensorRole.MlpDown), [d, f]),
+            Owned = ownsTensors ? [aLog, gate, up, conv] : [],
+        };
+    }
+
+    /// <summary>Frees a layer: the derived tensors (A, stacked gate/up, conv view) always, the read ones when owned.</summary>
+    internal static void DisposeLayer(LayerWeights layer, bool ownsTensors)
+    {
+        layer.A.Dispose();
+        layer.GateUp.Dispose();
+        layer.ConvWeight.Dispose();
+        foreach (var t in layer.Owned) t.Dispose();
+        if (ownsTensors) layer.Dispose();
     }
 
     public void Dispose()
     {
-        foreach (var l in Layers)
-        {
-            // A, the stacked gate/up and the conv view are derived tensors: always ours to dispose.
-            l.A.Dispose();
-            l.GateUp.Dispose();
-            l.ConvWeight.Dispose();
-            foreach (var t in l.Owned) t.Dispose();
-            if (_ownsTensors) l.Dispose();
-        }
+        foreach (var l in Layers) DisposeLayer(l, _ownsTensors);
         if (!_ownsTensors) return;
         Embedding.Dispose();
         MetaTokens?.Dispose();
