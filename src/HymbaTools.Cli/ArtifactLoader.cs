@@ -62,7 +62,8 @@ internal static class ArtifactLoader
             throw new HymbaTools.Common.InvalidCheckpointException(checkpoint.Files.Directory, "", "no weights (config.json only)");
         }
         var files = new[] { checkpoint.Files.ConfigPath }.Concat(checkpoint.Tensors.Files.Select(f => f.Path)).ToList();
-        return new ExportInput(new OnnxExportSource(new CheckpointTensorSource(checkpoint), files, checkpoint.Files.Directory, checkpoint.Files.Directory), checkpoint);
+        var generation = GenerationConfig.Load(checkpoint.Files.Directory);
+        return new ExportInput(new OnnxExportSource(new CheckpointTensorSource(checkpoint), files, checkpoint.Files.Directory, checkpoint.Files.Directory) { GenerationConfig = generation }, checkpoint);
     }
 
     /// <summary>

@@ -18,10 +18,11 @@ internal static class GenerateCommand
         var topP = new Option<double>("--top-p") { Description = "Nucleus sampling mass", DefaultValueFactory = _ => 0.95 };
         var seed = new Option<int>("--seed") { Description = "Sampling seed", DefaultValueFactory = _ => 0 };
         var chat = new Option<bool>("--chat") { Description = "Wrap the prompt in the Hymba-Instruct chat template" };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object (prompt_ids, generated_ids, text; schemas/generate-report.schema.json) instead of streaming the text, so that a script can compare runtimes" };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "Directory with tokenizer.model (default: the checkpoint or export directory; for a .gguf file its tokenizer.ggml.* metadata, else its directory)" };
         var command = new Command("generate", "Generate text, streamed as it is produced, using the incremental decoding cache; prints tokens/s on stderr")
         {
-            artifact, prompt, maxNew, temperature, topK, topP, seed, chat, tokenizer,
+            artifact, prompt, maxNew, temperature, topK, topP, seed, chat, tokenizer, json,
         };
         command.SetAction(parse => CommandRunner.Run(parse, stderr, () =>
         {
@@ -39,15 +40,29 @@ internal static class GenerateCommand
             using var runner = ArtifactLoader.Open(path, stderr);
             if (ids.Any(id => id >= runner.Config.VocabSize))
                 throw new InvalidRequestException("--tokenizer", $"the tokenizer produces ids beyond the model's vocabulary of {runner.Config.VocabSize}");
-            stdout.Write(text);
+            bool asJson = parse.GetValue(json);
+            if (!asJson) stdout.Write(text);
             var result = TextGenerator.Generate(runner, tok, ids, max,
                 new SamplingOptions { Temperature = t, TopK = parse.GetValue(topK), TopP = p, Seed = parse.GetValue(seed) },
-                piece => { stdout.Write(piece); stdout.Flush(); });
-            stdout.WriteLine();
+                asJson ? null : piece => { stdout.Write(piece); stdout.Flush(); });
+            if (asJson) stdout.WriteLine(GenerationReport(runner.Description, result).ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+            else stdout.WriteLine();
             stderr.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{result.GeneratedIds.Count} tokens, {result.TokensPerSecond:F1} tokens/s (prefill of {ids.Length} tokens: {result.PrefillTime.TotalSeconds:F2} s){(result.StoppedAtEos ? ", stopped at EOS" : "")}"));
             return ExitCodes.Success;
         }));
         return command;
     }
+
+    /// <summary>The --json object (schemas/generate-report.schema.json).</summary>
+    private static System.Text.Json.Nodes.JsonObject GenerationReport(string runtime, GenerationResult result) => new()
+    {
+        ["runtime"] = runtime,
+        ["prompt_ids"] = new System.Text.Json.Nodes.JsonArray([.. result.PromptIds.Select(id => (System.Text.Json.Nodes.JsonNode)id)]),
+        ["generated_ids"] = new System.Text.Json.Nodes.JsonArray([.. result.GeneratedIds.Select(id => (System.Text.Json.Nodes.JsonNode)id)]),
+        ["text"] = result.Text,
+        ["stopped_at_eos"] = result.StoppedAtEos,
+        ["prefill_seconds"] = result.PrefillTime.TotalSeconds,
+        ["decode_tokens_per_second"] = result.TokensPerSecond,
+    };
 }

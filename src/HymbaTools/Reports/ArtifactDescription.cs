@@ -31,12 +31,12 @@ internal sealed record ArtifactDescription(string Label, long FileBytes, double 
             8.0 * tensors.Sum(t => t.ByteLength) / tensors.Sum(t => t.ElementCount));
     }
 
-    /// <summary>The weight type recorded in genai_config.json's hymba section ("f32", "int4", "int4/acc0", ...).</summary>
+    /// <summary>The weight type recorded in hymba_export.json ("f32", "int4", "int4/acc0", ...).</summary>
     private static string OnnxTypeOf(string directory)
     {
         try
         {
-            var hymba = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllBytes(Path.Combine(directory, HymbaOnnxNames.GenAiConfigFile)))?["hymba"];
+            var hymba = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllBytes(Path.Combine(directory, HymbaOnnxNames.ExportInfoFile)));
             string type = hymba?["weight_type"]?.GetValue<string>() ?? "?";
             // The default accuracy level (4) is not spelled out; float32 compute is.
             return hymba?["accuracy_level"]?.GetValue<int>() is int level && level != 4 ? $"{type}/acc{level}" : type;

@@ -7,8 +7,9 @@ namespace HymbaTools.Runtime;
 
 /// <summary>
 /// An exported Hymba directory (model.onnx + config.json) run by ONNX Runtime. The decoding state lives in
-/// ORT values: each step's present outputs are fed back as the next step's pasts without a copy (the
-/// official-generate mode trims sliding caches by one more key on the host, as the reference does).
+/// ORT values: each step's present outputs are fed back as the next step's pasts. The graph's presents grow with
+/// the context (as onnxruntime-genai runs it); this runner keeps the paper's bounded cache instead, dropping the keys
+/// of sliding layers that no later query can read (<see cref="OnnxDecodeSession"/>).
 /// </summary>
 public sealed class OnnxRunner : IHymbaRunner
 {
@@ -70,6 +71,9 @@ public sealed class OnnxRunner : IHymbaRunner
     private void CheckSignature()
     {
         var inputs = _session.InputMetadata.Keys.ToHashSet(StringComparer.Ordinal);
+        if (inputs.Contains(HymbaOnnxNames.Of(HymbaOnnxNames.LegacyPastConvPattern, 0)))
+            throw new InvalidCheckpointException(_modelPath, HymbaOnnxNames.Of(HymbaOnnxNames.LegacyPastConvPattern, 0),
+                "an export of hymba 0.2 (meta tokens in the decoding state, state names genai cannot run); export the checkpoint again with this version");
         foreach (var name in new[] { HymbaOnnxNames.InputIds, HymbaOnnxNames.AttentionMask }.Concat(PastNames))
             if (!inputs.Contains(name)) throw new InvalidCheckpointException(_modelPath, name, "graph input missing (the model does not match config.json)");
         var outputs = _session.OutputMetadata.Keys.ToHashSet(StringComparer.Ordinal);
@@ -120,7 +124,10 @@ public sealed class OnnxRunner : IHymbaRunner
 
 /// <summary>
 /// The decoding state of one batch in ONNX Runtime: the first step passes zero-length K/V and zero conv/SSM
-/// state, later steps the previous step's present outputs.
+/// state (the graph starts from the meta tokens' state), later steps the previous step's present outputs.
+/// Sliding-window groups keep a bounded cache: once a group holds more than window + window/4 text keys, the
+/// oldest are dropped down to the window (what a later query can still read; the graph locates the rest by the
+/// attention mask's length), so the copy is paid once every window/4 steps and never at every step.
 /// </summary>
 public sealed class OnnxDecodeSession : IDecodeSession
 {
@@ -128,6 +135,7 @@ public sealed class OnnxDecodeSession : IDecodeSession
     private readonly int _batch;
     private readonly DecodeWindowMode _mode;
     private readonly List<OrtValue> _owned = [];
+    private readonly Dictionary<int, int> _slidingWindows;
     private IDisposableReadOnlyCollection<OrtValue>? _previous;
     private OrtValue[] _past;
 
@@ -136,6 +144,12 @@ public sealed class OnnxDecodeSession : IDecodeSession
         _runner = runner;
         _batch = batch;
         _mode = mode;
+        var c = runner.Config;
+        // A KV group is bounded only when every layer reading it slides; one global reader keeps everything.
+        _slidingWindows = c.KvOwners
+            .Select(owner => (owner.Index, Group: c.Layers.Where(l => l.KvSource == owner.Index).ToList()))
+            .Where(g => g.Group.All(l => l.Attention == AttentionKind.Sliding && l.Window is not null))
+            .ToDictionary(g => g.Index, g => g.Group.Max(l => l.Window!.Value));
         _past = runner.PastNames.Select(name =>
         {
             var shape = runner.ExpectedShape(name, batch);
@@ -144,10 +158,10 @@ public sealed class OnnxDecodeSession : IDecodeSession
         }).ToArray();
     }
 
-    /// <summary>Text tokens processed so far (the attention mask's past length).</summary>
+    /// <summary>Text tokens processed so far (the attention mask's length).</summary>
     public long TextLength { get; private set; }
 
-    /// <summary>Keys a KV-owning layer holds now (meta tokens included), as the next step will see them.</summary>
+    /// <summary>Text keys a KV-owning layer holds now, as the next step will see them (the meta tokens are constants of the graph).</summary>
     public long CachedKeys(int layer)
     {
         int i = _runner.PastNames.ToList().IndexOf(HymbaOnnxNames.PastKey(layer));
@@ -176,6 +190,8 @@ public sealed class OnnxDecodeSession : IDecodeSession
                 throw new InvalidRequestException(name, $"shape [{string.Join(", ", value.Shape)}], expected [{string.Join(", ", expected.Select(d => d < 0 ? "any" : d.ToString(System.Globalization.CultureInfo.InvariantCulture)))}]");
             long count = value.Shape.Aggregate(1L, (a, b) => checked(a * b));
             if (value.Data.Length != count) throw new InvalidRequestException(name, $"{value.Data.Length} values for shape [{string.Join(", ", value.Shape)}] ({count})");
+            if (_runner.StateOf(name).IsKeyOrValue && value.Shape[2] > textLength)
+                throw new InvalidRequestException(name, $"{value.Shape[2]} cached keys for a text of {textLength} tokens (the cache holds text tokens only)");
             _past[i] = Own(OrtValue.CreateTensorValueFromMemory(value.Data, value.Shape));
         }
         TextLength = textLength;
@@ -194,7 +210,9 @@ public sealed class OnnxDecodeSession : IDecodeSession
         long total = TextLength + length;
         using var idsValue = OrtValue.CreateTensorValueFromMemory(ids.SelectMany(r => r).ToArray(), [_batch, length]);
         using var maskValue = OrtValue.CreateTensorValueFromMemory(Enumerable.Repeat(1L, checked((int)(_batch * total))).ToArray(), [_batch, total]);
-        if (_mode == DecodeWindowMode.OfficialGenerate && TextLength > 0) TrimForOfficialGenerate();
+        // The official generate() cuts a sliding cache to window - 1 keys before each decode step (one fewer than
+        // the full forward reads).
+        if (_mode == DecodeWindowMode.OfficialGenerate && TextLength > 0) TrimSliding(window => window - 1, window => window - 1);
         var outputs = _runner.Run([HymbaOnnxNames.InputIds, HymbaOnnxNames.AttentionMask, .. _runner.PastNames], [idsValue, maskValue, .. _past]);
 
         var logits = outputs[0].GetTensorDataAsSpan<float>().ToArray();
@@ -205,39 +223,26 @@ public sealed class OnnxDecodeSession : IDecodeSession
         _previous = outputs;
         _past = outputs.Skip(1).ToArray();
         TextLength = total;
+        if (_mode == DecodeWindowMode.MatchFullForward) TrimSliding(window => window + Math.Max(1, window / 4), window => window);
         return new LogitsResult(logits, _batch, length, vocab);
     }
 
-    /// <summary>
-    /// The official generate() cuts a sliding cache to the meta tokens plus the last window - 1 keys before each
-    /// decode step (one key fewer than the graph keeps).
-    /// </summary>
-    private void TrimForOfficialGenerate()
+    /// <summary>Drops the oldest text keys of each sliding group that holds more than <paramref name="limit"/>, down to <paramref name="keep"/>.</summary>
+    private void TrimSliding(Func<int, long> limit, Func<int, long> keep)
     {
-        var c = _runner.Config;
-        long m = c.NumMemoryTokens;
         for (int i = 0; i < _past.Length; i++)
         {
             var state = _runner.StateOf(_runner.PastNames[i]);
-            if (!state.IsKeyOrValue) continue;
-            int layer = state.Layer;
-            var group = c.Layers.Where(l => l.KvSource == layer).ToList();
-            if (!group.All(l => l.Attention == AttentionKind.Sliding && l.Window is not null)) continue;
-            long keep = group.Max(l => l.Window!.Value) - 1;
+            if (!state.IsKeyOrValue || !_slidingWindows.TryGetValue(state.Layer, out int window)) continue;
             var shape = _past[i].GetTensorTypeAndShape().Shape;
-            long cached = shape[2], text = cached - m;
-            if (text <= keep) continue;
+            long cached = shape[2], kept = keep(window);
+            if (cached <= limit(window)) continue;
             var data = _past[i].GetTensorDataAsSpan<float>();
             long rowWidth = shape[3], rows = shape[0] * shape[1];
-            long kept = m + keep;
             var trimmed = new float[rows * kept * rowWidth];
             for (long r = 0; r < rows; r++)
-            {
-                var source = data.Slice(checked((int)(r * cached * rowWidth)), checked((int)(cached * rowWidth)));
-                var target = trimmed.AsSpan(checked((int)(r * kept * rowWidth)), checked((int)(kept * rowWidth)));
-                source[..checked((int)(m * rowWidth))].CopyTo(target);
-                source[checked((int)((cached - keep) * rowWidth))..].CopyTo(target[checked((int)(m * rowWidth))..]);
-            }
+                data.Slice(checked((int)((r * cached + cached - kept) * rowWidth)), checked((int)(kept * rowWidth)))
+                    .CopyTo(trimmed.AsSpan(checked((int)(r * kept * rowWidth))));
             _past[i] = Own(OrtValue.CreateTensorValueFromMemory(trimmed, [shape[0], shape[1], kept, shape[3]]));
         }
     }

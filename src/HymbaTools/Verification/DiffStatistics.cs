@@ -72,14 +72,8 @@ public sealed record DiffStatistics(
     /// <remarks>Progress counts the windows of both runs: A's first, then B's.</remarks>
     public static DiffStatistics Measure(IHymbaRunner a, IHymbaRunner b, long[] tokens, int window, IProgress<(long Done, long Total)>? progress = null)
     {
-        var reference = ReferenceLogits.Compute(a, tokens, window, progress is null ? null : new PairedRunProgress(progress, 0));
-        return Measure(reference, b, progress is null ? null : new PairedRunProgress(progress, reference.Windows.Count));
-    }
-
-    /// <summary>Maps one of two equal runs' (done, total) onto the pair's: the second run starts where the first ended.</summary>
-    private sealed class PairedRunProgress(IProgress<(long Done, long Total)> inner, long offset) : IProgress<(long Done, long Total)>
-    {
-        public void Report((long Done, long Total) value) => inner.Report((offset + value.Done, 2 * value.Total));
+        var reference = ReferenceLogits.Compute(a, tokens, window, Common.ProgressPart.Of(progress, 0, 2));
+        return Measure(reference, b, Common.ProgressPart.Of(progress, 1, 2));
     }
 
     /// <summary>Measures an artifact against reference logits computed once (and reused for every artifact).</summary>

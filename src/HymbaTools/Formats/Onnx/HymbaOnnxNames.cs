@@ -15,15 +15,22 @@ internal static class HymbaOnnxNames
     public const string ModelFile = "model.onnx";
     public const string DataFile = "model.onnx.data";
     public const string GenAiConfigFile = "genai_config.json";
+    /// <summary>What genai_config.json has no words for (weight type, MatMulNBits settings, cache layout), for hymba and readers of the export.</summary>
+    public const string ExportInfoFile = "hymba_export.json";
 
+    // onnxruntime-genai's names: K/V templates it scans the graph inputs with, conv and recurrent state under its
+    // default templates (past_conv_names / past_recurrent_names and their present twins in genai_config.json).
     public const string PastKeyPattern = "past_key_values.%d.key";
     public const string PastValuePattern = "past_key_values.%d.value";
     public const string PresentKeyPattern = "present.%d.key";
     public const string PresentValuePattern = "present.%d.value";
-    public const string PastConvPattern = "past_conv.%d";
-    public const string PresentConvPattern = "present_conv.%d";
-    public const string PastSsmPattern = "past_ssm.%d";
-    public const string PresentSsmPattern = "present_ssm.%d";
+    public const string PastConvPattern = "past_key_values.%d.conv_state";
+    public const string PresentConvPattern = "present.%d.conv_state";
+    public const string PastSsmPattern = "past_key_values.%d.recurrent_state";
+    public const string PresentSsmPattern = "present.%d.recurrent_state";
+
+    /// <summary>The state names of exports before 0.3 (meta tokens in the cache); such a directory must be exported again.</summary>
+    public const string LegacyPastConvPattern = "past_conv.%d";
 
     public static string Of(string pattern, int layer) => pattern.Replace("%d", layer.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal);
 
@@ -36,16 +43,28 @@ internal static class HymbaOnnxNames
     public static string PastSsm(int layer) => Of(PastSsmPattern, layer);
     public static string PresentSsm(int layer) => Of(PresentSsmPattern, layer);
 
+    // The meta tokens' state, constants of the graph (computed at export time).
+    public static string MetaKeysTransposed(int layer) => $"meta_tokens.{layer}.key_t";
+    public static string MetaValues(int layer) => $"meta_tokens.{layer}.value";
+    public static string MetaConv(int layer) => $"meta_tokens.{layer}.conv_state";
+    public static string MetaSsm(int layer) => $"meta_tokens.{layer}.recurrent_state";
+
     /// <summary>
-    /// Every state tensor of the graph, in input order: K and V of each KV-owning layer, then conv and SSM state of
-    /// every layer. Shape entries: -1 = batch, -2 = the layer's sequence axis (K/V only), else a fixed size.
+    /// Head width of both cache tensors: genai sizes the value cache from the key input, so K (d_h wide) and V (d_v
+    /// wide) are stored with the same last dimension, the narrower one zero-padded (Hymba: K padded from 64 to 128).
+    /// </summary>
+    public static int CacheHeadSize(HymbaConfig c) => Math.Max(c.HeadDim, c.VHeadDim);
+
+    /// <summary>
+    /// Every state tensor of the graph, in input order: K and V of each KV-owning layer (text tokens only), then conv
+    /// and SSM state of every layer. Shape entries: -1 = batch, -2 = the layer's sequence axis (K/V only), else a fixed size.
     /// </summary>
     public static IReadOnlyList<StateTensor> States(HymbaConfig c) =>
     [
         .. c.KvOwners.SelectMany(l => new[]
         {
-            new StateTensor(PastKey(l.Index), PresentKey(l.Index), l.Index, [-1, c.NumKvHeads, -2, c.HeadDim]),
-            new StateTensor(PastValue(l.Index), PresentValue(l.Index), l.Index, [-1, c.NumKvHeads, -2, c.VHeadDim]),
+            new StateTensor(PastKey(l.Index), PresentKey(l.Index), l.Index, [-1, c.NumKvHeads, -2, CacheHeadSize(c)]),
+            new StateTensor(PastValue(l.Index), PresentValue(l.Index), l.Index, [-1, c.NumKvHeads, -2, CacheHeadSize(c)]),
         }),
         .. c.Layers.SelectMany(l => new[]
         {

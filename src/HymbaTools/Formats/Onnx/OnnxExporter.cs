@@ -34,6 +34,9 @@ public sealed record OnnxExportSource(IHymbaTensorSource Tensors, IReadOnlyList<
 {
     /// <summary>Tokenizer files to write when there is no directory to copy them from (a GGUF file's tokenizer.ggml.* keys).</summary>
     public Text.TokenizerFiles? Tokenizer { get; init; }
+
+    /// <summary>Special token ids and search defaults for genai_config.json (a checkpoint's generation_config.json).</summary>
+    public GenerationConfig GenerationConfig { get; init; } = new();
 }
 
 public sealed record OnnxExportResult(string Directory, IReadOnlyList<OnnxWeight> Weights, long ModelBytes, long DataBytes, bool ExternalData);
@@ -65,13 +68,16 @@ public static class OnnxExporter
         long weightBytes = weights.Sum(w => w.Bytes(options.BlockSize));
         bool external = weightBytes > Math.Min(options.ExternalDataThreshold, ProtobufLimit - (64L << 20));
         var graph = HymbaOnnxGraph.Build(config, weights, new HymbaGraphOptions(options.Opset, options.BlockSize, options.AccuracyLevel));
+        // The meta tokens' state first (one pass over the layers), reported as the first half of the work.
+        var metaState = MetaTokenState.Compute(source.Tensors, ProgressPart.Of(progress, 0, 2, weightBytes));
         long modelBytes = 0, dataBytes = 0;
         OutputPaths.WriteDirectory(destination, options.Force, directory =>
         {
             string checksums;
             using (var store = new OnnxInitializerStore(external ? Path.Combine(directory, HymbaOnnxNames.DataFile) : null))
             {
-                WriteWeights(source.Tensors, weights, options.BlockSize, store, progress, weightBytes);
+                WriteWeights(source.Tensors, weights, options.BlockSize, store, ProgressPart.Of(progress, 1, 2, weightBytes), weightBytes);
+                WriteMetaTokenState(metaState, store);
                 store.Complete();
                 graph.Initializer.AddRange(store.Tensors);
                 checksums = string.Join("\n", store.Checksums.Select(c => $"{c.Name} {c.Digest}"));
@@ -93,7 +99,8 @@ public static class OnnxExporter
             WriteFile(Path.Combine(directory, HymbaOnnxNames.ModelFile), model.ToByteArray());
 
             WriteFile(Path.Combine(directory, "config.json"), Json(config.Json));
-            WriteFile(Path.Combine(directory, HymbaOnnxNames.GenAiConfigFile), Json(GenAiConfig.Create(config, options)));
+            WriteFile(Path.Combine(directory, HymbaOnnxNames.GenAiConfigFile), Json(GenAiConfig.Create(config, source.GenerationConfig)));
+            WriteFile(Path.Combine(directory, HymbaOnnxNames.ExportInfoFile), Json(ExportInfo.Create(config, options)));
             if (source.TokenizerDirectory is { } tokenizerDirectory)
                 foreach (var file in CompanionFiles)
                 {
@@ -137,6 +144,33 @@ public static class OnnxExporter
         yield return (HymbaOnnxNames.MetaAccuracyLevel, options.AccuracyLevel.ToString(System.Globalization.CultureInfo.InvariantCulture));
         yield return (HymbaOnnxNames.MetaSourcePath, System.IO.Path.GetFullPath(source.Path));
         yield return (HymbaOnnxNames.MetaSourceSha256, string.Join("\n", source.Files.Select(f => $"{System.IO.Path.GetFileName(f)} {HymbaTools.Common.FileSha256.Of(f)}")));
+    }
+
+    /// <summary>
+    /// The meta tokens' state as float32 initializers (the meta tokens themselves are float32 in every precision
+    /// policy, and so is what they produce): per KV owner the keys transposed for the score MatMul [H_kv, d_h, M] and
+    /// the values [H_kv, M, d_v]; per layer the conv inputs [1, d_in, k-1] and the SSM state [1, d_in, N].
+    /// </summary>
+    private static void WriteMetaTokenState(MetaTokenState state, OnnxInitializerStore store)
+    {
+        var c = state.Config;
+        if (c.NumMemoryTokens == 0) return;
+        int m = c.NumMemoryTokens, heads = c.NumKvHeads, dh = c.HeadDim;
+        foreach (var (layer, kv) in state.KeyValues.OrderBy(e => e.Key))
+        {
+            var transposed = new float[kv.Keys.Length];
+            for (int h = 0; h < heads; h++)
+                for (int t = 0; t < m; t++)
+                    for (int j = 0; j < dh; j++)
+                        transposed[(h * dh + j) * m + t] = kv.Keys[(h * m + t) * dh + j];
+            store.Add(HymbaOnnxNames.MetaKeysTransposed(layer), [heads, dh, m], DataType.Float, MemoryMarshal.AsBytes(transposed.AsSpan()));
+            store.Add(HymbaOnnxNames.MetaValues(layer), [heads, m, c.VHeadDim], DataType.Float, MemoryMarshal.AsBytes(kv.Values.AsSpan()));
+        }
+        foreach (var plan in c.Layers)
+        {
+            store.Add(HymbaOnnxNames.MetaConv(plan.Index), [1, c.DInner, c.ConvKernel - 1], DataType.Float, MemoryMarshal.AsBytes(state.ConvStates[plan.Index].AsSpan()));
+            store.Add(HymbaOnnxNames.MetaSsm(plan.Index), [1, c.DInner, c.SsmStateSize], DataType.Float, MemoryMarshal.AsBytes(state.SsmStates[plan.Index].AsSpan()));
+        }
     }
 
     /// <summary>Converts every stored tensor in layout order; an in_proj source is read once for its row blocks.</summary>

@@ -65,7 +65,8 @@ internal static class OnnxPrecision
     {
         var preset = QuantizationPreset.Find(PresetOf(type))!;
         var plan = QuantizationPlan.Create(config, preset);
-        return plan.Tensors.Select(p =>
+        // The meta tokens enter the graph only through the state they produce (computed at export time).
+        return plan.Tensors.Where(p => p.Tensor.Role != StoredRole.MetaTokens).Select(p =>
         {
             var asked = p.Requested ?? p.Type;
             var (kind, bits) = ByGgmlType[asked];
