@@ -104,13 +104,10 @@ public sealed class HymbaCache : IDisposable
     internal void TrimAfterStep()
     {
         long m = Config.NumMemoryTokens;
-        foreach (var owner in Config.KvOwners)
+        foreach (var (owner, window) in Config.SlidingKvWindows)
         {
-            var entry = Kv[owner.Index];
+            var entry = Kv[owner];
             if (entry is null) continue;
-            var group = Config.Layers.Where(l => l.KvSource == owner.Index).ToList();
-            if (group.Any(l => l.Attention == AttentionKind.Global)) continue;
-            int window = group.Max(l => l.Window!.Value);
             long keep = Mode == DecodeWindowMode.MatchFullForward ? window : window - 1;
             long firstKept = Length - keep; // the next query is at position Length
             var positions = entry.Positions;

@@ -264,4 +264,13 @@ public sealed class HymbaConfig
 
     /// <summary>Layers whose K/V a runtime must cache (one per KV-reuse group plus every non-sharing layer).</summary>
     public IEnumerable<LayerPlan> KvOwners => Layers.Where(l => l.OwnsKv);
+
+    /// <summary>
+    /// KV owners whose every reader slides, with the widest window among those readers: the caches a decoder may
+    /// bound (one global reader keeps a group's cache whole).
+    /// </summary>
+    public IReadOnlyDictionary<int, int> SlidingKvWindows => KvOwners
+        .Select(owner => (owner.Index, Readers: Layers.Where(l => l.KvSource == owner.Index).ToList()))
+        .Where(g => g.Readers.All(l => l.Attention == AttentionKind.Sliding && l.Window is not null))
+        .ToDictionary(g => g.Index, g => g.Readers.Max(l => l.Window!.Value));
 }

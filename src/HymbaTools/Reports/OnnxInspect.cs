@@ -42,18 +42,27 @@ public static class OnnxInspect
             ("model.onnx bytes", new FileInfo(modelPath).Length.ToString("N0", CultureInfo.InvariantCulture)),
             ("model.onnx.data bytes", dataBytes.ToString("N0", CultureInfo.InvariantCulture)),
             ("graph nodes", model.Graph.Node.Count.ToString(CultureInfo.InvariantCulture)),
-            ("inputs", $"{model.Graph.Input.Count} ({model.Graph.Input.Count(i => i.Name.StartsWith("past_key_values.", StringComparison.Ordinal))} K/V, " +
-                       $"{model.Graph.Input.Count(i => i.Name.StartsWith("past_conv.", StringComparison.Ordinal))} conv, {model.Graph.Input.Count(i => i.Name.StartsWith("past_ssm.", StringComparison.Ordinal))} SSM state)"),
+            ("inputs", $"{model.Graph.Input.Count} ({Count(model, ".key") + Count(model, ".value")} K/V, {Count(model, ".conv_state")} conv, {Count(model, ".recurrent_state")} SSM state)"),
             ("outputs", model.Graph.Output.Count.ToString(CultureInfo.InvariantCulture)),
         };
+        var lengths = sequenceLengths is { Count: > 0 } ? sequenceLengths : InspectReport.DefaultSequenceLengths;
+        foreach (long s in lengths)
+        {
+            var state = Runtime.OnnxStateSize.At(config, s);
+            container.Add(($"state bytes at {s:N0} text tokens (float32)",
+                string.Create(CultureInfo.InvariantCulture, $"{state.HymbaBytes:N0} in hymba (sliding caches bounded), {state.GenAiBytes:N0} in onnxruntime-genai (grows with the context)")));
+        }
         foreach (var p in model.MetadataProps.Where(p => p.Key is not (HymbaOnnxNames.MetaSourceSha256 or HymbaOnnxNames.MetaTensorChecksums or HymbaOnnxNames.MetaLegacyTensorSha256))) container.Add((p.Key, p.Value));
         if (model.MetadataProps.FirstOrDefault(p => p.Key is HymbaOnnxNames.MetaTensorChecksums or HymbaOnnxNames.MetaLegacyTensorSha256) is { } sums)
             container.Add((sums.Key == HymbaOnnxNames.MetaTensorChecksums ? "tensor xxh3-128" : "tensor sha256", $"{sums.Value.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length} recorded (inspect --checksums verifies them)"));
         foreach (var line in model.MetadataProps.Where(p => p.Key == HymbaOnnxNames.MetaSourceSha256).SelectMany(p => p.Value.Split('\n')))
             container.Add(("source sha256", line));
-        return new InspectReport(full, config, footprint, true, "ONNX", sequenceLengths is { Count: > 0 } ? sequenceLengths : InspectReport.DefaultSequenceLengths, [])
+        return new InspectReport(full, config, footprint, true, "ONNX", lengths, [])
         {
             Container = container,
         };
     }
+
+    private static int Count(ModelProto model, string suffix) =>
+        model.Graph.Input.Count(i => i.Name.StartsWith("past_key_values.", StringComparison.Ordinal) && i.Name.EndsWith(suffix, StringComparison.Ordinal));
 }

@@ -135,7 +135,7 @@ public sealed class OnnxDecodeSession : IDecodeSession
     private readonly int _batch;
     private readonly DecodeWindowMode _mode;
     private readonly List<OrtValue> _owned = [];
-    private readonly Dictionary<int, int> _slidingWindows;
+    private readonly IReadOnlyDictionary<int, int> _slidingWindows;
     private IDisposableReadOnlyCollection<OrtValue>? _previous;
     private OrtValue[] _past;
 
@@ -144,12 +144,7 @@ public sealed class OnnxDecodeSession : IDecodeSession
         _runner = runner;
         _batch = batch;
         _mode = mode;
-        var c = runner.Config;
-        // A KV group is bounded only when every layer reading it slides; one global reader keeps everything.
-        _slidingWindows = c.KvOwners
-            .Select(owner => (owner.Index, Group: c.Layers.Where(l => l.KvSource == owner.Index).ToList()))
-            .Where(g => g.Group.All(l => l.Attention == AttentionKind.Sliding && l.Window is not null))
-            .ToDictionary(g => g.Index, g => g.Group.Max(l => l.Window!.Value));
+        _slidingWindows = runner.Config.SlidingKvWindows;
         _past = runner.PastNames.Select(name =>
         {
             var shape = runner.ExpectedShape(name, batch);
@@ -160,6 +155,12 @@ public sealed class OnnxDecodeSession : IDecodeSession
 
     /// <summary>Text tokens processed so far (the attention mask's length).</summary>
     public long TextLength { get; private set; }
+
+    /// <summary>The most text keys a sliding group holds between trims: the window plus a quarter of it.</summary>
+    public static long MostKeysHeld(int window) => window + Math.Max(1, window / 4);
+
+    /// <summary>Bytes of the decoding state the next step will read (every past input).</summary>
+    public long StateBytes => _past.Sum(v => v.GetTensorTypeAndShape().ElementCount * sizeof(float));
 
     /// <summary>Text keys a KV-owning layer holds now, as the next step will see them (the meta tokens are constants of the graph).</summary>
     public long CachedKeys(int layer)
@@ -223,7 +224,7 @@ public sealed class OnnxDecodeSession : IDecodeSession
         _previous = outputs;
         _past = outputs.Skip(1).ToArray();
         TextLength = total;
-        if (_mode == DecodeWindowMode.MatchFullForward) TrimSliding(window => window + Math.Max(1, window / 4), window => window);
+        if (_mode == DecodeWindowMode.MatchFullForward) TrimSliding(MostKeysHeld, window => window);
         return new LogitsResult(logits, _batch, length, vocab);
     }
 

@@ -257,6 +257,38 @@ public class OnnxExportTests : IDisposable
         Assert.Throws<InvalidRequestException>(() => runner.StartFrom(1, 0, state));
         state.Remove(conv);
         Assert.Contains(conv, Assert.Throws<InvalidRequestException>(() => runner.StartFrom(1, 0, state)).Message, StringComparison.Ordinal);
+
+        // A client still using the names of hymba 0.2's layout is told which input is unknown.
+        state[conv] = (new float[c.DInner * (c.ConvKernel - 1)], [1, c.DInner, c.ConvKernel - 1]);
+        state["past_conv.0"] = state[conv];
+        Assert.Contains("past_conv.0", Assert.Throws<InvalidRequestException>(() => runner.StartFrom(1, 0, state)).Message, StringComparison.Ordinal);
+        state.Remove("past_conv.0");
+        // Keys for more text than the state claims to have seen (a cache that still holds the meta tokens, say).
+        string key = HymbaOnnxNames.PastKey(0);
+        state[key] = (new float[c.NumKvHeads * 3 * HymbaOnnxNames.CacheHeadSize(c)], [1, c.NumKvHeads, 3, HymbaOnnxNames.CacheHeadSize(c)]);
+        Assert.Contains(key, Assert.Throws<InvalidRequestException>(() => runner.StartFrom(1, 2, state)).Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>A directory exported by hymba 0.2 (meta tokens in the state, other names) is refused with what to do.</summary>
+    [Fact]
+    public void An_export_in_the_old_layout_is_refused_with_a_re_export_hint()
+    {
+        string dir = _dir.File("legacy");
+        Directory.CreateDirectory(dir);
+        File.Copy(Path.Combine(Fixtures.TinyA, "config.json"), Path.Combine(dir, "config.json"));
+        var g = new OnnxGraphBuilder("legacy", 17);
+        g.Input("past_conv.0", TensorProto.Types.DataType.Float, "batch", 4L);
+        g.Output("present_conv.0", TensorProto.Types.DataType.Float, "batch", 4L);
+        g.Op("Identity", ["past_conv.0"], output: "present_conv.0");
+        var model = new ModelProto { IrVersion = 8, Graph = g.Graph };
+        model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = 17 });
+        File.WriteAllBytes(Path.Combine(dir, HymbaOnnxNames.ModelFile), Google.Protobuf.MessageExtensions.ToByteArray(model));
+
+        var e = Assert.Throws<InvalidCheckpointException>(() => OnnxRunner.Open(dir));
+        Assert.Contains("past_conv.0", e.Message, StringComparison.Ordinal);
+        Assert.Contains("export the checkpoint again", e.Message, StringComparison.Ordinal);
+        var cli = CliRunner.Run("generate", dir, "--prompt", "x", "--tokenizer", Path.Combine(AppContext.BaseDirectory, "example-model"));
+        Assert.Equal(2, cli.ExitCode);
     }
 
     [Fact]

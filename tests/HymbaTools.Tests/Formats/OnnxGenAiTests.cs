@@ -161,6 +161,40 @@ public class OnnxGenAiTests : IDisposable
         Assert.True(cmp.MaxAbsDiff <= 1e-5, $"genai vs hymba: {cmp.MaxAbsDiff:E3}");
     }
 
+    /// <summary>The state bytes inspect reports are what each runtime holds: genai's presents, hymba's pasts.</summary>
+    [Fact]
+    public void Inspect_state_bytes_are_what_genai_and_hymba_hold()
+    {
+        string dir = Export(Fixtures.TinyB, OnnxExportType.F32);
+        using var runner = OnnxRunner.Open(dir);
+        var c = runner.Config;
+        int window = c.SlidingWindow!.Value;
+        using var model = new GenAi.Model(dir);
+        foreach (int tokens in new[] { 3, (int)OnnxDecodeSession.MostKeysHeld(window), 3 * window })
+        {
+            var prompt = Prompt(c, tokens, tokens);
+            var expected = OnnxStateSize.At(c, tokens);
+
+            using var parameters = new GenAi.GeneratorParams(model);
+            parameters.SetSearchOption("max_length", tokens + 2);
+            using var generator = new GenAi.Generator(model, parameters);
+            generator.AppendTokens(prompt.Select(id => (int)id).ToArray());
+            long genaiBytes = HymbaOnnxNames.States(c).Sum(s =>
+            {
+                using var present = generator.GetOutput(s.Present);
+                return present.NumElements() * sizeof(float);
+            });
+            Assert.Equal(expected.GenAiBytes, genaiBytes);
+
+            using var session = (OnnxDecodeSession)runner.StartDecode(1, DecodeWindowMode.MatchFullForward);
+            session.Step([prompt]);
+            // At most the bound; exactly it until the first trim (which cuts sliding groups to the window).
+            if (tokens <= OnnxDecodeSession.MostKeysHeld(window)) Assert.Equal(expected.HymbaBytes, session.StateBytes);
+            else Assert.InRange(session.StateBytes, 1, expected.HymbaBytes);
+            Assert.True(expected.HymbaBytes < expected.GenAiBytes || tokens <= OnnxDecodeSession.MostKeysHeld(window), $"{tokens} tokens: sliding caches are not bounded");
+        }
+    }
+
     [Fact]
     public void Genai_samples_until_max_length_or_eos()
     {

@@ -4,9 +4,46 @@ using HymbaTools.Model;
 
 namespace HymbaTools.Formats.Onnx;
 
-/// <summary>The README.md written into an export directory: how to drive the graph from its names alone.</summary>
+/// <summary>The README.md written into an export directory: how to run it with onnxruntime-genai, and how to drive the graph from its names alone.</summary>
 internal static class OnnxExportReadme
 {
+    /// <summary>
+    /// The genai loop in C#, as in the repository README; tests run the same code (GenAiReadmeExample) and check that
+    /// this text is what they run.
+    /// </summary>
+    public const string GenAiCSharpLoop = """
+        using var model = new Model(exportDirectory);
+        using var tokenizer = new Tokenizer(model);
+        using var sequences = tokenizer.Encode(prompt);
+        using var options = new GeneratorParams(model);
+        options.SetSearchOption("max_length", 200);
+        using var generator = new Generator(model, options);
+        generator.AppendTokenSequences(sequences);
+        using var stream = tokenizer.CreateStream();
+        var text = new StringBuilder();
+        while (!generator.IsDone())
+        {
+            generator.GenerateNextToken();
+            text.Append(stream.Decode(generator.GetNextTokens()[0]));
+        }
+        """;
+
+    /// <summary>The same calls in Python (onnxruntime-genai's Python package; not run by the tests: no PyPI here).</summary>
+    public const string GenAiPythonLoop = """
+        import onnxruntime_genai as og
+
+        model = og.Model(export_directory)
+        tokenizer = og.Tokenizer(model)
+        options = og.GeneratorParams(model)
+        options.set_search_options(max_length=200)
+        generator = og.Generator(model, options)
+        generator.append_tokens(tokenizer.encode(prompt))
+        stream = tokenizer.create_stream()
+        while not generator.is_done():
+            generator.generate_next_token()
+            print(stream.decode(generator.get_next_tokens()[0]), end="", flush=True)
+        """;
+
     public static string Create(HymbaConfig c, OnnxExportOptions options, IReadOnlyList<OnnxWeight> weights)
     {
         var inv = CultureInfo.InvariantCulture;
@@ -15,44 +52,63 @@ internal static class OnnxExportReadme
         var sliding = c.Layers.Where(l => l.Attention == AttentionKind.Sliding).Select(l => l.Index.ToString(inv)).ToList();
         var kinds = weights.GroupBy(w => w.Kind == OnnxWeightKind.NBits ? $"MatMulNBits {w.Bits}-bit" : w.Kind.ToString().ToLowerInvariant())
             .Select(g => $"{g.Key}: {g.Count()} tensors");
+        int width = HymbaOnnxNames.CacheHeadSize(c);
+        string padding = width == c.HeadDim && width == c.VHeadDim ? ""
+            : $" Keys are {c.HeadDim} wide and values {c.VHeadDim}; both are stored {width} wide (the narrower zero-padded) because onnxruntime-genai sizes both caches from the key input.";
         var b = new StringBuilder();
         b.Append(inv, $"""
-            # Hymba decoder for ONNX Runtime
+            # Hymba decoder for ONNX Runtime and onnxruntime-genai
 
             Exported by {Gguf.GgufExporter.ToolVersion} (`hymba export --format onnx --type {options.Type.ToString().ToLowerInvariant()}`), opset {options.Opset}.
             Weights: {string.Join("; ", kinds)}{(options.Type is OnnxExportType.Int4 or OnnxExportType.Int8 ? $", block size {options.BlockSize}" : "")}.
-            `config.json` is the model's HuggingFace config; `genai_config.json` describes the graph in onnxruntime-genai's layout.
 
-            ## Inputs and outputs
+            Files: `model.onnx` (+ `model.onnx.data` for large models), `genai_config.json` (onnxruntime-genai's configuration),
+            `hymba_export.json` (what genai's configuration has no words for: weight type, KV sharing, window, cache layout),
+            `config.json` (the model's HuggingFace config), the tokenizer (`tokenizer.json` for genai, `tokenizer.model` for
+            SentencePiece readers) and this README.
+
+            ## Run it with onnxruntime-genai (C#, NuGet Microsoft.ML.OnnxRuntimeGenAI 0.18)
+
+            ```csharp
+            {GenAiCSharpLoop}
+            ```
+
+            The same calls in Python (package `onnxruntime-genai`):
+
+            ```python
+            {GenAiPythonLoop}
+            ```
+
+            Batch 1. genai grows every cache with the context; the graph masks keys older than the window in sliding layers.
+
+            ## Inputs and outputs (to drive the graph without genai)
 
             | name | type | shape |
             |---|---|---|
             | `input_ids` | int64 | [batch, sequence] |
-            | `attention_mask` | int64 | [batch, past_sequence + sequence], all ones |
-            | `past_key_values.{"{i}"}.key` (layers {owners}) | float32 | [batch, {c.NumKvHeads}, past_i, {c.HeadDim}] |
-            | `past_key_values.{"{i}"}.value` (same layers) | float32 | [batch, {c.NumKvHeads}, past_i, {c.VHeadDim}] |
-            | `past_conv.{"{i}"}` (every layer 0..{c.NumLayers - 1}) | float32 | [batch, {c.DInner}, {c.ConvKernel - 1}] |
-            | `past_ssm.{"{i}"}` (every layer) | float32 | [batch, {c.DInner}, {c.SsmStateSize}] |
+            | `attention_mask` | int64 | [batch, text tokens so far + sequence], all ones |
+            | `past_key_values.{"{i}"}.key` (layers {owners}) | float32 | [batch, {c.NumKvHeads}, past_i, {width}] |
+            | `past_key_values.{"{i}"}.value` (same layers) | float32 | [batch, {c.NumKvHeads}, past_i, {width}] |
+            | `past_key_values.{"{i}"}.conv_state` (every layer 0..{c.NumLayers - 1}) | float32 | [batch, {c.DInner}, {c.ConvKernel - 1}] |
+            | `past_key_values.{"{i}"}.recurrent_state` (every layer) | float32 | [batch, {c.DInner}, {c.SsmStateSize}] |
             | `logits` (output) | float32 | [batch, sequence, {c.VocabSize}] |
-            | `present.{"{i}"}.key` / `.value`, `present_conv.{"{i}"}`, `present_ssm.{"{i}"}` (outputs) | float32 | as the matching past |
+            | `present.{"{i}"}.key` / `.value` / `.conv_state` / `.recurrent_state` (outputs) | float32 | as the matching past |
 
-            ## Driving it
+            1. First call: `input_ids` = the prompt, `attention_mask` = ones of the prompt's length, every key/value input with
+               a zero-length third axis, every conv and recurrent state zeros (they are not read). The {c.NumMemoryTokens} meta
+               tokens are part of the graph: their keys and values and the conv and SSM state after them are constants computed
+               at export time, and a first call (attention_mask as long as input_ids) starts from them. The first text token
+               has position {c.NumMemoryTokens}.
+            2. Later calls (any number of new tokens): `input_ids` = the new tokens, `attention_mask` = ones of length (text
+               tokens so far + new), each past = the matching present of the previous call. Every present is exactly past + new
+               tokens: the state holds text tokens only.
+            3. Batches: rows of equal length only; left padding is not supported (the SSM state would see the padding).
 
-            1. First call (prefill): `input_ids` = the prompt, `attention_mask` = ones of the prompt's length, every
-               `past_key_values.*` with a zero-length third axis (past_i = 0), every `past_conv.*` and `past_ssm.*` all zeros.
-               The graph recognises the first call by `attention_mask` being as long as `input_ids` and only then prepends
-               the {c.NumMemoryTokens} meta tokens; they occupy positions 0..{c.NumMemoryTokens - 1} and the first text token has position {c.NumMemoryTokens}.
-            2. Later calls (decode, any number of new tokens): `input_ids` = the new tokens, `attention_mask` = ones of length
-               (all text tokens so far + new), and each `past_*` = the `present_*` output of the previous call.
-               Text positions continue after the meta tokens.
-            3. Batches: rows of equal length only. Left padding is not supported (the meta tokens and the SSM state would
-               see the padding), so `attention_mask` must be all ones; batch rows of different lengths run separately.
-
-            KV sharing: only KV-owning layers ({owners}) have K/V inputs and outputs; {(consumers.Count == 0 ? "no layer reuses another's K/V" : "consumers read their producer's cache (" + string.Join(", ", consumers) + ")")}.
-            Sliding window: layers {(sliding.Count == 0 ? "none" : string.Join(", ", sliding))} attend to the meta tokens plus the last {c.SlidingWindow?.ToString(inv) ?? "-"} positions; the
-            present K/V of a group whose layers all slide keeps only the meta tokens plus the last window of keys, so the cache
-            stops growing. Global layers keep every key. Decoding through the state gives the same logits as one call over
-            the whole sequence.
+            KV sharing: only KV-owning layers ({owners}) have key/value inputs and outputs; {(consumers.Count == 0 ? "no layer reuses another's K/V" : "consumers read their producer's cache (" + string.Join(", ", consumers) + ")")}.{padding}
+            Sliding window: layers {(sliding.Count == 0 ? "none" : string.Join(", ", sliding))} attend to the meta tokens plus the last {c.SlidingWindow?.ToString(inv) ?? "-"} text positions.
+            A client may drop the oldest keys of a group whose layers all slide, keeping at least the last
+            {c.SlidingWindow?.ToString(inv) ?? "-"} (the graph places the cached keys by the attention mask's length), so the cache stops growing;
+            global layers need every key. Decoding through the state gives the same logits as one call over the whole sequence.
 
             Verify, generate and compare with HymbaTools: `hymba verify DIR`, `hymba generate DIR --prompt ...`,
             `hymba compare <checkpoint> DIR`.
