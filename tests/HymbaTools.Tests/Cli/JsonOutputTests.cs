@@ -58,6 +58,7 @@ public class JsonOutputTests : IDisposable
         string q8 = _dir.File("q8.gguf");
         Assert.Equal(0, CliRunner.Run("quantize", Fixtures.TinyB, "--type", "q8_0", "-o", q8).ExitCode);
         AssertValid(CliRunner.Run("compare", Fixtures.TinyB, q8, "--json", "--chunk", "32", "--max-tokens", "64", "--random-tokens", "96"), "comparison-report.schema.json");
+        AssertValid(CliRunner.Run("generate", Path.Combine(AppContext.BaseDirectory, "example-model"), "--prompt", "It was", "--max-new-tokens", "5", "--json"), "generate-report.schema.json");
     }
 
     [Fact]
