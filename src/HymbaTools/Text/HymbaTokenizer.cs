@@ -7,15 +7,19 @@ namespace HymbaTools.Text;
 /// The tokenizer of a Hymba checkpoint: its SentencePiece <c>tokenizer.model</c> (Hymba ships the Llama-2 model
 /// plus <c>[PAD]</c> = 32000) loaded with Microsoft.ML.Tokenizers, with added tokens from
 /// <c>added_tokens.json</c> as special tokens and BOS/EOS handling from <c>tokenizer_config.json</c> /
-/// <c>special_tokens_map.json</c> (default: add BOS, as LlamaTokenizer does).
+/// <c>special_tokens_map.json</c> (default: add BOS, as LlamaTokenizer does). Encoding is SentencePiece's own BPE
+/// (<see cref="SentencePieceBpe"/>: Microsoft.ML.Tokenizers 2.0.1 breaks equal-score ties differently); decoding is
+/// Microsoft.ML.Tokenizers'.
 /// </summary>
 public sealed class HymbaTokenizer
 {
     private readonly LlamaTokenizer _tokenizer;
+    private readonly SentencePieceBpe _encoder;
 
-    private HymbaTokenizer(LlamaTokenizer tokenizer, bool addBos, bool addEos, int bos, int eos, int? pad, string? chatTemplate)
+    private HymbaTokenizer(LlamaTokenizer tokenizer, SentencePieceBpe encoder, bool addBos, bool addEos, int bos, int eos, int? pad, string? chatTemplate)
     {
         _tokenizer = tokenizer;
+        _encoder = encoder;
         AddBos = addBos;
         AddEos = addEos;
         BosId = bos;
@@ -53,13 +57,13 @@ public sealed class HymbaTokenizer
             throw new InvalidCheckpointException(origin, "", $"cannot load the SentencePiece model ({e.Message})");
         }
         int? pad = files.AddedTokens.TryGetValue("[PAD]", out int p) ? p : null;
-        return new HymbaTokenizer(tokenizer, files.AddBos, files.AddEos, tokenizer.BeginningOfSentenceId, tokenizer.EndOfSentenceId, pad, files.ChatTemplate);
+        return new HymbaTokenizer(tokenizer, new SentencePieceBpe(files.Model, files.AddedTokens), files.AddBos, files.AddEos, tokenizer.BeginningOfSentenceId, tokenizer.EndOfSentenceId, pad, files.ChatTemplate);
     }
 
     /// <summary>Token ids of a text; BOS/EOS as the tokenizer config says unless overridden.</summary>
     public long[] Encode(string text, bool? addBos = null, bool? addEos = null)
     {
-        var ids = _tokenizer.EncodeToIds(text).Select(i => (long)i).ToList();
+        var ids = _encoder.Encode(text).Select(i => (long)i).ToList();
         if (addBos ?? AddBos) ids.Insert(0, BosId);
         if (addEos ?? AddEos) ids.Add(EosId);
         return ids.ToArray();
