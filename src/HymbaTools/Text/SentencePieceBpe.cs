@@ -101,11 +101,12 @@ internal sealed class SentencePieceBpe
         // SentencePiece's agenda: the highest score first, then the leftmost left symbol.
         var agenda = new PriorityQueue<(int Left, int Right, int MergedLength), (float, int)>(
             Comparer<(float Score, int Left)>.Create((a, b) => a.Score != b.Score ? b.Score.CompareTo(a.Score) : a.Left.CompareTo(b.Left)));
+        var mergeable = _mergeable.GetAlternateLookup<ReadOnlySpan<char>>();
         void Consider(int left, int right)
         {
             if (left < 0 || right < 0) return;
             int merged = length[left] + length[right];
-            if (_mergeable.TryGetValue(normalized.Substring(start[left], merged), out var piece))
+            if (mergeable.TryGetValue(normalized.AsSpan(start[left], merged), out var piece))
                 agenda.Enqueue((left, right, merged), (piece.Score, left));
         }
         for (int i = 0; i + 1 < n; i++) Consider(i, i + 1);
@@ -123,12 +124,13 @@ internal sealed class SentencePieceBpe
 
         // Unknown symbols: their UTF-8 bytes' pieces, or one <unk> for a run of them (SentencePiece merges such runs).
         bool previousUnknown = false;
+        var text = _text.GetAlternateLookup<ReadOnlySpan<char>>();
         for (int i = 0; i >= 0; i = next[i])
         {
-            string symbol = normalized.Substring(start[i], length[i]);
-            bool unknown = !_text.TryGetValue(symbol, out int id);
+            var symbol = normalized.AsSpan(start[i], length[i]);
+            bool unknown = !text.TryGetValue(symbol, out int id);
             if (!unknown) ids.Add(id);
-            else if (_byteFallback) foreach (byte b in Encoding.UTF8.GetBytes(symbol)) ids.Add(_bytes[b]);
+            else if (_byteFallback) foreach (byte b in Encoding.UTF8.GetBytes(symbol.ToString())) ids.Add(_bytes[b]);
             else if (!previousUnknown) ids.Add(_model.UnknownId);
             previousUnknown = unknown;
         }
