@@ -79,6 +79,11 @@ public sealed class ParserFuzzTests : IDisposable
         var tokenizer = HymbaTokenizer.Load(dir);
         var ids = tokenizer.Encode("Emma Woodhouse, handsome, clever, and rich.");
         tokenizer.Decode(ids);
+        // What an ONNX export writes from the same files.
+        var files = TokenizerFiles.Read(dir);
+        HuggingFaceTokenizerJson.CheckSupported(files, dir);
+        HuggingFaceTokenizerJson.Tokenizer(files);
+        HuggingFaceTokenizerJson.Config(files);
     }
 
     private static string PrepareGguf(TempDir d)

@@ -51,10 +51,6 @@ public static class OnnxExporter
 {
     public const long ProtobufLimit = (2L << 30) - 1;
 
-    /// <summary>Tokenizer and generation files copied from the source directory when present.</summary>
-    public static readonly string[] CompanionFiles =
-        ["tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "generation_config.json"];
-
     public static OnnxExportResult Export(OnnxExportSource source, string outputDirectory, OnnxExportOptions options, IProgress<(long Done, long Total)>? progress = null)
     {
         var config = source.Tensors.Config;
@@ -64,6 +60,7 @@ public static class OnnxExporter
         if (config.ConvKernel < 2) throw new InvalidConfigException(config.SourcePath, "$.mamba_d_conv", $"{config.ConvKernel} is not supported by the ONNX export (expected at least 2)", unsupported: true);
         string destination = OutputPaths.CheckDirectory(outputDirectory, "-o", options.Force);
 
+        var tokenizer = OnnxExportTokenizer.Prepare(source);
         var weights = OnnxPrecision.Plan(config, options.Type);
         long weightBytes = weights.Sum(w => w.Bytes(options.BlockSize));
         bool external = weightBytes > Math.Min(options.ExternalDataThreshold, ProtobufLimit - (64L << 20));
@@ -101,22 +98,7 @@ public static class OnnxExporter
             WriteFile(Path.Combine(directory, "config.json"), Json(config.Json));
             WriteFile(Path.Combine(directory, HymbaOnnxNames.GenAiConfigFile), Json(GenAiConfig.Create(config, source.GenerationConfig)));
             WriteFile(Path.Combine(directory, HymbaOnnxNames.ExportInfoFile), Json(ExportInfo.Create(config, options)));
-            if (source.TokenizerDirectory is { } tokenizerDirectory)
-                foreach (var file in CompanionFiles)
-                {
-                    string from = Path.Combine(tokenizerDirectory, file);
-                    if (File.Exists(from)) File.Copy(from, Path.Combine(directory, file));
-                }
-            else if (source.Tokenizer is { } tokenizer)
-            {
-                WriteFile(Path.Combine(directory, Text.TokenizerFiles.ModelFile), tokenizer.Model.Bytes);
-                WriteFile(Path.Combine(directory, Text.TokenizerFiles.ConfigFile), Json(new System.Text.Json.Nodes.JsonObject
-                {
-                    ["add_bos_token"] = tokenizer.AddBos,
-                    ["add_eos_token"] = tokenizer.AddEos,
-                    ["chat_template"] = tokenizer.ChatTemplate,
-                }));
-            }
+            tokenizer.Write(directory, WriteFile);
             WriteFile(Path.Combine(directory, "README.md"), Encoding.UTF8.GetBytes(OnnxExportReadme.Create(config, options, weights)));
             modelBytes = new FileInfo(Path.Combine(directory, HymbaOnnxNames.ModelFile)).Length;
             dataBytes = external ? new FileInfo(Path.Combine(directory, HymbaOnnxNames.DataFile)).Length : 0;
