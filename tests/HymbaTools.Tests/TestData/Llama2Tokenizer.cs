@@ -36,9 +36,10 @@ internal static partial class Llama2Tokenizer
 
     private static string Fetch()
     {
-        string root = Environment.GetEnvironmentVariable("HYMBA_TEST_DATA") is { Length: > 0 } configured
-            ? configured
-            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "hymba-tests");
+        string home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+        string root = Environment.GetEnvironmentVariable("HYMBA_TEST_DATA") is { Length: > 0 } configured ? configured
+            : home.Length > 0 ? Path.Combine(home, ".cache", "hymba-tests")
+            : Path.Combine(Path.GetTempPath(), "hymba-tests-data");
         string path = Path.Combine(root, "llama2-tokenizer.model");
         if (File.Exists(path) && Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(path))) == Sha256) return path;
 
