@@ -1,6 +1,7 @@
 using HymbaTools.Tests.Cli;
 using HymbaTools.Tests.TestData;
 using HymbaTools.Text;
+using GenAi = Microsoft.ML.OnnxRuntimeGenAI;
 
 namespace HymbaTools.Tests.Formats;
 
@@ -49,6 +50,47 @@ public class OnnxExportTokenizerTests : IDisposable
             Assert.Equal(original.Encode(text), reread.Encode(text));
             Assert.Equal((original.AddBos, original.AddEos, original.ChatTemplate), (reread.AddBos, reread.AddEos, reread.ChatTemplate));
         }
+    }
+
+    /// <summary>The README's genai loop on an export, tokenizer included: genai's ids, tokens and text are hymba's.</summary>
+    [Fact]
+    public void Genai_runs_the_readme_loop_on_an_export_with_its_tokenizer_and_gets_hymbas_prompt_ids_and_text()
+    {
+        string export = Export(Example, "genai");
+        using var model = new GenAi.Model(export);
+        using var tokenizer = new GenAi.Tokenizer(model);
+        tokenizer.UpdateOptions(new Dictionary<string, string> { ["add_special_tokens"] = "true" });
+        var hymba = HymbaTokenizer.Load(export);
+        string text = EvaluationText.Read();
+        using (var all = tokenizer.Encode(text))
+            Assert.Equal(hymba.Encode(text), all[0].ToArray().Select(id => (long)id));
+
+        const string prompt = "Captain Wentworth";
+        var run = CliRunner.Run("generate", export, "--prompt", prompt, "--temperature", "0", "--max-new-tokens", "12", "--json", "--quiet");
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        var expected = System.Text.Json.Nodes.JsonNode.Parse(run.Stdout)!;
+
+        using var sequences = tokenizer.Encode(prompt);
+        Assert.Equal(expected["prompt_ids"]!.AsArray().Select(n => (long)n!), sequences[0].ToArray().Select(id => (long)id));
+        using var options = new GenAi.GeneratorParams(model);
+        options.SetSearchOption("max_length", sequences[0].Length + 12);
+        options.SetSearchOption("do_sample", false);
+        using var generator = new GenAi.Generator(model, options);
+        generator.AppendTokenSequences(sequences);
+        using var stream = tokenizer.CreateStream();
+        var generated = new System.Text.StringBuilder();
+        var ids = new List<long>();
+        while (!generator.IsDone())
+        {
+            generator.GenerateNextToken();
+            int next = generator.GetNextTokens()[0];
+            ids.Add(next);
+            generated.Append(stream.Decode(next));
+        }
+        Assert.Equal(expected["generated_ids"]!.AsArray().Select(n => (long)n!), ids);
+        // Streamed text keeps the space before the first generated word, as hymba's does.
+        Assert.Equal(expected["text"]!.GetValue<string>(), generated.ToString());
+        Assert.Equal(prompt + expected["text"]!.GetValue<string>(), tokenizer.Decode(generator.GetSequence(0)));
     }
 
     [Fact]
