@@ -42,20 +42,28 @@ public class OnnxGenAiTests : IDisposable
         return [.. generator.GetSequence(0).ToArray().Skip(prompt.Length).Select(id => (long)id)];
     }
 
-    /// <summary>hymba's own decode loop on the same export, greedy (what `hymba generate --temperature 0` does), stopping at EOS as genai does.</summary>
-    private static long[] HymbaGreedy(OnnxRunner runner, long[] prompt, int newTokens)
+    /// <summary>
+    /// hymba's own decode loop on the same export, greedy (what `hymba generate --temperature 0` does), stopping at EOS as
+    /// genai does; with each choice's margin over the runner-up logit.
+    /// </summary>
+    private static (long[] Ids, double[] Margins) HymbaGreedy(OnnxRunner runner, long[] prompt, int newTokens)
     {
         using var session = runner.StartDecode(1, DecodeWindowMode.MatchFullForward);
         var logits = session.Step([prompt]);
         var generated = new List<long>();
+        var margins = new List<double>();
         while (generated.Count < newTokens)
         {
-            long next = Argmax(logits.Row(0, logits.Tokens - 1));
+            var row = logits.Row(0, logits.Tokens - 1);
+            int next = Argmax(row);
             if (next == runner.Config.EosTokenId) break;
+            float best = row[next], second = float.NegativeInfinity;
+            for (int i = 0; i < row.Length; i++) if (i != next && row[i] > second) second = row[i];
             generated.Add(next);
+            margins.Add(best - second);
             logits = session.Step([[next]]);
         }
-        return [.. generated];
+        return ([.. generated], [.. margins]);
     }
 
     private static int Argmax(ReadOnlySpan<float> row)
@@ -90,8 +98,15 @@ public class OnnxGenAiTests : IDisposable
         {
             var prompt = Prompt(c, seed, length);
             int newTokens = 2 * window + 5;
-            var expected = HymbaGreedy(runner, prompt, newTokens);
-            Assert.Equal(expected, GenAiGreedy(model, prompt, newTokens));
+            var (expected, margins) = HymbaGreedy(runner, prompt, newTokens);
+            var actual = GenAiGreedy(model, prompt, newTokens);
+            // genai grows every cache while hymba drops keys the window hides: the same logits up to the order of
+            // float sums (and, with int8 activations, their rounding). A random-weight fixture can meet a near-tie that
+            // this flips; then the runs part there, and only there, and the margin must be within that noise.
+            int diverge = Enumerable.Range(0, Math.Min(expected.Length, actual.Length)).FirstOrDefault(k => expected[k] != actual[k], -1);
+            if (diverge < 0) Assert.Equal(expected, actual);
+            else Assert.True(margins[diverge] <= (runner.ConsistencyTolerance ?? 1e-4),
+                $"seed {seed}: genai chose {actual[diverge]} where hymba chose {expected[diverge]} (step {diverge}) by a margin of {margins[diverge]:G3}");
         }
     }
 

@@ -44,7 +44,7 @@ internal static class HymbaOnnxNames
     public static string PresentSsm(int layer) => Of(PresentSsmPattern, layer);
 
     // The meta tokens' state, constants of the graph (computed at export time).
-    public static string MetaKeysTransposed(int layer) => $"meta_tokens.{layer}.key_t";
+    public static string MetaKeys(int layer) => $"meta_tokens.{layer}.key";
     public static string MetaValues(int layer) => $"meta_tokens.{layer}.value";
     public static string MetaConv(int layer) => $"meta_tokens.{layer}.conv_state";
     public static string MetaSsm(int layer) => $"meta_tokens.{layer}.recurrent_state";

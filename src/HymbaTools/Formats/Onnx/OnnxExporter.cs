@@ -88,8 +88,8 @@ public static class OnnxExporter
                 DocString = "Hymba decoder with decoding state: see README.md in this directory.",
             };
             model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = options.Opset });
-            if (weights.Any(w => w.Kind == OnnxWeightKind.NBits))
-                model.OpsetImport.Add(new OperatorSetIdProto { Domain = OnnxConstants.MicrosoftDomain, Version = OnnxConstants.MicrosoftOpset });
+            // ONNX Runtime's contrib ops (fused norms, RoPE, conv with state, linear attention, MatMulNBits).
+            model.OpsetImport.Add(new OperatorSetIdProto { Domain = OnnxConstants.MicrosoftDomain, Version = OnnxConstants.MicrosoftOpset });
             foreach (var (key, value) in Metadata(source, options))
                 model.MetadataProps.Add(new StringStringEntryProto { Key = key, Value = value });
             model.MetadataProps.Add(new StringStringEntryProto { Key = HymbaOnnxNames.MetaTensorChecksums, Value = checksums });
@@ -130,22 +130,16 @@ public static class OnnxExporter
 
     /// <summary>
     /// The meta tokens' state as float32 initializers (the meta tokens themselves are float32 in every precision
-    /// policy, and so is what they produce): per KV owner the keys transposed for the score MatMul [H_kv, d_h, M] and
-    /// the values [H_kv, M, d_v]; per layer the conv inputs [1, d_in, k-1] and the SSM state [1, d_in, N].
+    /// policy, and so is what they produce): per KV owner the keys [H_kv, M, d_h] and the values [H_kv, M, d_v]; per layer the conv inputs [1, d_in, k-1] and the SSM state [1, d_in, N].
     /// </summary>
     private static void WriteMetaTokenState(MetaTokenState state, OnnxInitializerStore store)
     {
         var c = state.Config;
         if (c.NumMemoryTokens == 0) return;
-        int m = c.NumMemoryTokens, heads = c.NumKvHeads, dh = c.HeadDim;
+        int m = c.NumMemoryTokens, heads = c.NumKvHeads;
         foreach (var (layer, kv) in state.KeyValues.OrderBy(e => e.Key))
         {
-            var transposed = new float[kv.Keys.Length];
-            for (int h = 0; h < heads; h++)
-                for (int t = 0; t < m; t++)
-                    for (int j = 0; j < dh; j++)
-                        transposed[(h * dh + j) * m + t] = kv.Keys[(h * m + t) * dh + j];
-            store.Add(HymbaOnnxNames.MetaKeysTransposed(layer), [heads, dh, m], DataType.Float, MemoryMarshal.AsBytes(transposed.AsSpan()));
+            store.Add(HymbaOnnxNames.MetaKeys(layer), [heads, m, c.HeadDim], DataType.Float, MemoryMarshal.AsBytes(kv.Keys.AsSpan()));
             store.Add(HymbaOnnxNames.MetaValues(layer), [heads, m, c.VHeadDim], DataType.Float, MemoryMarshal.AsBytes(kv.Values.AsSpan()));
         }
         foreach (var plan in c.Layers)
@@ -155,16 +149,19 @@ public static class OnnxExporter
         }
     }
 
-    /// <summary>Converts every stored tensor in layout order; an in_proj source is read once for its row blocks.</summary>
+    /// <summary>
+    /// Converts every initializer in layout order, a fused one member by member into one buffer (members are rows of
+    /// the same width; MatMulNBits packs each row on its own, so packed members concatenate). A source tensor is read
+    /// once for all the stored tensors taken from it (in_proj's row blocks).
+    /// </summary>
     private static void WriteWeights(IHymbaTensorSource source, IReadOnlyList<OnnxWeight> weights, int blockSize, OnnxInitializerStore store,
         IProgress<(long Done, long Total)>? progress, long totalBytes)
     {
         string? cachedName = null;
         float[] cached = [];
         long done = 0;
-        foreach (var w in weights)
+        ReadOnlySpan<float> ValuesOf(StoredTensor t)
         {
-            var t = w.Tensor;
             if (cachedName != t.SourceName)
             {
                 long count = source.ShapeOf(t.SourceName).Aggregate(1L, (a, b) => checked(a * b));
@@ -172,27 +169,51 @@ public static class OnnxExporter
                 source.CopyToFloat32(t.SourceName, cached);
                 cachedName = t.SourceName;
             }
-            int columns = checked((int)t.Columns), rows = checked((int)t.Rows);
-            var values = cached.AsSpan(checked((t.SourceRows?.Start ?? 0) * columns), checked(rows * columns));
-            long[] dims = t.Shape;
-            switch (w.Kind)
+            int columns = checked((int)t.Columns);
+            return cached.AsSpan(checked((t.SourceRows?.Start ?? 0) * columns), checked((int)t.Rows * columns));
+        }
+        foreach (var initializer in OnnxInitializers.Plan(weights))
+        {
+            done += initializer.Members.Sum(w => w.Bytes(blockSize));
+            if (!initializer.IsFused && initializer.Kind == OnnxWeightKind.Float32)
             {
-                case OnnxWeightKind.Float32:
-                    store.Add(t.Name, dims, DataType.Float, MemoryMarshal.AsBytes(values));
-                    break;
-                case OnnxWeightKind.Float16:
-                    var half = new Half[values.Length];
-                    for (int i = 0; i < values.Length; i++) half[i] = (Half)values[i];
-                    store.Add(t.Name, dims, DataType.Float16, MemoryMarshal.AsBytes(half.AsSpan()));
-                    break;
-                default:
-                    var packed = MatMulNBitsPacker.Quantize(values, rows, columns, w.Bits, blockSize, symmetric: true);
-                    store.Add(HymbaOnnxGraph.BlocksName(t.Name), packed.BShape, DataType.Uint8, packed.B);
-                    store.Add(HymbaOnnxGraph.ScalesName(t.Name), [packed.Scales.Length], DataType.Float, MemoryMarshal.AsBytes(packed.Scales.AsSpan()));
-                    break;
+                // The common case of a float export written straight from the source values, without a copy.
+                store.Add(initializer.Name, initializer.Shape, DataType.Float, MemoryMarshal.AsBytes(ValuesOf(initializer.First.Tensor)));
+                progress?.Report((done, totalBytes));
+                continue;
             }
-            done += w.Bytes(blockSize);
+            var parts = initializer.Members.Select(w => Convert(ValuesOf(w.Tensor), w, blockSize)).ToList();
+            if (initializer.Kind == OnnxWeightKind.NBits)
+            {
+                var blocks = parts.SelectMany(p => p.Bytes).ToArray();
+                var scales = parts.SelectMany(p => p.Scales!).ToArray();
+                long perRow = blocks.Length / initializer.Rows;
+                store.Add(HymbaOnnxGraph.BlocksName(initializer.Name), [initializer.Rows, perRow / (blockSize * initializer.Bits / 8), blockSize * initializer.Bits / 8], DataType.Uint8, blocks);
+                store.Add(HymbaOnnxGraph.ScalesName(initializer.Name), [scales.Length], DataType.Float, MemoryMarshal.AsBytes(scales.AsSpan()));
+            }
+            else
+            {
+                var bytes = parts.Count == 1 ? parts[0].Bytes : parts.SelectMany(p => p.Bytes).ToArray();
+                store.Add(initializer.Name, initializer.Shape, initializer.Kind == OnnxWeightKind.Float16 ? DataType.Float16 : DataType.Float, bytes);
+            }
             progress?.Report((done, totalBytes));
+        }
+    }
+
+    /// <summary>One stored tensor in its ONNX representation: float32 or float16 bytes, or MatMulNBits blocks and scales.</summary>
+    private static (byte[] Bytes, float[]? Scales) Convert(ReadOnlySpan<float> values, OnnxWeight w, int blockSize)
+    {
+        switch (w.Kind)
+        {
+            case OnnxWeightKind.Float32:
+                return (MemoryMarshal.AsBytes(values).ToArray(), null);
+            case OnnxWeightKind.Float16:
+                var half = new Half[values.Length];
+                for (int i = 0; i < values.Length; i++) half[i] = (Half)values[i];
+                return (MemoryMarshal.AsBytes(half.AsSpan()).ToArray(), null);
+            default:
+                var packed = MatMulNBitsPacker.Quantize(values, checked((int)w.Tensor.Rows), checked((int)w.Tensor.Columns), w.Bits, blockSize, symmetric: true);
+                return (packed.B, packed.Scales);
         }
     }
 }

@@ -32,7 +32,8 @@ internal sealed class OnnxGraphBuilder
     /// <summary>A graph for a control-flow body (Scan, If) that shares this graph's name counter.</summary>
     public OnnxGraphBuilder Subgraph(string name) => new(name, Opset, _counter);
 
-    private string Fresh(string hint) => $"{hint}_{_counter[0]++}";
+    /// <summary>A value name no other value of the graph (or of its subgraphs) has.</summary>
+    public string Fresh(string hint) => $"{hint}_{_counter[0]++}";
 
     /// <summary>Adds one node and returns its single output (named <paramref name="output"/> when given).</summary>
     public string Op(string opType, string[] inputs, AttributeProto[]? attributes = null, string? output = null, string domain = "") =>
