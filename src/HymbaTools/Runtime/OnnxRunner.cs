@@ -209,6 +209,9 @@ public sealed class OnnxDecodeSession : IDecodeSession
                 if (id < 0 || id >= vocab) throw new InvalidRequestException("input_ids", $"token id {id} is outside the vocabulary 0..{vocab - 1}");
 
         long total = TextLength + length;
+        // The graph's RoPE tables end at the model's context (what onnxruntime-genai lets a sequence reach).
+        if (total > _runner.Config.MaxPositionEmbeddings)
+            throw new InvalidRequestException("input_ids", $"{total} text tokens exceed the export's context of {_runner.Config.MaxPositionEmbeddings} (max_position_embeddings)");
         using var idsValue = OrtValue.CreateTensorValueFromMemory(ids.SelectMany(r => r).ToArray(), [_batch, length]);
         using var maskValue = OrtValue.CreateTensorValueFromMemory(Enumerable.Repeat(1L, checked((int)(_batch * total))).ToArray(), [_batch, total]);
         // The official generate() cuts a sliding cache to window - 1 keys before each decode step (one fewer than

@@ -295,6 +295,19 @@ public class OnnxExportTests : IDisposable
         Assert.Contains(key, Assert.Throws<InvalidRequestException>(() => runner.StartFrom(1, 2, state)).Message, StringComparison.Ordinal);
     }
 
+    /// <summary>The RoPE tables end at the model's context: a longer sequence is refused with the limit named, not run.</summary>
+    [Fact]
+    public void A_sequence_past_the_context_is_refused()
+    {
+        using var runner = OnnxRunner.Open(Export(Fixtures.TinyA));
+        int context = runner.Config.MaxPositionEmbeddings;
+        using var session = runner.StartDecode(1, DecodeWindowMode.MatchFullForward);
+        session.Step([[.. Enumerable.Repeat(5L, context - 1)]]);
+        session.Step([[7]]);
+        var e = Assert.Throws<InvalidRequestException>(() => session.Step([[7]]));
+        Assert.Contains($"context of {context}", e.Message, StringComparison.Ordinal);
+    }
+
     /// <summary>A directory exported by hymba 0.2 (meta tokens in the state, other names) is refused with what to do.</summary>
     [Fact]
     public void An_export_in_the_old_layout_is_refused_with_a_re_export_hint()
