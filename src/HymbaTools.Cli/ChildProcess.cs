@@ -15,7 +15,11 @@ internal static class ChildProcess
     /// <summary>When set, `hymba` writes its peak resident bytes (VmHWM) to this file as it exits.</summary>
     public const string PeakMemoryFileVariable = "HYMBA_PEAK_RSS_FILE";
 
-    public sealed record Run(int ExitCode, TimeSpan Wall, long? PeakResidentBytes, string Stderr);
+    public sealed record Run(int ExitCode, TimeSpan Wall, long? PeakResidentBytes, string Stderr)
+    {
+        /// <summary>What the program printed (kept for programs whose output is their result, such as llama-bench's JSON).</summary>
+        public string Stdout { get; init; } = "";
+    }
 
     /// <summary>This process's peak resident set in bytes, from /proc/self/status; null where that is unavailable.</summary>
     public static long? PeakResidentBytes()
@@ -54,7 +58,7 @@ internal static class ChildProcess
         }
     }
 
-    /// <summary>Runs any program to completion (stdout discarded, stderr kept for the error message).</summary>
+    /// <summary>Runs any program to completion (stdout and stderr kept).</summary>
     public static Run Start(ProcessStartInfo info)
     {
         info.UseShellExecute = false;
@@ -70,7 +74,7 @@ internal static class ChildProcess
             peak = ReadHighWaterMark(status) ?? peak;
         clock.Stop();
         stdout.Wait();
-        return new Run(process.ExitCode, clock.Elapsed, peak, stderr.Result);
+        return new Run(process.ExitCode, clock.Elapsed, peak, stderr.Result) { Stdout = stdout.Result };
     }
 
     private static long? ReadHighWaterMark(string statusPath)

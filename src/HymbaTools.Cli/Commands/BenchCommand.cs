@@ -22,61 +22,128 @@ internal static class BenchCommand
 
     private static Command Onnx(TextWriter stdout, TextWriter stderr)
     {
-        var checkpoint = new Argument<string>("checkpoint") { Description = "HuggingFace checkpoint directory (for example one written by `hymba init --preset 1.5b`)" };
-        var types = new Option<string>("--types") { Description = "Export types to time, comma-separated (f32, f16, int8, int4)", DefaultValueFactory = _ => "f32,int8,int4" };
-        var tokens = new Option<int>("--tokens") { Description = "Prefill length in text tokens", DefaultValueFactory = _ => 1024 };
-        var decode = new Option<int>("--decode") { Description = "Decode steps timed per repeat (batch 1, after a 16-token prompt)", DefaultValueFactory = _ => 16 };
-        var repeats = new Option<int>("--repeats") { Description = "Timed repeats per measurement (after one warm-up); the median is reported", DefaultValueFactory = _ => 3 };
-        var accuracy = new Option<int>("--accuracy-level") { Description = "MatMulNBits accuracy_level of the int8/int4 exports (0 or 4)", DefaultValueFactory = _ => 4 };
-        var blockSize = new Option<int>("--block-size") { Description = "MatMulNBits block size of the int8/int4 exports", DefaultValueFactory = _ => 32 };
+        var source = new Argument<string>("source") { Description = "An ONNX export directory, or a HuggingFace checkpoint directory to export --types from (for example one written by `hymba init --preset 1.5b`)" };
+        var types = new Option<string>("--types") { Description = "Export types to time when the source is a checkpoint, comma-separated (f32, f16, int8, int4)", DefaultValueFactory = _ => "int4" };
+        var prompt = new Option<int>("--prompt") { Description = "Tokens of the short prompt whose first call is timed (decode follows it)", DefaultValueFactory = _ => 16 };
+        var prefill = new Option<int>("--prefill") { Description = "Tokens of the long prompt whose prefill rate is timed", DefaultValueFactory = _ => 512 };
+        var decode = new Option<int>("--decode") { Description = "Tokens decoded at batch 1 after the short prompt", DefaultValueFactory = _ => 32 };
+        var rounds = new Option<int>("--rounds") { Description = "Alternating rounds (every runtime once per round, after a warm-up round); medians are reported", DefaultValueFactory = _ => 3 };
+        var accuracy = new Option<int>("--accuracy-level") { Description = "MatMulNBits accuracy_level of int8/int4 exports made here (0 or 4)", DefaultValueFactory = _ => 4 };
+        var blockSize = new Option<int>("--block-size") { Description = "MatMulNBits block size of int8/int4 exports made here", DefaultValueFactory = _ => 32 };
+        var noGenAi = new Option<bool>("--no-genai") { Description = "Skip onnxruntime-genai's Generator (timed by default: it is what deployers run)" };
         var noReference = new Option<bool>("--no-reference") { Description = "Skip the TorchSharp reference (it needs the model in float32 memory and is slow at 1.5B)" };
+        var llamaBench = new Option<string?>("--llama-bench") { Description = "llama.cpp's llama-bench binary: time --llama-model with it in the same alternating rounds and print the ratios" };
+        var llamaModel = new Option<string?>("--llama-model") { Description = "The GGUF llama-bench runs (a Q4_0 Llama of the same size, see the README)" };
         var work = new Option<string?>("--work") { Description = "Directory for the temporary exports (default: the system temp directory); removed afterwards" };
-        var command = new Command("onnx", "Prefill and decode tokens/s of ONNX exports in ONNX Runtime next to the TorchSharp reference, with the decode bound from the measured memory bandwidth")
+        var command = new Command("onnx",
+            "What users of an export feel, runtime by runtime in alternating rounds: the first call on a short prompt, prefill tokens/s of a long prompt and decode tokens/s at batch 1, " +
+            "in hymba's runner, in onnxruntime-genai and (optionally) in the TorchSharp reference and llama.cpp's llama-bench on a same-size model, with the decode bound from the measured DRAM read bandwidth")
         {
-            checkpoint, types, tokens, decode, repeats, accuracy, blockSize, noReference, work,
+            source, types, prompt, prefill, decode, rounds, accuracy, blockSize, noGenAi, noReference, llamaBench, llamaModel, work,
         };
         command.SetAction(parse => CommandRunner.Run(parse, stderr, () =>
         {
-            int n = parse.GetValue(tokens), steps = parse.GetValue(decode), r = parse.GetValue(repeats);
-            if (n < 1) throw new InvalidRequestException("--tokens", $"{n}, expected >= 1");
-            if (steps < 1) throw new InvalidRequestException("--decode", $"{steps}, expected >= 1");
-            if (r < 1) throw new InvalidRequestException("--repeats", $"{r}, expected >= 1");
-            var exportTypes = parse.GetValue(types)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            int promptTokens = parse.GetValue(prompt), prefillTokens = parse.GetValue(prefill), decodeTokens = parse.GetValue(decode), n = parse.GetValue(rounds);
+            foreach (var (option, value) in new[] { ("--prompt", promptTokens), ("--prefill", prefillTokens), ("--decode", decodeTokens), ("--rounds", n) })
+                if (value < 1) throw new InvalidRequestException(option, $"{value}, expected >= 1");
+            string? llamaBinary = parse.GetValue(llamaBench), llamaGguf = parse.GetValue(llamaModel);
+            if ((llamaBinary is null) != (llamaGguf is null)) throw new InvalidRequestException(llamaBinary is null ? "--llama-bench" : "--llama-model", "give --llama-bench and --llama-model together");
+            if (llamaBinary is not null && !File.Exists(llamaBinary)) throw new InvalidRequestException("--llama-bench", $"{llamaBinary}: no such file");
+            if (llamaGguf is not null && !GgufFile.IsGguf(llamaGguf)) throw new InvalidRequestException("--llama-model", $"{llamaGguf}: not a GGUF file");
+            string path = parse.GetValue(source)!;
+            bool isExport = OnnxRunner.IsOnnxDirectory(path);
+            var exportTypes = isExport ? [] : parse.GetValue(types)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                 .Select(t => Enum.TryParse<OnnxExportType>(t, ignoreCase: true, out var v) ? v : throw new InvalidRequestException("--types", $"'{t}' (expected f32, f16, int8 or int4)")).ToList();
-            string root = Path.Combine(parse.GetValue(work) ?? Path.GetTempPath(), $"hymba-bench-onnx-{Environment.ProcessId}");
-            Directory.CreateDirectory(root);
+            int threads = ComputeThreads.Count;
+            string root = TemporaryPaths.Beside(Path.Combine(Path.GetFullPath(parse.GetValue(work) ?? Path.GetTempPath()), "hymba-bench-onnx"));
+            var results = new List<(string Name, IReadOnlyList<OnnxBenchmark.Sample> Rounds, long? WeightBytesPerToken)>();
+            var llamaRounds = new List<LlamaBenchResult.Figures>();
+            OnnxBenchmark.Workload? workload = null;
             try
             {
-                using var input = ArtifactLoader.OpenExportSource(parse.GetValue(checkpoint)!, stderr);
-                var config = input.Source.Tensors.Config;
-                var speeds = new List<OnnxBenchmark.RunnerSpeed>();
-                foreach (var type in exportTypes)
+                // Every export to time: the given directory, or the types exported here from the checkpoint.
+                var exports = new List<(string Name, string Directory, long WeightBytes)>();
+                using (var input = isExport ? null : ArtifactLoader.OpenExportSource(path, stderr))
                 {
-                    string name = type.ToString().ToLowerInvariant();
-                    stderr.WriteLine($"exporting {name} ...");
-                    var options = new OnnxExportOptions { Type = type, AccuracyLevel = parse.GetValue(accuracy), BlockSize = parse.GetValue(blockSize) };
-                    string dir = OnnxExporter.Export(input.Source, Path.Combine(root, name), options).Directory;
-                    using (var runner = OnnxRunner.Open(dir))
-                        speeds.Add(OnnxBenchmark.Measure($"onnx {name}", runner, n, steps, r, OnnxBenchmark.OnnxWeightBytesPerToken(config, type, options.BlockSize), m => stderr.WriteLine(m)));
-                    Directory.Delete(dir, recursive: true);
+                    if (isExport)
+                    {
+                        using var probe = OnnxRunner.Open(path, threads);
+                        var type = Enum.Parse<OnnxExportType>(probe.ExportType, ignoreCase: true);
+                        int block = int.Parse(probe.Metadata.GetValueOrDefault(HymbaOnnxNames.MetaBlockSize, "32"), System.Globalization.CultureInfo.InvariantCulture);
+                        exports.Add((probe.ExportType, path, OnnxBenchmark.OnnxWeightBytesPerToken(probe.Config, type, block)));
+                        workload = new OnnxBenchmark.Workload(promptTokens, prefillTokens, decodeTokens, probe.Config.VocabSize);
+                    }
+                    else
+                    {
+                        Directory.CreateDirectory(root);
+                        var config = input!.Source.Tensors.Config;
+                        workload = new OnnxBenchmark.Workload(promptTokens, prefillTokens, decodeTokens, config.VocabSize);
+                        foreach (var type in exportTypes)
+                        {
+                            string name = type.ToString().ToLowerInvariant();
+                            stderr.WriteLine($"exporting {name} ...");
+                            var options = new OnnxExportOptions { Type = type, AccuracyLevel = parse.GetValue(accuracy), BlockSize = parse.GetValue(blockSize) };
+                            exports.Add((name, OnnxExporter.Export(input.Source, Path.Combine(root, name), options).Directory, OnnxBenchmark.OnnxWeightBytesPerToken(config, type, options.BlockSize)));
+                        }
+                    }
                 }
-                if (!parse.GetValue(noReference))
+                foreach (var (name, directory, weightBytes) in exports)
+                {
+                    stderr.WriteLine($"loading {name} in hymba's runner{(parse.GetValue(noGenAi) ? "" : " and onnxruntime-genai")} ...");
+                    using var runner = OnnxRunner.Open(directory, threads);
+                    using var genai = parse.GetValue(noGenAi) ? null : new GenAiBenchmark(directory, threads);
+                    var hymbaRounds = new List<OnnxBenchmark.Sample>();
+                    var genaiRounds = new List<OnnxBenchmark.Sample>();
+                    for (int r = -1; r < n; r++)
+                    {
+                        // Round -1 warms every runtime up (first kernels, allocations); its figures are not kept.
+                        stderr.WriteLine(r < 0 ? $"{name}: warm-up round" : $"{name}: round {r + 1}/{n}");
+                        var hymbaSample = OnnxBenchmark.Measure(runner, workload!);
+                        var genaiSample = genai?.Measure(workload!);
+                        var llamaSample = llamaBinary is null ? null : RunLlamaBench(llamaBinary, llamaGguf!, workload!, threads);
+                        if (r < 0) continue;
+                        hymbaRounds.Add(hymbaSample);
+                        if (genaiSample is not null) genaiRounds.Add(genaiSample);
+                        if (llamaSample is not null) llamaRounds.Add(llamaSample);
+                    }
+                    results.Add(($"hymba runner, {name}", hymbaRounds, weightBytes));
+                    if (genaiRounds.Count > 0) results.Add(($"onnxruntime-genai, {name}", genaiRounds, weightBytes));
+                }
+                if (!isExport && !parse.GetValue(noReference))
                 {
                     stderr.WriteLine("loading the reference weights as float32 ...");
+                    using var input = ArtifactLoader.OpenExportSource(path, stderr);
                     using var reference = new ReferenceRunner(HymbaModel.Load(input.Source.Tensors), "reference");
-                    speeds.Add(OnnxBenchmark.Measure("torchsharp reference (f32)", reference, n, steps, r, OnnxBenchmark.OnnxWeightBytesPerToken(config, OnnxExportType.F32, 32), m => stderr.WriteLine(m)));
+                    var referenceRounds = Enumerable.Range(-1, n + 1).Select(_ => OnnxBenchmark.Measure(reference, workload!)).Skip(1).ToList();
+                    results.Add(("TorchSharp reference (f32)", referenceRounds, OnnxBenchmark.OnnxWeightBytesPerToken(input.Source.Tensors.Config, OnnxExportType.F32, 32)));
                 }
-                stderr.WriteLine("measuring memory bandwidth ...");
-                var result = new OnnxBenchmark.Result(speeds, OnnxBenchmark.MeasureReadBandwidth(Environment.ProcessorCount), Environment.ProcessorCount);
-                stdout.Write(result.ToText());
             }
             finally
             {
-                try { Directory.Delete(root, recursive: true); } catch (IOException) { }
+                TemporaryPaths.Delete(root);
             }
+            stderr.WriteLine("measuring the memory read bandwidth ...");
+            var bandwidth = OnnxBenchmark.MeasureReadBandwidth(threads);
+            var llamaFigures = llamaRounds.Count > 0 ? LlamaBenchResult.Median(llamaRounds) : null;
+            stdout.WriteLine($"bench onnx {path}: {threads} thread(s), {n} alternating round(s) after a warm-up, medians" +
+                             (llamaFigures is null ? "" : $"; llama.cpp: {llamaGguf} ({llamaFigures.WeightBytes / 1e6:N0} MB)"));
+            stdout.Write(OnnxBenchmark.Table(results, llamaFigures, bandwidth, workload!));
             return ExitCodes.Success;
         }));
         return command;
+    }
+
+    /// <summary>One llama-bench run (its own warm-up included) measuring the workload's three figures.</summary>
+    private static LlamaBenchResult.Figures RunLlamaBench(string binary, string model, OnnxBenchmark.Workload work, int threads)
+    {
+        var info = new System.Diagnostics.ProcessStartInfo(binary);
+        foreach (var a in LlamaBenchResult.Arguments(model, work, threads)) info.ArgumentList.Add(a);
+        var run = Checked("llama-bench", ChildProcess.Start(info));
+        try { return LlamaBenchResult.Parse(run.Stdout, work, $"llama.cpp {Path.GetFileName(model)}"); }
+        catch (Exception e) when (e is System.Text.Json.JsonException or FormatException or KeyNotFoundException or InvalidOperationException)
+        {
+            throw new InvalidRequestException("--llama-bench", $"{binary}: its JSON output could not be read ({e.Message})");
+        }
     }
 
     /// <summary>llama.cpp's type names for the presets that have one (iq4_nl_m is this tool's own mixture).</summary>

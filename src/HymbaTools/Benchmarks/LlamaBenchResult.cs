@@ -1,0 +1,43 @@
+using System.Globalization;
+using System.Text.Json;
+
+namespace HymbaTools.Benchmarks;
+
+/// <summary>
+/// llama.cpp's own benchmark (`llama-bench -o json`) read back: prompt processing (pp) and text generation (tg) rates
+/// of one GGUF model, the reference `bench onnx --llama-bench` sets the export against. Each test is an object with
+/// n_prompt, n_gen and avg_ts (tokens/s); the model's size in bytes is model_size.
+/// </summary>
+internal static class LlamaBenchResult
+{
+    /// <summary>llama.cpp's side of the table: pp of the short prompt as a first-call time, pp of the long prompt, tg.</summary>
+    public sealed record Figures(string Label, double FirstCallSeconds, double PrefillTokensPerSecond, double DecodeTokensPerSecond, long WeightBytes);
+
+    /// <summary>The arguments that measure the same three figures as <see cref="OnnxBenchmark.Workload"/>, one repetition.</summary>
+    public static IEnumerable<string> Arguments(string model, OnnxBenchmark.Workload work, int threads) =>
+        ["-m", model, "-t", threads.ToString(CultureInfo.InvariantCulture), "-p", $"{work.PromptTokens},{work.PrefillTokens}",
+         "-n", work.DecodeTokens.ToString(CultureInfo.InvariantCulture), "-r", "1", "-o", "json"];
+
+    public static Figures Parse(string json, OnnxBenchmark.Workload work, string label)
+    {
+        using var doc = JsonDocument.Parse(json);
+        if (doc.RootElement.ValueKind != JsonValueKind.Array) throw new FormatException("llama-bench printed no JSON array");
+        double? Rate(int prompt, int generated)
+        {
+            foreach (var test in doc.RootElement.EnumerateArray())
+                if (test.TryGetProperty("n_prompt", out var p) && p.GetInt32() == prompt && test.TryGetProperty("n_gen", out var g) && g.GetInt32() == generated)
+                    return test.GetProperty("avg_ts").GetDouble();
+            return null;
+        }
+        double shortPrompt = Rate(work.PromptTokens, 0) ?? throw new FormatException($"llama-bench has no pp{work.PromptTokens} result");
+        double longPrompt = Rate(work.PrefillTokens, 0) ?? throw new FormatException($"llama-bench has no pp{work.PrefillTokens} result");
+        double generation = Rate(0, work.DecodeTokens) ?? throw new FormatException($"llama-bench has no tg{work.DecodeTokens} result");
+        long size = doc.RootElement.EnumerateArray().First().TryGetProperty("model_size", out var s) ? s.GetInt64() : 0;
+        return new Figures(label, work.PromptTokens / shortPrompt, longPrompt, generation, size);
+    }
+
+    /// <summary>Medians over rounds.</summary>
+    public static Figures Median(IReadOnlyList<Figures> rounds) => new(rounds[0].Label,
+        BenchTiming.Median([.. rounds.Select(r => r.FirstCallSeconds)]), BenchTiming.Median([.. rounds.Select(r => r.PrefillTokensPerSecond)]),
+        BenchTiming.Median([.. rounds.Select(r => r.DecodeTokensPerSecond)]), rounds[0].WeightBytes);
+}

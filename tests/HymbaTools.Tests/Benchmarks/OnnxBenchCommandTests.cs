@@ -1,0 +1,62 @@
+using HymbaTools.Tests.Cli;
+using HymbaTools.Tests.TestData;
+
+namespace HymbaTools.Tests.Benchmarks;
+
+/// <summary>
+/// `bench onnx` end to end on a tiny export, with a stand-in for llama-bench that prints llama-bench's JSON layout:
+/// the plumbing (runtimes timed, llama.cpp's figures read and set beside them as ratios), not the speeds.
+/// </summary>
+public class OnnxBenchCommandTests : IDisposable
+{
+    private readonly TempDir _dir = new();
+    public void Dispose() => _dir.Dispose();
+
+    private string FakeLlamaBench(string json)
+    {
+        string script = _dir.File($"llama-bench-{Guid.NewGuid():N}");
+        File.WriteAllText(script, $"#!/bin/sh\ncat <<'EOF'\n{json}\nEOF\n");
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        return script;
+    }
+
+    [Fact]
+    public void Bench_onnx_times_hymba_and_genai_and_sets_llama_bench_beside_them()
+    {
+        string export = _dir.File("export");
+        Assert.Equal(0, CliRunner.Run("export", Fixtures.TinyA, "--type", "int4", "-o", export, "-q").ExitCode);
+        string gguf = _dir.File("llama.gguf");
+        Assert.Equal(0, CliRunner.Run("quantize", Fixtures.TinyA, "--type", "q8_0", "-o", gguf, "-q").ExitCode);
+        // pp4 at 100 tokens/s is a first call of 40 ms; pp8 at 50 tokens/s; tg2 at 20 tokens/s.
+        string llama = FakeLlamaBench("""
+            [{"model_size": 4000000, "n_prompt": 4, "n_gen": 0, "n_depth": 0, "avg_ts": 100.0},
+             {"model_size": 4000000, "n_prompt": 8, "n_gen": 0, "n_depth": 0, "avg_ts": 50.0},
+             {"model_size": 4000000, "n_prompt": 0, "n_gen": 2, "n_depth": 0, "avg_ts": 20.0}]
+            """);
+        var run = CliRunner.Run("bench", "onnx", export, "--rounds", "1", "--prompt", "4", "--prefill", "8", "--decode", "2", "--llama-bench", llama, "--llama-model", gguf);
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        var lines = run.Stdout.Split('\n');
+        Assert.Contains(lines, l => l.StartsWith("hymba runner, int4", StringComparison.Ordinal) && l.Contains('x'));
+        Assert.Contains(lines, l => l.StartsWith("onnxruntime-genai, int4", StringComparison.Ordinal));
+        var llamaRow = Assert.Single(lines, l => l.StartsWith("llama.cpp llama.gguf", StringComparison.Ordinal));
+        Assert.Contains("40 ms", llamaRow, StringComparison.Ordinal);
+        Assert.Contains("50.0", llamaRow, StringComparison.Ordinal);
+        Assert.Contains("20.00", llamaRow, StringComparison.Ordinal);
+        Assert.Contains("decode / llama", run.Stdout, StringComparison.Ordinal);
+        Assert.Contains("read bandwidth", run.Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_llama_bench_whose_output_cannot_be_read_is_named()
+    {
+        string export = _dir.File("export");
+        Assert.Equal(0, CliRunner.Run("export", Fixtures.TinyA, "--type", "f32", "-o", export, "-q").ExitCode);
+        string gguf = _dir.File("llama.gguf");
+        Assert.Equal(0, CliRunner.Run("quantize", Fixtures.TinyA, "--type", "q8_0", "-o", gguf, "-q").ExitCode);
+        var run = CliRunner.Run("bench", "onnx", export, "--rounds", "1", "--prompt", "4", "--prefill", "8", "--decode", "2", "--no-genai",
+            "--llama-bench", FakeLlamaBench("[{\"n_prompt\": 4, \"n_gen\": 0, \"avg_ts\": 1.0}]"), "--llama-model", gguf);
+        Assert.Equal(2, run.ExitCode);
+        Assert.Contains(run.Stderr.Split('\n'), l => l.StartsWith("error: --llama-bench:", StringComparison.Ordinal));
+        Assert.Equal(2, CliRunner.Run("bench", "onnx", export, "--llama-bench", "/bin/true").ExitCode);
+    }
+}
