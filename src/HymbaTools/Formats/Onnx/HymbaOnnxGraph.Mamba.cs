@@ -1,9 +1,16 @@
+using HymbaTools.Formats.Onnx.Protos;
 using HymbaTools.Model;
 using static HymbaTools.Formats.Onnx.OnnxGraphBuilder;
+using DataType = HymbaTools.Formats.Onnx.Protos.TensorProto.Types.DataType;
 
 namespace HymbaTools.Formats.Onnx;
 
-/// <summary>The SSM heads of a layer: causal conv with its state, Δ/B/C, and the selective scan.</summary>
+/// <summary>
+/// The SSM heads of a layer: causal conv with its state, Δ/B/C, and the selective scan. ONNX Runtime's LinearAttention
+/// (update rule "gated", per-key decay) expresses the scan exactly, but measured 1.6-2x slower than this form at 1, 16
+/// and 512 steps at 1.5B widths: it takes the decay in log space and exponentiates element by element inside its loop,
+/// where here one vectorised Exp covers every step before the recurrence.
+/// </summary>
 internal sealed partial class HymbaOnnxGraph
 {
     /// <summary>
@@ -12,8 +19,8 @@ internal sealed partial class HymbaOnnxGraph
     ///   x, z = h·Wx, h·Wz
     ///   u = silu(conv([state | x]))          CausalConvWithState; state: k-1 past inputs (the meta tokens' on a first call)
     ///   Δ, B, C = split(u·Wx_proj); inner RMSNorms; Δ = softplus(Δ·Wdt + b)
-    ///   S_t = exp(Δ_t·A) ⊙ S_{t-1} + B_t ⊗ Δ_t·u_t;  y_t = S_t·C_t     LinearAttention "gated": per channel one head with
-    ///                                                                N keys (decay per key) and one value, B and C shared
+    ///   S_t = exp(Δ_t·A) ⊙ S_{t-1} + Δ_t·u_t·B_t;  y_t = S_t·C_t     exp and Δ·u·B for all steps at once, then an If:
+    ///                                                                one step updates the state directly, more run a Scan
     ///   out = (y + D·u) ⊙ silu(z)
     /// </code>
     /// </summary>
@@ -45,17 +52,64 @@ internal sealed partial class HymbaOnnxGraph
         var softplus = _g.Op("Log", [_g.Op("Add", [_g.Op("Exp", [preSoftplus]), _g.Float(1f)])]);
         var delta = _g.Op("Where", [_g.Op("Greater", [preSoftplus, _g.Float(20f)]), preSoftplus, softplus]);  // [B, T, d_in]
 
-        var a = _g.Op("Neg", [_g.Op("Exp", [W(StoredRole.SsmALog, i)])]);                                       // [d_in, N], folded
-        var decay = _g.Op("Reshape", [_g.Op("Mul", [Unsqueeze(delta, -1), a]), Shape(_batch, _newTokens, dIn * n)]); // log decay Δ·A
-        var state = _g.Op("Reshape", [Initial(HymbaOnnxNames.PastSsm(i), HymbaOnnxNames.MetaSsm(i)), _g.Int64s(0, dIn, n, 1)]);
-        var scan = _g.Ops("LinearAttention", [cm, bm, _g.Op("Mul", [delta, u]), state, decay], 2,
-            [Int("q_num_heads", 1), Int("kv_num_heads", dIn), String("update_rule", "gated"), FloatAttribute("scale", 1f)],
-            domain: OnnxConstants.MicrosoftDomain);
-        _g.Op("Reshape", [scan[1], _g.Int64s(0, dIn, n)], output: HymbaOnnxNames.PresentSsm(i));
-        var y = _g.Op("Add", [scan[0], _g.Op("Mul", [u, W(StoredRole.SsmD, i)])]);
+        var a = _g.Op("Neg", [_g.Op("Exp", [W(StoredRole.SsmALog, i)])]);                                      // [d_in, N], folded
+        var decay = _g.Op("Exp", [_g.Op("Mul", [_g.Op("Reshape", [delta, Shape(_batch, _newTokens, dIn, 1)]), a])]); // exp(Δ·A) [B, T, d_in, N]
+        var deltaU = _g.Op("Reshape", [_g.Op("Mul", [delta, u]), Shape(_batch, _newTokens, dIn, 1)]);
+        var input = _g.Op("Mul", [deltaU, _g.Op("Reshape", [bm, Shape(_batch, _newTokens, 1, n)])]);          // Δ·u·B [B, T, d_in, N]
+        var readout = _g.Op("Reshape", [cm, Shape(_batch, _newTokens, 1, n)]);
+        var state = Initial(HymbaOnnxNames.PastSsm(i), HymbaOnnxNames.MetaSsm(i));
+        // One step (decode) updates the state directly; longer calls run the Scan. ORT runs only the branch taken.
+        var oneStep = _g.Op("Equal", [_newTokens, _g.Int64s(1)]);
+        var scan = _g.Ops("If", [_g.Op("Squeeze", [oneStep])], 2,
+            [GraphAttribute("then_branch", MakeSsmStep(i, state, decay, input, readout)), GraphAttribute("else_branch", MakeSsmScan(i, state, decay, input, readout))],
+            [HymbaOnnxNames.PresentSsm(i), _g.Fresh("ssm_y")]);                                                  // y [B, T, d_in]
+        var y = _g.Op("Add", [scan[1], _g.Op("Mul", [u, W(StoredRole.SsmD, i)])]);
         return _g.Op("Mul", [y, Silu(z)]);
     }
 
     /// <summary>A recurrent state input, replaced by the meta tokens' state (a constant) on a first call.</summary>
     private string Initial(string past, string meta) => HasMetaTokens ? _g.Op("Where", [_firstCall, meta, past]) : past;
+
+    /// <summary>The If branch for one time step: S = dA ⊙ S + dBu; y = Σ_N S ⊙ C, without a loop.</summary>
+    private GraphProto MakeSsmStep(int layer, string state, string decay, string input, string readout)
+    {
+        var c = _c;
+        var branch = _g.Subgraph($"ssm_step_{layer}");
+        var axis = branch.Int64s(1);
+        var next = branch.Op("Add", [branch.Op("Mul", [branch.Op("Squeeze", [decay, axis]), state]), branch.Op("Squeeze", [input, axis])]);
+        var y = branch.Op("ReduceSum", [branch.Op("Mul", [next, branch.Op("Squeeze", [readout, axis])]), branch.Int64s(2)], [Int("keepdims", 0)]);
+        y = branch.Op("Unsqueeze", [y, axis]);
+        branch.Graph.Output.Add(ValueInfo(next, DataType.Float, null, (long)c.DInner, (long)c.SsmStateSize));
+        branch.Graph.Output.Add(ValueInfo(y, DataType.Float, null, 1L, (long)c.DInner));
+        return branch.Graph;
+    }
+
+    /// <summary>The If branch for several steps: a Scan over time whose body is the recurrence alone.</summary>
+    private GraphProto MakeSsmScan(int layer, string state, string decay, string input, string readout)
+    {
+        var c = _c;
+        var branch = _g.Subgraph($"ssm_scan_{layer}");
+        var outputs = branch.Ops("Scan", [state, decay, input, readout], 2,
+            [GraphAttribute("body", MakeScanBody(layer)), Int("num_scan_inputs", 3), Ints("scan_input_axes", 1, 1, 1), Ints("scan_output_axes", 1)]);
+        branch.Graph.Output.Add(ValueInfo(outputs[0], DataType.Float, null, (long)c.DInner, (long)c.SsmStateSize));
+        branch.Graph.Output.Add(ValueInfo(outputs[1], DataType.Float, null, null, (long)c.DInner));
+        return branch.Graph;
+    }
+
+    /// <summary>One step of the recurrence inside the Scan: S = dA ⊙ S + dBu; y = Σ_N S ⊙ C.</summary>
+    private GraphProto MakeScanBody(int layer)
+    {
+        var c = _c;
+        var body = _g.Subgraph($"ssm_scan_body_{layer}");
+        string state = $"scan_{layer}_state", decay = $"scan_{layer}_decay", input = $"scan_{layer}_input", readout = $"scan_{layer}_readout";
+        body.Graph.Input.Add(ValueInfo(state, DataType.Float, null, (long)c.DInner, (long)c.SsmStateSize));
+        body.Graph.Input.Add(ValueInfo(decay, DataType.Float, null, (long)c.DInner, (long)c.SsmStateSize));
+        body.Graph.Input.Add(ValueInfo(input, DataType.Float, null, (long)c.DInner, (long)c.SsmStateSize));
+        body.Graph.Input.Add(ValueInfo(readout, DataType.Float, null, 1L, (long)c.SsmStateSize));
+        var next = body.Op("Add", [body.Op("Mul", [decay, state]), input], output: $"scan_{layer}_next");
+        body.Op("ReduceSum", [body.Op("Mul", [next, readout]), body.Int64s(2)], [Int("keepdims", 0)], $"scan_{layer}_y");
+        body.Graph.Output.Add(ValueInfo($"scan_{layer}_next", DataType.Float, null, (long)c.DInner, (long)c.SsmStateSize));
+        body.Graph.Output.Add(ValueInfo($"scan_{layer}_y", DataType.Float, null, (long)c.DInner));
+        return body.Graph;
+    }
 }

@@ -24,9 +24,8 @@ internal sealed record HymbaGraphOptions(long Opset, int BlockSize, int Accuracy
 /// Few, fused nodes, because at batch 1 a node's dispatch costs about as much as its arithmetic: the hidden state
 /// stays [B, T, d] (no flattening reshapes), in_proj and gate/up are one MatMulNBits each (split afterwards),
 /// RMSNorm is ONNX Runtime's SimplifiedLayerNormalization and fuses with the residual add before it
-/// (SkipSimplifiedLayerNormalization), RoPE is RotaryEmbedding, the depthwise conv with its state and SiLU is
-/// CausalConvWithState and the selective scan is LinearAttention (update rule "gated": per channel a state of
-/// N keys and one value, decay exp(Δ·A) per key, key B and query C shared by every channel).
+/// (SkipSimplifiedLayerNormalization), RoPE is RotaryEmbedding and the depthwise conv with its state and SiLU is
+/// CausalConvWithState; a decode step updates the SSM state without a loop.
 /// </para>
 /// </summary>
 internal sealed partial class HymbaOnnxGraph
