@@ -27,6 +27,8 @@ public sealed class OnnxRunner : IHymbaRunner
         _states = states.ToDictionary(s => s.Past, StringComparer.Ordinal);
         PastNames = [.. states.Select(s => s.Past)];
         PresentNames = [.. states.Select(s => s.Present)];
+        InputNames = [HymbaOnnxNames.InputIds, HymbaOnnxNames.AttentionMask, .. PastNames];
+        OutputNames = [HymbaOnnxNames.Logits, .. PresentNames];
     }
 
     public HymbaConfig Config { get; }
@@ -106,12 +108,16 @@ public sealed class OnnxRunner : IHymbaRunner
         return session;
     }
 
-    internal IDisposableReadOnlyCollection<OrtValue> Run(IReadOnlyList<string> inputNames, IReadOnlyList<OrtValue> inputs)
+    /// <summary>Every input name in the order <see cref="Run"/> takes the values: ids, mask, then the state.</summary>
+    internal string[] InputNames { get; private init; } = [];
+    private string[] OutputNames { get; init; } = [];
+
+    /// <summary>One run; the options belong to the caller's decode session (made once, not per step: a step of a small model costs little more).</summary>
+    internal IDisposableReadOnlyCollection<OrtValue> Run(RunOptions options, OrtValue[] inputs)
     {
         try
         {
-            using var options = new RunOptions();
-            return _session.Run(options, inputNames, inputs, [HymbaOnnxNames.Logits, .. PresentNames]);
+            return _session.Run(options, InputNames, inputs, OutputNames);
         }
         catch (OnnxRuntimeException e) { throw new InvalidCheckpointException(_modelPath, "", $"ONNX Runtime failed to run it ({FirstLine(e.Message)})"); }
     }
@@ -135,6 +141,7 @@ public sealed class OnnxDecodeSession : IDecodeSession
     private readonly int _batch;
     private readonly DecodeWindowMode _mode;
     private readonly List<OrtValue> _owned = [];
+    private readonly RunOptions _options = new();
     private readonly IReadOnlyDictionary<int, int> _slidingWindows;
     private IDisposableReadOnlyCollection<OrtValue>? _previous;
     private OrtValue[] _past;
@@ -217,7 +224,7 @@ public sealed class OnnxDecodeSession : IDecodeSession
         // The official generate() cuts a sliding cache to window - 1 keys before each decode step (one fewer than
         // the full forward reads).
         if (_mode == DecodeWindowMode.OfficialGenerate && TextLength > 0) TrimSliding(window => window - 1, window => window - 1);
-        var outputs = _runner.Run([HymbaOnnxNames.InputIds, HymbaOnnxNames.AttentionMask, .. _runner.PastNames], [idsValue, maskValue, .. _past]);
+        var outputs = _runner.Run(_options, [idsValue, maskValue, .. _past]);
 
         var logits = outputs[0].GetTensorDataAsSpan<float>().ToArray();
         // The previous outputs (and any state we created) are no longer referenced once the new ones replace them.
@@ -256,5 +263,6 @@ public sealed class OnnxDecodeSession : IDecodeSession
         _previous?.Dispose();
         foreach (var v in _owned) v.Dispose();
         _owned.Clear();
+        _options.Dispose();
     }
 }
