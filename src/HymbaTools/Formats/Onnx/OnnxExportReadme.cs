@@ -60,6 +60,8 @@ internal static class OnnxExportReadme
             # Hymba decoder for ONNX Runtime and onnxruntime-genai
 
             Exported by {Gguf.GgufExporter.ToolVersion} (`hymba export --format onnx --type {options.Type.ToString().ToLowerInvariant()}`), opset {options.Opset}.
+            Runs in ONNX Runtime 1.31 or newer: the graph uses its CPU contrib ops (com.microsoft: MatMulNBits, FusedMatMul,
+            SkipSimplifiedLayerNormalization, RotaryEmbedding, CausalConvWithState).
             Weights: {string.Join("; ", kinds)}{(options.Type is OnnxExportType.Int4 or OnnxExportType.Int8 ? $", block size {options.BlockSize}" : "")}.
 
             Files: `model.onnx` (+ `model.onnx.data` for large models), `genai_config.json` (onnxruntime-genai's configuration),
