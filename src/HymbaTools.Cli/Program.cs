@@ -26,12 +26,14 @@ public static class Program
         Environment.Exit(exitCode);
     }
 
-    /// <summary>Entry point used by tests: runs the CLI in-process with captured output.</summary>
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    /// <summary>Entry point used by tests: runs the CLI in-process with captured output (and, when given, its own environment lookups for the HuggingFace cache).</summary>
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, Func<string, string?>? environment = null)
     {
+        using var scope = CheckpointInput.UseEnvironment(environment);
         var errors = new CliErrorWriter(stderr, interactive: ReferenceEquals(stderr, Console.Error) && !Console.IsErrorRedirected);
         stderr = errors;
         var root = new RootCommand("hymba: read, verify, quantize and export NVIDIA Hymba hybrid-head models (HuggingFace checkpoints).\n" +
+            "A checkpoint is a directory, or a Hub id ORG/NAME[@REVISION] read from the local HuggingFace cache (never downloaded; a local path of the same name wins).\n" +
             "Exit codes: 0 success; 1 a check or gate failed (the output says which); 2 bad input or usage (one line naming the file, field or option); " +
             "3 internal error (one line; the trace in a file, or on stderr with --verbose); 130/143 interrupted (temporary outputs removed).")
         {

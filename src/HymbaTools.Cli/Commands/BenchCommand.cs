@@ -22,7 +22,7 @@ internal static class BenchCommand
 
     private static Command Onnx(TextWriter stdout, TextWriter stderr)
     {
-        var source = new Argument<string>("source") { Description = "An ONNX export directory, or a HuggingFace checkpoint directory to export --types from (for example one written by `hymba init --preset 1.5b`)" };
+        var source = new Argument<string>("source") { Description = "An ONNX export directory, or a HuggingFace checkpoint directory to export --types from (for example one written by `hymba init --preset 1.5b`)" + CheckpointInput.HubHelp };
         var types = new Option<string>("--types") { Description = "Export types to time when the source is a checkpoint, comma-separated (f32, f16, int8, int4)", DefaultValueFactory = _ => "int4" };
         var prompt = new Option<int>("--prompt") { Description = "Tokens of the short prompt whose first call is timed (decode follows it)", DefaultValueFactory = _ => 16 };
         var prefill = new Option<int>("--prefill") { Description = "Tokens of the long prompt whose prefill rate is timed", DefaultValueFactory = _ => 512 };
@@ -50,7 +50,7 @@ internal static class BenchCommand
             if ((llamaBinary is null) != (llamaGguf is null)) throw new InvalidRequestException(llamaBinary is null ? "--llama-bench" : "--llama-model", "give --llama-bench and --llama-model together");
             if (llamaBinary is not null && !File.Exists(llamaBinary)) throw new InvalidRequestException("--llama-bench", $"{llamaBinary}: no such file");
             if (llamaGguf is not null && !GgufFile.IsGguf(llamaGguf)) throw new InvalidRequestException("--llama-model", $"{llamaGguf}: not a GGUF file");
-            string path = parse.GetValue(source)!;
+            string path = CheckpointInput.Resolve(parse.GetValue(source)!, stderr);
             bool isExport = OnnxRunner.IsOnnxDirectory(path);
             var exportTypes = isExport ? [] : parse.GetValue(types)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                 .Select(t => Enum.TryParse<OnnxExportType>(t, ignoreCase: true, out var v) ? v : throw new InvalidRequestException("--types", $"'{t}' (expected f32, f16, int8 or int4)")).ToList();
@@ -155,7 +155,7 @@ internal static class BenchCommand
 
     private static Command Convert(TextWriter stdout, TextWriter stderr)
     {
-        var checkpoint = new Argument<string>("checkpoint") { Description = "HuggingFace checkpoint directory (for example `hymba init --preset 1.5b`)" };
+        var checkpoint = new Argument<string>("checkpoint") { Description = "HuggingFace checkpoint directory (for example `hymba init --preset 1.5b`)" + CheckpointInput.HubHelp };
         var types = new Option<string>("--types") { Description = "Presets to convert to, comma-separated", DefaultValueFactory = _ => "q8_0,q4_0,q4_k_m" };
         var repeats = new Option<int>("--repeats") { Description = "Runs of each (alternating; medians reported)", DefaultValueFactory = _ => 3 };
         var workDir = new Option<string?>("--work-dir") { Description = "Where the outputs are written and deleted (default: the system temp directory; use the disk you convert on)" };
@@ -169,7 +169,7 @@ internal static class BenchCommand
         };
         command.SetAction(parse => CommandRunner.Run(parse, stderr, () =>
         {
-            using var ckpt = HymbaCheckpoint.Open(parse.GetValue(checkpoint)!, new CheckpointReadOptions { ScanNonFinite = false });
+            using var ckpt = HymbaCheckpoint.Open(CheckpointInput.Resolve(parse.GetValue(checkpoint)!, stderr), new CheckpointReadOptions { ScanNonFinite = false });
             if (!ckpt.HasWeights) throw new InvalidCheckpointException(ckpt.Files.Directory, "", "no weights (config.json only)");
             var presets = parse.GetValue(types)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                 .Select(t => Quantization.QuantizationPreset.Find(t) ?? throw new InvalidRequestException("--types", $"'{t}' is not a preset of `hymba quantize --help`")).ToList();
@@ -180,7 +180,7 @@ internal static class BenchCommand
             if (llamaBinary is not null && !File.Exists(llamaBinary)) throw new InvalidRequestException("--llama-quantize", $"{llamaBinary}: no such file");
             if (llamaGguf is not null && !GgufFile.IsGguf(llamaGguf)) throw new InvalidRequestException("--llama-input", $"{llamaGguf}: not a GGUF file");
             var inputs = ckpt.Tensors.Files.Select(f => f.Path).ToList();
-            long inputBytes = inputs.Sum(f => new FileInfo(f).Length);
+            long inputBytes = inputs.Sum(FileLength.Of);
             string threads = ComputeThreads.Count.ToString(System.Globalization.CultureInfo.InvariantCulture);
             // A registered temporary directory: an interrupt removes it with everything written into it.
             string root = TemporaryPaths.Beside(Path.Combine(Path.GetFullPath(parse.GetValue(workDir) ?? Path.GetTempPath()), "hymba-bench-convert"));
@@ -310,7 +310,7 @@ internal static class BenchCommand
 
     private static Command Forward(TextWriter stdout, TextWriter stderr)
     {
-        var checkpoint = new Argument<string>("checkpoint") { Description = "HuggingFace checkpoint directory (for example one written by `hymba init --preset 1.5b`)" };
+        var checkpoint = new Argument<string>("checkpoint") { Description = "HuggingFace checkpoint directory (for example one written by `hymba init --preset 1.5b`)" + CheckpointInput.HubHelp };
         var tokens = new Option<int[]>("--tokens") { Description = "Prefill lengths in text tokens (repeatable)", DefaultValueFactory = _ => [128, 1024], AllowMultipleArgumentsPerToken = true };
         var decode = new Option<int>("--decode") { Description = "Decode steps to time", DefaultValueFactory = _ => 32 };
         var repeats = new Option<int>("--repeats") { Description = "Timed repeats per measurement (after one warm-up); the median is reported", DefaultValueFactory = _ => 5 };
@@ -324,7 +324,7 @@ internal static class BenchCommand
             if (lengths.Length == 0 || lengths.Any(l => l < 1)) throw new InvalidRequestException("--tokens", "expected positive token counts");
             int r = parse.GetValue(repeats);
             if (r < 1) throw new InvalidRequestException("--repeats", $"{r}, expected >= 1");
-            using var ckpt = HymbaCheckpoint.Open(parse.GetValue(checkpoint)!, new CheckpointReadOptions { ScanNonFinite = false });
+            using var ckpt = HymbaCheckpoint.Open(CheckpointInput.Resolve(parse.GetValue(checkpoint)!, stderr), new CheckpointReadOptions { ScanNonFinite = false });
             stderr.WriteLine("loading weights as float32 ...");
             using var model = HymbaModel.Load(new CheckpointTensorSource(ckpt));
             var result = ForwardBenchmark.Run(model, lengths, parse.GetValue(decode), r, message => stderr.WriteLine(message));

@@ -11,8 +11,8 @@ internal static class CompareCommand
 {
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
-        var reference = new Argument<string>("reference") { Description = "Reference artifact (HuggingFace checkpoint directory or .gguf)" };
-        var artifacts = new Argument<string[]>("artifacts") { Description = "Artifacts to compare with it (.gguf files, checkpoint or ONNX export directories)", Arity = ArgumentArity.ZeroOrMore };
+        var reference = new Argument<string>("reference") { Description = "Reference artifact (HuggingFace checkpoint directory or .gguf)" + CheckpointInput.HubHelp };
+        var artifacts = new Argument<string[]>("artifacts") { Description = "Artifacts to compare with it (.gguf files, checkpoint or ONNX export directories, Hub ids)", Arity = ArgumentArity.ZeroOrMore };
         var text = new Option<string?>("--text") { Description = "Evaluation text (encoded with the reference checkpoint's tokenizer.model)" };
         var tokens = new Option<string?>("--tokens") { Description = "Evaluation token ids instead of --text" };
         var randomTokens = TokenInput.RandomTokensOption();
@@ -35,7 +35,8 @@ internal static class CompareCommand
         };
         command.SetAction(parse => CommandRunner.Run(parse, stderr, () =>
         {
-            string referencePath = parse.GetValue(reference)!;
+            string referencePath = CheckpointInput.Resolve(parse.GetValue(reference)!, stderr);
+            string[] artifactPaths = [.. (parse.GetValue(artifacts) ?? []).Select(a => CheckpointInput.Resolve(a, stderr))];
             int chunkLength = parse.GetValue(chunk);
             if (chunkLength < 1) throw new InvalidRequestException("--chunk", $"{chunkLength}, expected >= 1");
             foreach (var (option, value) in new[] { ("--markdown-out", parse.GetValue(markdown)), ("--json-out", parse.GetValue(jsonOut)), ("--svg-out", parse.GetValue(svg)) })
@@ -44,13 +45,13 @@ internal static class CompareCommand
             string tokenizerDir = CliOutput.TokenizerDirectory(referencePath, null);
             var (ids, source) = TokenInput.Read(tokenizerDir, parse.GetValue(text), parse.GetValue(tokens), parse.GetValue(randomTokens), referenceRunner.Config.VocabSize);
             if (parse.GetValue(outDir) is null && parse.GetValue(types) is not null) throw new InvalidRequestException("--types", "builds variants only into a report directory: add --out DIR");
-            if (parse.GetValue(outDir) is null && (parse.GetValue(artifacts) ?? []).Length == 0) throw new InvalidRequestException("artifacts", "nothing to compare: give artifacts, or --types with --out");
+            if (parse.GetValue(outDir) is null && artifactPaths.Length == 0) throw new InvalidRequestException("artifacts", "nothing to compare: give artifacts, or --types with --out");
             if (parse.GetValue(outDir) is { } reportDirectory)
-                return Report(parse.GetValue(artifacts) ?? [], parse.GetValue(types), parse.GetValue(imatrix), referencePath, referenceRunner, ids.Take(parse.GetValue(maxTokens)).ToArray(), source,
+                return Report(artifactPaths, parse.GetValue(types), parse.GetValue(imatrix), referencePath, referenceRunner, ids.Take(parse.GetValue(maxTokens)).ToArray(), source,
                     chunkLength, reportDirectory, parse.GetValue(force), ConvertCommand.Gates(parse.GetValue(maxKl), parse.GetValue(minTop1), parse.GetValue(maxPpl)), parse.GetValue(json), stdout, stderr);
             ids = ids.Take(parse.GetValue(maxTokens) + 1).ToArray();
             var rows = new List<ComparisonRow>();
-            foreach (string path in parse.GetValue(artifacts)!)
+            foreach (string path in artifactPaths)
             {
                 if (!parse.GetValue(json)) stderr.WriteLine($"comparing {path} ...");
                 using var candidate = OpenComparable(path, referenceRunner, stderr);

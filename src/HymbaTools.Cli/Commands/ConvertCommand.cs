@@ -27,7 +27,7 @@ internal static class ConvertCommand
 
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
-        var checkpoint = new Argument<string>("checkpoint") { Description = "HuggingFace checkpoint directory" };
+        var checkpoint = new Argument<string>("checkpoint") { Description = "HuggingFace checkpoint directory" + CheckpointInput.HubHelp };
         var to = new Option<string>("--to") { Description = "Targets, comma-separated: gguf:PRESET (e.g. gguf:q4_k_m, gguf:iq4_nl_m) and onnx:TYPE (e.g. onnx:int4)", Required = true };
         var targets = new Option<string?>("--targets") { Description = "Build only these of --to (one CI job per target; join the reports with `hymba report merge`)" };
         var output = new Option<string>("--out", "-o") { Description = "Output directory (created; the targets and report.json/.md/.html go there)", Required = true };
@@ -66,7 +66,7 @@ internal static class ConvertCommand
             bool replace = parse.GetValue(force);
             string destination = OutputPaths.CheckDirectory(parse.GetValue(output)!, "--out", replace);
 
-            using var ckpt = HymbaCheckpoint.Open(parse.GetValue(checkpoint)!);
+            using var ckpt = HymbaCheckpoint.Open(CheckpointInput.Resolve(parse.GetValue(checkpoint)!, stderr));
             foreach (var warning in ckpt.Warnings) stderr.WriteLine($"warning: {warning}");
             if (!ckpt.HasWeights) throw new InvalidCheckpointException(ckpt.Files.Directory, "", "no weights (config.json only)");
             var evaluation = TokenInput.Read(ckpt.Files.Directory, parse.GetValue(text), parse.GetValue(tokens), parse.GetValue(randomTokens), ckpt.Config.VocabSize);

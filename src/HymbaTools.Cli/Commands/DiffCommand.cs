@@ -8,8 +8,8 @@ internal static class DiffCommand
 {
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
-        var a = new Argument<string>("a") { Description = "Reference artifact: checkpoint directory, .gguf file or ONNX export directory" };
-        var b = new Argument<string>("b") { Description = "Artifact to compare with it (any of the same kinds)" };
+        var a = new Argument<string>("a") { Description = "Reference artifact: checkpoint directory, .gguf file or ONNX export directory" + CheckpointInput.HubHelp };
+        var b = new Argument<string>("b") { Description = "Artifact to compare with it (any of the same kinds, a Hub id too)" };
         var text = new Option<string?>("--text") { Description = "Evaluation text, encoded with A's tokenizer (default: the built-in evaluation text when A has a tokenizer)" };
         var tokens = new Option<string?>("--tokens") { Description = "Evaluation token ids instead of --text" };
         var randomTokens = TokenInput.RandomTokensOption();
@@ -29,7 +29,7 @@ internal static class DiffCommand
             if (w < 4) throw new InvalidRequestException("--window", $"{w}, expected at least 4");
             if (max < w) throw new InvalidRequestException("--max-tokens", $"{max}, expected at least one window ({w})");
             string? outPath = parse.GetValue(jsonOut) is { } o ? OutputPaths.CheckFile(o, "--json-out") : null;
-            string pathA = parse.GetValue(a)!, pathB = parse.GetValue(b)!;
+            string pathA = CheckpointInput.Resolve(parse.GetValue(a)!, stderr), pathB = CheckpointInput.Resolve(parse.GetValue(b)!, stderr);
             using var runnerA = ArtifactLoader.Open(pathA, stderr);
             using var runnerB = ArtifactLoader.Open(pathB, stderr);
             if (runnerA.Config.VocabSize != runnerB.Config.VocabSize)

@@ -16,7 +16,7 @@ internal static class ExportCommand
 
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
-        var source = new Argument<string>("source") { Description = "HuggingFace checkpoint directory or .gguf file" };
+        var source = new Argument<string>("source") { Description = "HuggingFace checkpoint directory or .gguf file" + CheckpointInput.HubHelp };
         var format = new Option<string>("--format") { Description = "Output format: onnx (a directory for ONNX Runtime; for GGUF use `hymba quantize`)", DefaultValueFactory = _ => "onnx" };
         var type = new Option<string>("--type")
         {
@@ -56,7 +56,7 @@ internal static class ExportCommand
                 ExternalDataThreshold = limit,
                 Force = parse.GetValue(force),
             };
-            using var input = ArtifactLoader.OpenExportSource(parse.GetValue(source)!, stderr);
+            using var input = ArtifactLoader.OpenExportSource(CheckpointInput.Resolve(parse.GetValue(source)!, stderr), stderr);
             using var progress = new ConsoleProgress(stderr, $"export onnx {typeName}");
             var result = OnnxExporter.Export(input.Source, parse.GetValue(output)!, options, progress);
             progress.Complete();

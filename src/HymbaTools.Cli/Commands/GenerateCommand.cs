@@ -10,7 +10,7 @@ internal static class GenerateCommand
 {
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
-        var artifact = new Argument<string>("artifact") { Description = "HuggingFace checkpoint directory, .gguf file or ONNX export directory" };
+        var artifact = new Argument<string>("artifact") { Description = "HuggingFace checkpoint directory, .gguf file or ONNX export directory" + CheckpointInput.HubHelp };
         var prompt = new Option<string>("--prompt") { Description = "Prompt text", Required = true };
         var maxNew = new Option<int>("--max-new-tokens") { Description = "Most tokens to generate (stops earlier at EOS)", DefaultValueFactory = _ => 64 };
         var temperature = new Option<double>("--temperature") { Description = "Sampling temperature; 0 = greedy", DefaultValueFactory = _ => 0.8 };
@@ -26,7 +26,7 @@ internal static class GenerateCommand
         };
         command.SetAction(parse => CommandRunner.Run(parse, stderr, () =>
         {
-            string path = parse.GetValue(artifact)!;
+            string path = CheckpointInput.Resolve(parse.GetValue(artifact)!, stderr);
             int max = parse.GetValue(maxNew);
             if (max < 1) throw new InvalidRequestException("--max-new-tokens", $"{max}, expected >= 1");
             double t = parse.GetValue(temperature), p = parse.GetValue(topP);

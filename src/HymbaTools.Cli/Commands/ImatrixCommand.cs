@@ -9,7 +9,7 @@ internal static class ImatrixCommand
 {
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
-        var checkpoint = new Argument<string>("checkpoint") { Description = "HuggingFace checkpoint directory" };
+        var checkpoint = new Argument<string>("checkpoint") { Description = "HuggingFace checkpoint directory" + CheckpointInput.HubHelp };
         var text = new Option<string?>("--text") { Description = "Calibration text (encoded with the checkpoint's tokenizer.model)" };
         var tokens = new Option<string?>("--tokens") { Description = "Calibration token ids (whitespace-separated), instead of --text" };
         var chunk = new Option<int>("--chunk") { Description = "Tokens per forward pass (each chunk is a fresh sequence)", DefaultValueFactory = _ => 256 };
@@ -26,7 +26,7 @@ internal static class ImatrixCommand
             if (maxChunks < 1) throw new InvalidRequestException("--chunks", $"{maxChunks}, expected >= 1");
             if (parse.GetValue(text) is null && parse.GetValue(tokens) is null) throw new InvalidRequestException("--text", "give --text FILE or --tokens FILE");
             string outPath = OutputPaths.CheckFile(parse.GetValue(output)!, "--output");
-            using var ckpt = HymbaCheckpoint.Open(parse.GetValue(checkpoint)!);
+            using var ckpt = HymbaCheckpoint.Open(CheckpointInput.Resolve(parse.GetValue(checkpoint)!, stderr));
             var (ids, source) = TokenInput.Read(ckpt.Files.Directory, parse.GetValue(text), parse.GetValue(tokens), null, ckpt.Config.VocabSize);
             using var model = HymbaModel.Load(new CheckpointTensorSource(ckpt));
             using var progress = new ConsoleProgress(stderr, "imatrix", "chunks");

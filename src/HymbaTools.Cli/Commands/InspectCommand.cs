@@ -8,7 +8,7 @@ internal static class InspectCommand
 {
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
-        var checkpoint = new Argument<string>("checkpoint") { Description = "HuggingFace checkpoint directory (config.json + safetensors, or config.json only), a .gguf file or an ONNX export directory" };
+        var checkpoint = new Argument<string>("checkpoint") { Description = "HuggingFace checkpoint directory (config.json + safetensors, or config.json only), a .gguf file or an ONNX export directory" + CheckpointInput.HubHelp };
         var json = new Option<bool>("--json") { Description = "Print one JSON object on stdout instead of tables" };
         var seqLen = new Option<long[]>("--seq-len")
         {
@@ -27,7 +27,7 @@ internal static class InspectCommand
             var lengths = parse.GetValue(seqLen) ?? [];
             foreach (long s in lengths)
                 if (s < 1) throw new HymbaTools.Common.InvalidRequestException("--seq-len", $"{s}, expected a token count >= 1");
-            string path = parse.GetValue(checkpoint)!;
+            string path = CheckpointInput.Resolve(parse.GetValue(checkpoint)!, stderr);
             if (parse.GetValue(checksums)) return VerifyChecksums(path, stdout, stderr);
             InspectReport report;
             if (HymbaTools.Runtime.OnnxRunner.IsOnnxDirectory(path)) report = OnnxInspect.For(path, lengths);

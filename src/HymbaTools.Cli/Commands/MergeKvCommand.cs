@@ -10,7 +10,7 @@ internal static class MergeKvCommand
 {
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
-        var checkpoint = new Argument<string>("checkpoint") { Description = "HuggingFace checkpoint directory" };
+        var checkpoint = new Argument<string>("checkpoint") { Description = "HuggingFace checkpoint directory" + CheckpointInput.HubHelp };
         var groups = new Option<string>("--groups") { Description = "KV-reuse groups as JSON, producer first: \"[[1,2],[3,4,5]]\"", Required = true };
         var output = new Option<string>("--output", "-o") { Description = "Output checkpoint directory (created; must not exist or be empty, unless --force)", Required = true };
         var text = new Option<string?>("--text") { Description = "Text to measure the accuracy cost on (needs tokenizer.model)" };
@@ -28,7 +28,7 @@ internal static class MergeKvCommand
             foreach (long s in parse.GetValue(seqLen)!)
                 if (s < 1) throw new InvalidRequestException("--seq-len", $"{s}, expected a token count >= 1");
             var requested = KvMerge.ParseGroups(parse.GetValue(groups)!);
-            using var source = HymbaCheckpoint.Open(parse.GetValue(checkpoint)!);
+            using var source = HymbaCheckpoint.Open(CheckpointInput.Resolve(parse.GetValue(checkpoint)!, stderr));
             var result = KvMerge.Write(source, requested, parse.GetValue(output)!, parse.GetValue(force));
             var (ids, tokenSource) = TokenInput.Read(source.Files.Directory, parse.GetValue(text), parse.GetValue(tokens), parse.GetValue(randomTokens), source.Config.VocabSize);
             ids = ids.Take(2048).ToArray();

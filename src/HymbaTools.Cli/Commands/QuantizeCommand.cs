@@ -10,7 +10,7 @@ internal static class QuantizeCommand
 {
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
-        var checkpoint = new Argument<string>("input") { Description = "HuggingFace checkpoint directory, or a .gguf file written by hymba (f32/f16/bf16; quantized ones need --allow-requantize)" };
+        var checkpoint = new Argument<string>("input") { Description = "HuggingFace checkpoint directory, or a .gguf file written by hymba (f32/f16/bf16; quantized ones need --allow-requantize)" + CheckpointInput.HubHelp };
         var type = new Option<string>("--type") { Description = "Preset: " + string.Join("; ", QuantizationPreset.All.Select(p => $"{p.Name} ({p.Description})")), Required = true };
         var tensorType = new Option<string[]>("--tensor-type") { Description = "Override REGEX=TYPE on stored tensor names, e.g. 'ffn_down=Q8_0' (repeatable; later ones win)" };
         var imatrix = new Option<string?>("--imatrix") { Description = "Importance matrix from `hymba imatrix` (importance-weighted scales)" };
@@ -39,7 +39,7 @@ internal static class QuantizeCommand
                 Preset = preset, Overrides = overrides, Importance = importance, HashSources = !dry, CountNonFinite = true,
                 AllowRequantize = parse.GetValue(allowRequantize),
             };
-            string input = parse.GetValue(checkpoint)!;
+            string input = CheckpointInput.Resolve(parse.GetValue(checkpoint)!, stderr);
             if (File.Exists(input) && GgufFile.IsGguf(input))
             {
                 using var gguf = GgufTensorSource.Open(input);

@@ -9,7 +9,7 @@ internal static class VerifyCommand
 {
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
-        var artifact = new Argument<string>("artifact") { Description = "HuggingFace checkpoint directory, .gguf file or ONNX export directory" };
+        var artifact = new Argument<string>("artifact") { Description = "HuggingFace checkpoint directory, .gguf file or ONNX export directory" + CheckpointInput.HubHelp };
         var golden = new Option<string?>("--golden") { Description = "Golden logits (safetensors: <case>.input_ids / <case>.logits, optional gen_* decode cases)" };
         var tolerance = new Option<double>("--tolerance") { Description = "Largest accepted max-abs logit difference per case", DefaultValueFactory = _ => Verifier.DefaultTolerance };
         var json = new Option<bool>("--json") { Description = "Print one JSON object instead of a table" };
@@ -23,7 +23,7 @@ internal static class VerifyCommand
         {
             double tol = parse.GetValue(tolerance);
             if (!(tol >= 0)) throw new InvalidRequestException("--tolerance", $"{tol}, expected a non-negative number");
-            using var runner = ArtifactLoader.Open(parse.GetValue(artifact)!, stderr);
+            using var runner = ArtifactLoader.Open(CheckpointInput.Resolve(parse.GetValue(artifact)!, stderr), stderr);
             string? goldenPath = parse.GetValue(golden);
             var report = goldenPath is null
                 ? Verifier.SelfCheck(runner, tol)

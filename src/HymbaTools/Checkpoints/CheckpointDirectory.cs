@@ -14,6 +14,9 @@ public sealed record CheckpointDirectory(string Directory, string ConfigPath, We
     public const string ConfigFileName = "config.json";
     public const string SingleFileName = "model.safetensors";
 
+    /// <summary>The Hub repository and commit when the directory is a snapshot in the local HuggingFace cache (provenance).</summary>
+    public HubSnapshot? Hub => HubSnapshot.FromDirectory(Directory);
+
     public static CheckpointDirectory Locate(string path)
     {
         string full = Path.GetFullPath(path);

@@ -39,9 +39,8 @@ public sealed unsafe class SafetensorsFile : IDisposable
     public static SafetensorsFile Open(string path, SafetensorsLimits? limits = null)
     {
         limits ??= SafetensorsLimits.Default;
-        FileInfo info = new(path);
-        if (!info.Exists) throw new InvalidCheckpointException(path, "", "file not found");
-        long length = info.Length;
+        if (!File.Exists(path)) throw new InvalidCheckpointException(path, "", "file not found");
+        long length = FileLength.Of(path);
         if (length < SafetensorsLimits.LengthPrefixBytes)
             throw new InvalidCheckpointException(path, "header", $"file is {length} bytes, shorter than the 8-byte header length prefix (truncated file?)");
 

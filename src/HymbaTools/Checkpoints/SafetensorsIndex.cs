@@ -27,9 +27,9 @@ internal sealed class SafetensorsIndex
 
     public static SafetensorsIndex Load(string path)
     {
-        var info = new FileInfo(path);
-        if (!info.Exists) throw new InvalidCheckpointException(path, "", "index file not found");
-        if (info.Length > MaxIndexBytes) throw new InvalidCheckpointException(path, "", $"index is {info.Length} bytes, more than the {MaxIndexBytes}-byte cap");
+        if (!File.Exists(path)) throw new InvalidCheckpointException(path, "", "index file not found");
+        long length = FileLength.Of(path);
+        if (length > MaxIndexBytes) throw new InvalidCheckpointException(path, "", $"index is {length} bytes, more than the {MaxIndexBytes}-byte cap");
         var doc = JsonInput.Document(File.ReadAllBytes(path), 16, problem => new InvalidCheckpointException(path, "", problem));
         using (doc)
         {

@@ -25,13 +25,30 @@ public static class FileSha256
     /// <summary>With an explicit cache directory (null: none) and settle time, for tests.</summary>
     internal static string Of(string path, string? cacheDirectory, TimeSpan settle)
     {
-        string full = Path.GetFullPath(path);
+        string full = FinalPath(path);
         var before = Identity(full);
         string? entry = before is null || cacheDirectory is null ? null : EntryPath(cacheDirectory, before);
         if (entry is not null && TryRead(entry, before!) is { } remembered) return remembered;
         string digest = Compute(full);
         if (entry is not null && Identity(full) == before && before!.Settled(settle)) TryWrite(entry, before, digest);
         return digest;
+    }
+
+    /// <summary>
+    /// The file a path finally leads to: a HuggingFace cache snapshot's files are symlinks into blobs/, and two
+    /// revisions that share a blob share its remembered digest (the identity is the blob's; statx follows links too).
+    /// </summary>
+    private static string FinalPath(string path)
+    {
+        string full = Path.GetFullPath(path);
+        try
+        {
+            return File.ResolveLinkTarget(full, returnFinalTarget: true)?.FullName ?? full;
+        }
+        catch (IOException)
+        {
+            return full;   // a link loop or a vanished file: reading it reports the problem
+        }
     }
 
     /// <summary>

@@ -7,7 +7,7 @@ namespace HymbaTools.Reports;
 /// <summary>Label, file size and bits per weight of an artifact, for comparison reports.</summary>
 internal sealed record ArtifactDescription(string Label, long FileBytes, double BitsPerWeight)
 {
-    /// <summary>A .gguf file is labelled by its preset (plus "+imatrix" when calibrated); a checkpoint by its directory name.</summary>
+    /// <summary>A .gguf file is labelled by its preset (plus "+imatrix" when calibrated); a checkpoint by its directory name (a Hub snapshot by its repository).</summary>
     public static ArtifactDescription Of(string path)
     {
         if (File.Exists(path) && GgufFile.IsGguf(path))
@@ -21,13 +21,13 @@ internal sealed record ArtifactDescription(string Label, long FileBytes, double 
         if (Runtime.OnnxRunner.IsOnnxDirectory(path))
         {
             var config = HymbaConfig.Load(Path.Combine(path, "config.json"));
-            long bytes = new[] { HymbaOnnxNames.ModelFile, HymbaOnnxNames.DataFile }.Select(f => Path.Combine(path, f)).Where(File.Exists).Sum(f => new FileInfo(f).Length);
+            long bytes = new[] { HymbaOnnxNames.ModelFile, HymbaOnnxNames.DataFile }.Select(f => Path.Combine(path, f)).Where(File.Exists).Sum(Common.FileLength.Of);
             long parameters = HymbaTensorCatalog.For(config).Where(t => t.Name != HymbaTensorCatalog.LmHead || !config.TieWordEmbeddings).Sum(t => t.ElementCount);
             return new ArtifactDescription($"onnx:{OnnxTypeOf(path)}", bytes, 8.0 * bytes / parameters);
         }
         using var ckpt = HymbaCheckpoint.Open(path, new CheckpointReadOptions { ScanNonFinite = false });
         var tensors = ckpt.Tensors.ByName.Values.ToList();
-        return new ArtifactDescription(Path.GetFileName(path.TrimEnd('/')), ckpt.Tensors.Files.Sum(f => f.Length),
+        return new ArtifactDescription(ckpt.Files.Hub?.RepoId ?? Path.GetFileName(path.TrimEnd('/')), ckpt.Tensors.Files.Sum(f => f.Length),
             8.0 * tensors.Sum(t => t.ByteLength) / tensors.Sum(t => t.ElementCount));
     }
 

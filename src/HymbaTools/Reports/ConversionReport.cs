@@ -34,7 +34,17 @@ public static class ConversionReport
 {
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
 
-    public static JsonObject ToJson(string reference, string tokenSource, IReadOnlyList<ConversionTarget> targets, IReadOnlyList<string> failures) => new()
+    public static JsonObject ToJson(string reference, string tokenSource, IReadOnlyList<ConversionTarget> targets, IReadOnlyList<string> failures)
+    {
+        var report = Targets(reference, tokenSource, targets, failures);
+        // A reference that is a snapshot in the local HuggingFace cache is recorded by its Hub id and commit too.
+        string directory = System.IO.Directory.Exists(reference) ? reference : System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(reference))!;
+        if (Checkpoints.HubSnapshot.FromDirectory(directory) is { } hub)
+            report.Insert(0, "reference_hub", new JsonObject { ["repository"] = hub.RepoId, ["revision"] = hub.Commit });
+        return report;
+    }
+
+    private static JsonObject Targets(string reference, string tokenSource, IReadOnlyList<ConversionTarget> targets, IReadOnlyList<string> failures) => new()
     {
         ["reference"] = reference,
         ["token_source"] = tokenSource,
@@ -82,7 +92,7 @@ public static class ConversionReport
             foreach (var t in report["targets"]?.AsArray() ?? []) targets.Add(t!.DeepClone());
             foreach (var f in report["gate_failures"]?.AsArray() ?? []) failures.Add(f!.DeepClone());
         }
-        return new JsonObject
+        var merged = new JsonObject
         {
             ["reference"] = first["reference"]!.DeepClone(),
             ["token_source"] = first["token_source"]!.DeepClone(),
@@ -90,6 +100,8 @@ public static class ConversionReport
             ["gate_failures"] = failures,
             ["targets"] = targets,
         };
+        if (first["reference_hub"] is { } hub) merged.Insert(0, "reference_hub", hub.DeepClone());
+        return merged;
     }
 
     private static IEnumerable<JsonObject> Targets(JsonObject report) => report["targets"]!.AsArray().Select(t => t!.AsObject());
@@ -107,7 +119,7 @@ public static class ConversionReport
     {
         var inv = CultureInfo.InvariantCulture;
         var sb = new StringBuilder();
-        sb.Append(inv, $"# Conversion report\n\nReference: `{report["reference"]}`; evaluated on {report["token_source"]}.\n\n");
+        sb.Append(inv, $"# Conversion report\n\nReference: `{report["reference"]}`{HubNote(report)}; evaluated on {report["token_source"]}.\n\n");
         sb.Append("| target | size (bytes) | bits/weight | mean KL | KL p99 | same top-1 | RMS Δp | PPL ratio | prefill tok/s | decode tok/s |\n");
         sb.Append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         foreach (var t in Targets(report).OrderBy(t => D(t, "bits_per_weight")))
@@ -116,6 +128,10 @@ public static class ConversionReport
         sb.Append(failures.Count == 0 ? "\nEvery gate holds.\n" : "\n" + string.Join("\n", failures.Select(f => "- " + f)) + "\n");
         return sb.ToString();
     }
+
+    /// <summary>" (Hub `ORG/NAME` at commit `C`)" when the report records the reference's Hub snapshot.</summary>
+    private static string HubNote(JsonObject report) =>
+        report["reference_hub"] is JsonObject hub ? $" (Hub `{hub["repository"]}` at commit `{hub["revision"]}`)" : "";
 
     public static string Html(JsonObject report)
     {

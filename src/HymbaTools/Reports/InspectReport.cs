@@ -13,11 +13,16 @@ public sealed record InspectReport(
 {
     /// <summary>Container facts shown for single-file artifacts (GGUF: version, alignment, general.* keys ...).</summary>
     public IReadOnlyList<(string Key, string Value)> Container { get; init; } = [];
+    /// <summary>The Hub repository and commit when the checkpoint is a snapshot in the local HuggingFace cache.</summary>
+    public Checkpoints.HubSnapshot? Hub { get; init; }
     public static readonly long[] DefaultSequenceLengths = [1024, 8192, 32768];
 
     public static InspectReport For(HymbaCheckpoint checkpoint, IReadOnlyList<long>? sequenceLengths = null) => new(
         checkpoint.Files.Directory, checkpoint.Config, ModelFootprint.Of(checkpoint.Config, checkpoint.Tensors), checkpoint.HasWeights,
-        checkpoint.Files.Layout.ToString(), sequenceLengths is { Count: > 0 } ? sequenceLengths : DefaultSequenceLengths, checkpoint.Warnings);
+        checkpoint.Files.Layout.ToString(), sequenceLengths is { Count: > 0 } ? sequenceLengths : DefaultSequenceLengths, checkpoint.Warnings)
+    {
+        Hub = checkpoint.Files.Hub,
+    };
 
     private static string Mb(long bytes) => (bytes / 1e6).ToString("F2", CultureInfo.InvariantCulture) + " MB";
 
@@ -26,6 +31,7 @@ public sealed record InspectReport(
         var c = Config;
         var sb = new StringBuilder();
         sb.Append($"Hymba checkpoint {Source}\n");
+        if (Hub is { } hub) sb.Append($"  Hub: {hub.RepoId} at commit {hub.Commit} (local HuggingFace cache)\n");
         sb.Append($"  weights: {(HasWeights ? WeightLayout : "none (config.json only: figures derived from the config)")}\n\n");
         if (Container.Count > 0)
         {
@@ -109,6 +115,13 @@ public sealed record InspectReport(
         using var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });
         w.WriteStartObject();
         w.WriteString("source", Source);
+        if (Hub is { } hub)
+        {
+            w.WriteStartObject("hub");
+            w.WriteString("repository", hub.RepoId);
+            w.WriteString("revision", hub.Commit);
+            w.WriteEndObject();
+        }
         w.WriteString("model_type", c.ModelType);
         w.WriteBoolean("has_weights", HasWeights);
         w.WriteString("weight_layout", WeightLayout);

@@ -33,13 +33,13 @@ public static class OnnxInspect
             bytes[type] = bytes.GetValueOrDefault(type) + length;
             elements += t.Dims.Aggregate(1L, (a, b) => a * b);
         }
-        long dataBytes = File.Exists(Path.Combine(full, HymbaOnnxNames.DataFile)) ? new FileInfo(Path.Combine(full, HymbaOnnxNames.DataFile)).Length : 0;
+        long dataBytes = File.Exists(Path.Combine(full, HymbaOnnxNames.DataFile)) ? FileLength.Of(Path.Combine(full, HymbaOnnxNames.DataFile)) : 0;
         var footprint = ModelFootprint.Of(config) with { BytesByDType = bytes, TensorCount = model.Graph.Initializer.Count };
         var opsets = string.Join(", ", model.OpsetImport.Select(o => $"{(o.Domain.Length == 0 ? "ai.onnx" : o.Domain)} {o.Version}"));
         var container = new List<(string, string)>
         {
             ("format", $"ONNX (IR {model.IrVersion}; {opsets})"),
-            ("model.onnx bytes", new FileInfo(modelPath).Length.ToString("N0", CultureInfo.InvariantCulture)),
+            ("model.onnx bytes", FileLength.Of(modelPath).ToString("N0", CultureInfo.InvariantCulture)),
             ("model.onnx.data bytes", dataBytes.ToString("N0", CultureInfo.InvariantCulture)),
             ("graph nodes", model.Graph.Node.Count.ToString(CultureInfo.InvariantCulture)),
             ("inputs", $"{model.Graph.Input.Count} ({Count(model, ".key") + Count(model, ".value")} K/V, {Count(model, ".conv_state")} conv, {Count(model, ".recurrent_state")} SSM state)"),

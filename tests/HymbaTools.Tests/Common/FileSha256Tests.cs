@@ -36,6 +36,30 @@ public class FileSha256Tests : IDisposable
         Assert.Equal(Sha(data), FileSha256.Of(file, cache, TimeSpan.Zero));
     }
 
+    /// <summary>HuggingFace cache snapshots are symlinks into blobs/: the digest belongs to the blob, whichever link led to it.</summary>
+    [Fact]
+    public void Links_to_one_blob_share_its_remembered_digest()
+    {
+        string cache = _dir.File("cache"), blob = _dir.File("blob");
+        var data = new byte[10_000];
+        new Random(5).NextBytes(data);
+        File.WriteAllBytes(blob, data);
+        Directory.CreateDirectory(_dir.File("rev1"));
+        Directory.CreateDirectory(_dir.File("rev2"));
+        string first = Path.Combine(_dir.Path, "rev1", "model.safetensors"), second = Path.Combine(_dir.Path, "rev2", "model.safetensors");
+        File.CreateSymbolicLink(first, Path.Combine("..", "blob"));
+        File.CreateSymbolicLink(second, blob);
+        Assert.Equal(Sha(data), FileSha256.Of(first, cache, TimeSpan.Zero));
+        var entry = Assert.Single(Directory.GetFiles(cache));
+        Assert.StartsWith(blob + "\t", File.ReadAllText(entry), StringComparison.Ordinal);   // keyed by the blob itself
+
+        string planted = new('b', 64);
+        File.WriteAllText(entry, File.ReadAllLines(entry)[0] + "\n" + planted + "\n");
+        Assert.Equal(planted, FileSha256.Of(second, cache, TimeSpan.Zero));   // the other link finds it
+        Assert.Equal(planted, FileSha256.Of(blob, cache, TimeSpan.Zero));
+        Assert.Single(Directory.GetFiles(cache));
+    }
+
     [Fact]
     public void A_file_changed_moments_ago_is_hashed_but_not_remembered()
     {

@@ -23,6 +23,10 @@ internal static class GgufConstants
     public const string AlignmentKey = "general.alignment";
     public const string ArchitectureKey = "general.architecture";
     public const string QuantizationVersionKey = "general.quantization_version";
+    /// <summary>The Hub repository (ORG/NAME) a model was converted from: the key of GGUF's specification (gguf.md).</summary>
+    public const string SourceHubRepositoryKey = "general.source.huggingface.repository";
+    /// <summary>The commit of that repository: hymba's addition beside it (the specification has no revision key).</summary>
+    public const string SourceHubRevisionKey = "general.source.huggingface.revision";
     /// <summary>llama.cpp writes quantization version 2.</summary>
     public const uint QuantizationVersion = 2;
 

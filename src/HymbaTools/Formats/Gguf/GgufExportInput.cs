@@ -16,6 +16,8 @@ internal interface IGgufExportInput
     string DefaultModelName { get; }
     /// <summary>Files whose names and sha256 the output records as its provenance.</summary>
     IReadOnlyList<string> ProvenanceFiles { get; }
+    /// <summary>The Hub repository and commit the input came from, when known (recorded as general.source.huggingface.*).</summary>
+    HubSnapshot? Hub { get; }
     /// <summary>Writes the tokenizer.* keys, when the input has a tokenizer.</summary>
     void AddTokenizer(GgufWriter writer);
     /// <summary>The GGUF type a GGUF input stores the tensor in; null for a checkpoint (float tensors, looked up only when written).</summary>
@@ -34,7 +36,10 @@ internal interface IGgufExportInput
 internal sealed class CheckpointExportInput(HymbaCheckpoint checkpoint) : IGgufExportInput
 {
     public HymbaConfig Config => checkpoint.Config;
-    public string DefaultModelName => Path.GetFileName(checkpoint.Files.Directory.TrimEnd('/'));
+    /// <summary>The directory's name, or the repository's for a Hub snapshot (whose directory is named by its commit).</summary>
+    public string DefaultModelName => checkpoint.Files.Hub?.Name ?? Path.GetFileName(checkpoint.Files.Directory.TrimEnd('/'));
+
+    public HubSnapshot? Hub => checkpoint.Files.Hub;
 
     public IReadOnlyList<string> ProvenanceFiles =>
         new[] { checkpoint.Files.ConfigPath }.Concat(checkpoint.Tensors.Files.Select(f => f.Path))
@@ -72,6 +77,19 @@ internal sealed class GgufFileExportInput(GgufTensorSource source) : IGgufExport
         source.File.TryGet("general.name", out var name) && name.Type == GgufValueType.String ? name.AsString : Path.GetFileNameWithoutExtension(source.File.Path);
 
     public IReadOnlyList<string> ProvenanceFiles => [source.File.Path];
+
+    /// <summary>The snapshot the file sits in, else the repository its own metadata names (carried over).</summary>
+    public HubSnapshot? Hub
+    {
+        get
+        {
+            if (HubSnapshot.FromDirectory(Path.GetDirectoryName(Path.GetFullPath(source.File.Path))!) is { } snapshot) return snapshot;
+            return source.File.TryGet(GgufConstants.SourceHubRepositoryKey, out var repository) && repository.Type == GgufValueType.String
+                   && source.File.TryGet(GgufConstants.SourceHubRevisionKey, out var revision) && revision.Type == GgufValueType.String
+                ? new HubSnapshot(repository.AsString, revision.AsString, "")
+                : null;
+        }
+    }
 
     /// <summary>The input's tokenizer.* keys, carried over as they are (the special token ids come from the config, written already).</summary>
     public void AddTokenizer(GgufWriter writer)

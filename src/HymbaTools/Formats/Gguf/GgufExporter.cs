@@ -113,6 +113,11 @@ public static class GgufExporter
             writer.Add("quantize.imatrix.entries_count", GgufValue.I32(imatrix.Entries.Count));
             writer.Add("quantize.imatrix.chunks_count", GgufValue.I32(imatrix.Chunks));
         }
+        if (input.Hub is { } hub)
+        {
+            writer.Add(GgufConstants.SourceHubRepositoryKey, GgufValue.Str(hub.RepoId));
+            writer.Add(GgufConstants.SourceHubRevisionKey, GgufValue.Str(hub.Commit));
+        }
         var sources = input.ProvenanceFiles;
         writer.Add("general.source.file_names", GgufValue.Strings(sources.Select(s => System.IO.Path.GetFileName(s))));
         if (options.HashSources)

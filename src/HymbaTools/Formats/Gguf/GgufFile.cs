@@ -83,11 +83,11 @@ public sealed unsafe class GgufFile : IDisposable
     public static GgufFile Open(string path, GgufReadLimits? limits = null)
     {
         limits ??= GgufReadLimits.Default;
-        var info = new FileInfo(path);
-        if (!info.Exists) throw new InvalidGgufException(path, "", "file not found");
-        if (info.Length < 24) throw new InvalidGgufException(path, "header", $"file is {info.Length} bytes, shorter than a GGUF header (24 bytes)");
+        if (!File.Exists(path)) throw new InvalidGgufException(path, "", "file not found");
+        long length = FileLength.Of(path);
+        if (length < 24) throw new InvalidGgufException(path, "header", $"file is {length} bytes, shorter than a GGUF header (24 bytes)");
         MappedFile map;
-        try { map = MappedFile.Open(path, info.Length); }
+        try { map = MappedFile.Open(path, length); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new InvalidGgufException(path, "", $"cannot read file ({e.Message})");

@@ -76,6 +76,9 @@ internal static class HymbaOnnxNames
     /// <summary>Model metadata_props keys.</summary>
     public const string MetaSourceSha256 = "hymba.source.sha256";
     public const string MetaSourcePath = "hymba.source.path";
+    /// <summary>The Hub repository (ORG/NAME) and commit, when the source is a snapshot in the local HuggingFace cache.</summary>
+    public const string MetaSourceHubRepository = "hymba.source.huggingface.repository";
+    public const string MetaSourceHubRevision = "hymba.source.huggingface.revision";
     public const string MetaTensorChecksums = "hymba.tensor_xxh3_128";
     /// <summary>The sha256 per-tensor key of exports written before 0.2; still verified.</summary>
     public const string MetaLegacyTensorSha256 = "hymba.tensor_sha256";

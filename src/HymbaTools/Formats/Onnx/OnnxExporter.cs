@@ -125,6 +125,12 @@ public static class OnnxExporter
         yield return (HymbaOnnxNames.MetaBlockSize, options.BlockSize.ToString(System.Globalization.CultureInfo.InvariantCulture));
         yield return (HymbaOnnxNames.MetaAccuracyLevel, options.AccuracyLevel.ToString(System.Globalization.CultureInfo.InvariantCulture));
         yield return (HymbaOnnxNames.MetaSourcePath, System.IO.Path.GetFullPath(source.Path));
+        string sourceDirectory = Directory.Exists(source.Path) ? source.Path : System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(source.Path))!;
+        if (Checkpoints.HubSnapshot.FromDirectory(sourceDirectory) is { } hub)
+        {
+            yield return (HymbaOnnxNames.MetaSourceHubRepository, hub.RepoId);
+            yield return (HymbaOnnxNames.MetaSourceHubRevision, hub.Commit);
+        }
         yield return (HymbaOnnxNames.MetaSourceSha256, string.Join("\n", source.Files.Select(f => $"{System.IO.Path.GetFileName(f)} {HymbaTools.Common.FileSha256.Of(f)}")));
     }
 
