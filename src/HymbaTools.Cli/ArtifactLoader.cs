@@ -18,7 +18,7 @@ internal static class ArtifactLoader
         if (IsGguf(path))
         {
             using var gguf = GgufTensorSource.Open(path);
-            return new ReferenceRunner(HymbaModel.Load(gguf), Path.GetFullPath(path));
+            return new ReferenceRunner(HymbaModel.Load(gguf), Path.GetFullPath(path)) { Runtime = "TorchSharp f32 (dequantized)" };
         }
         using var checkpoint = HymbaCheckpoint.Open(path);
         foreach (var w in checkpoint.Warnings) stderr.WriteLine($"warning: {w}");

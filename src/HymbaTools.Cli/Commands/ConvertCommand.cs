@@ -155,7 +155,7 @@ internal static class ConvertCommand
         var diff = DiffStatistics.Measure(reference, runner, progress);
         var (prefill, decode) = Speed(runner, ids, window);
         var description = ArtifactDescription.Of(path);
-        return new ConversionTarget(name, reportedPath, description.FileBytes, description.BitsPerWeight, diff, prefill, decode);
+        return new ConversionTarget(name, reportedPath, description.FileBytes, description.BitsPerWeight, diff, prefill, decode, runner.Runtime);
     }
 
     /// <summary>Prefill tokens/s over one evaluation window and decode tokens/s over 8 steps after it (one run each, after a warm-up call).</summary>

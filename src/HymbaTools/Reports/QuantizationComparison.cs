@@ -103,37 +103,7 @@ public sealed record QuantizationComparison(string Reference, string TokenSource
         w.WriteEndObject();
     }
 
-    /// <summary>Mean KL (log scale) against bits per weight, one labelled point per artifact.</summary>
-    public string ToSvg()
-    {
-        const int width = 640, height = 400, left = 70, right = 20, top = 30, bottom = 50;
-        var points = Rows.Where(r => r.MeanKl > 0).ToList();
-        var sb = new StringBuilder();
-        sb.Append($"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n");
-        sb.Append($"<rect width=\"{width}\" height=\"{height}\" fill=\"white\"/>\n");
-        sb.Append($"<text x=\"{width / 2}\" y=\"18\" text-anchor=\"middle\" font-size=\"14\">Mean KL vs bits per weight</text>\n");
-        if (points.Count > 0)
-        {
-            double xMin = Math.Floor(points.Min(p => p.BitsPerWeight)) - 0.5, xMax = Math.Ceiling(points.Max(p => p.BitsPerWeight)) + 0.5;
-            double yMin = Math.Floor(Math.Log10(points.Min(p => p.MeanKl))), yMax = Math.Ceiling(Math.Log10(points.Max(p => p.MeanKl)));
-            if (yMax <= yMin) yMax = yMin + 1;
-            double X(double v) => left + (v - xMin) / (xMax - xMin) * (width - left - right);
-            double Y(double v) => height - bottom - (Math.Log10(v) - yMin) / (yMax - yMin) * (height - top - bottom);
-            sb.Append($"<line x1=\"{left}\" y1=\"{height - bottom}\" x2=\"{width - right}\" y2=\"{height - bottom}\" stroke=\"black\"/>\n");
-            sb.Append($"<line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{height - bottom}\" stroke=\"black\"/>\n");
-            for (double d = yMin; d <= yMax; d++)
-                sb.Append($"<text x=\"{left - 6}\" y=\"{F(Y(Math.Pow(10, d)) + 4, "F1")}\" text-anchor=\"end\">1e{d}</text>\n");
-            for (double b = Math.Ceiling(xMin); b <= xMax; b += Math.Max(1, Math.Round((xMax - xMin) / 8)))
-                sb.Append($"<text x=\"{F(X(b), "F1")}\" y=\"{height - bottom + 18}\" text-anchor=\"middle\">{b}</text>\n");
-            sb.Append($"<text x=\"{width / 2}\" y=\"{height - 10}\" text-anchor=\"middle\">bits per weight</text>\n");
-            sb.Append($"<text x=\"16\" y=\"{height / 2}\" transform=\"rotate(-90 16 {height / 2})\" text-anchor=\"middle\">mean KL (nats, log scale)</text>\n");
-            foreach (var p in points)
-            {
-                string x = F(X(p.BitsPerWeight), "F1"), y = F(Y(p.MeanKl), "F1");
-                sb.Append($"<circle cx=\"{x}\" cy=\"{y}\" r=\"4\" fill=\"#1f77b4\"/><text x=\"{x}\" y=\"{F(Y(p.MeanKl) - 8, "F1")}\" text-anchor=\"middle\">{System.Security.SecurityElement.Escape(p.Label)}</text>\n");
-            }
-        }
-        sb.Append("</svg>\n");
-        return sb.ToString();
-    }
+    /// <summary>Mean KL (log scale) against bits per weight, every artifact named beside its point (the chart of the conversion report).</summary>
+    public string ToSvg() =>
+        Charts.KlChart.Render(Rows.Select(r => Charts.KlPoint.For(r.Label, r.Artifact, r.BitsPerWeight, r.MeanKl)).ToList(), "Mean KL vs bits per weight") + "\n";
 }

@@ -7,6 +7,8 @@ public interface IHymbaRunner : IDisposable
 {
     HymbaConfig Config { get; }
     string Description { get; }
+    /// <summary>What computes the logits, for reports that show speed ("ONNX Runtime int4", "TorchSharp f32").</summary>
+    string Runtime { get; }
     LogitsResult Forward(long[][] ids);
     IDecodeSession StartDecode(int batch, DecodeWindowMode mode);
 

@@ -46,6 +46,7 @@ public sealed class OnnxRunner : IHymbaRunner
     public double? ConsistencyTolerance =>
         ExportType is "int8" or "int4" && Metadata.GetValueOrDefault(HymbaOnnxNames.MetaAccuracyLevel, "0") != "0" ? 0.25 : null;
     public string Description => Directory + " (ONNX Runtime)";
+    public string Runtime => $"ONNX Runtime {ExportType}";
     /// <summary>The state inputs in a fixed order (K/V of owners, then conv and SSM of every layer).</summary>
     public IReadOnlyList<string> PastNames { get; }
     internal IReadOnlyList<string> PresentNames { get; }

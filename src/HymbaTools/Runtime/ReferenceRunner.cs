@@ -8,6 +8,8 @@ public sealed class ReferenceRunner(HymbaModel model, string description) : IHym
     public HymbaModel Model { get; } = model;
     public HymbaConfig Config => Model.Config;
     public string Description { get; } = description;
+    /// <summary>The reference computes in float32 whatever the weights were stored in (a GGUF file is dequantized when loaded).</summary>
+    public string Runtime { get; init; } = "TorchSharp f32";
     public LogitsResult Forward(long[][] ids) => Model.Forward(ids);
     public IDecodeSession StartDecode(int batch, DecodeWindowMode mode) => new Session(Model, Model.NewCache(batch, mode));
     public void Dispose() => Model.Dispose();

@@ -79,7 +79,7 @@ public class CompareAndGenerateTests : IDisposable
         Assert.NotEqual(File.ReadAllBytes(Path.Combine(output, "model-q4_0.gguf")), File.ReadAllBytes(Path.Combine(output, "model-q4_0-imatrix.gguf")));
         string html = File.ReadAllText(Path.Combine(output, "report.html"));
         Assert.Contains("gguf:q4_0+imatrix", html, StringComparison.Ordinal);
-        Assert.Equal(2, html.Split("class=\"calibrated\"").Length - 1);   // the hollow point and its legend marker
+        Assert.Equal(2, html.Split("class=\"marker calibrated\"").Length - 1);   // the hollow point and its legend marker
     }
 
     private string RandomExampleModel()

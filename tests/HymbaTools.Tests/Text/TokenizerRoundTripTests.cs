@@ -67,6 +67,7 @@ public class TokenizerRoundTripTests : IDisposable
     {
         public HymbaConfig Config => inner.Config;
         public string Description => "scripted";
+        public string Runtime => inner.Runtime;
         public LogitsResult Forward(long[][] ids) => throw new NotSupportedException();
         public IDecodeSession StartDecode(int batch, DecodeWindowMode mode) => new Session(Config.VocabSize, script);
         public void Dispose() { }
