@@ -34,7 +34,7 @@ internal static class HymbaMamba
         var bm = Inner(parts[1], w.BNorm).contiguous();
         var cm = Inner(parts[2], w.CNorm).contiguous();
         stats?.Record(layer, ActivationPoint.DtProjectionInput, dt);
-        var delta = F.softplus(TorchScalars.Add(F.linear(dt, w.DtProjWeight), w.DtProjBias), 1.0, 20.0); // [B, T, d_in]
+        var delta = TorchScalars.Softplus(TorchScalars.Add(F.linear(dt, w.DtProjWeight), w.DtProjBias)); // [B, T, d_in]
 
         var initial = cache.SsmStates[layer] ?? torch.zeros(batch, c.DInner, c.SsmStateSize);
         Tensor y, finalState;

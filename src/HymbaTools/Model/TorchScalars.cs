@@ -47,4 +47,30 @@ internal static class TorchScalars
 
     /// <summary>a * constant.</summary>
     public static Tensor Mul(Tensor a, double value) => a.mul(Of(value));
+
+    /// <summary>
+    /// torch.nn.functional.softplus with its defaults (beta 1, threshold 20, as the official code calls it), through the
+    /// same native entry point as TorchSharp's own softplus and so the same kernel and bits, but with process-lifetime
+    /// Scalars: TorchSharp's only public softplus converts beta and threshold to temporary Scalars passed by handle,
+    /// which the GC may finalize mid-call (seen as "Expected false to be true" in Scalar::toFloat in a test run).
+    /// </summary>
+    public static Tensor Softplus(Tensor x)
+    {
+        IntPtr result = SoftplusDefaults.Call(x.Handle, SoftplusDefaults.Beta, SoftplusDefaults.Threshold);
+        GC.KeepAlive(x);
+        if (result == IntPtr.Zero) torch.CheckForErrors();
+        return Tensor.UnsafeCreateTensor(result);
+    }
+
+    /// <summary>Native Scalars made once, when the first softplus runs (TorchSharp has loaded its native library by then), and never freed.</summary>
+    private static class SoftplusDefaults
+    {
+        public static readonly IntPtr Beta = Float64ToScalar(1.0), Threshold = Float64ToScalar(20.0);
+
+        [System.Runtime.InteropServices.DllImport("LibTorchSharp", EntryPoint = "THSTorch_float64_to_scalar")]
+        private static extern IntPtr Float64ToScalar(double value);
+
+        [System.Runtime.InteropServices.DllImport("LibTorchSharp", EntryPoint = "THSTensor_softplus")]
+        public static extern IntPtr Call(IntPtr tensor, IntPtr beta, IntPtr threshold);
+    }
 }
