@@ -1,5 +1,4 @@
 using System.Reflection;
-using System.Reflection.Emit;
 
 namespace HymbaTools.Tests;
 
@@ -28,9 +27,6 @@ public class ArchitectureTests
         ["Synthetic"] = 8,
         ["Benchmarks"] = 9,
     };
-
-    private static readonly Dictionary<short, OpCode> OpCodesByValue = typeof(OpCodes)
-        .GetFields(BindingFlags.Public | BindingFlags.Static).Select(f => (OpCode)f.GetValue(null)!).ToDictionary(o => o.Value);
 
     private static string? StageOf(Type? type)
     {
@@ -74,45 +70,12 @@ public class ArchitectureTests
     /// <summary>Types referenced by a method body's IL (type, field and method tokens).</summary>
     private static IEnumerable<Type> BodyReferences(MethodBase method)
     {
-        byte[]? il;
-        try { il = method.GetMethodBody()?.GetILAsByteArray(); }
-        catch (InvalidOperationException) { yield break; }
-        if (il is null) yield break;
-        var module = method.Module;
-        Type[]? typeArgs = method.DeclaringType is { IsGenericType: true } d ? d.GetGenericArguments() : null;
-        Type[]? methodArgs = method.IsGenericMethod ? method.GetGenericArguments() : null;
-        for (int i = 0; i < il.Length;)
+        foreach (var member in TestData.IlReader.Members(method))
         {
-            short value = il[i] == 0xFE ? (short)(0xFE00 | il[i + 1]) : il[i];
-            i += il[i] == 0xFE ? 2 : 1;
-            var op = OpCodesByValue[value];
-            switch (op.OperandType)
-            {
-                case OperandType.InlineType or OperandType.InlineTok or OperandType.InlineField or OperandType.InlineMethod:
-                    int token = BitConverter.ToInt32(il, i);
-                    MemberInfo? member = null;
-                    try { member = module.ResolveMember(token, typeArgs, methodArgs); }
-                    catch (ArgumentException) { }
-                    if (member is Type t) yield return t;
-                    else if (member?.DeclaringType is { } owner) yield return owner;
-                    if (member is FieldInfo fi) yield return fi.FieldType;
-                    if (member is MethodInfo called) yield return called.ReturnType;
-                    i += 4;
-                    break;
-                case OperandType.InlineSwitch:
-                    i += 4 + 4 * BitConverter.ToInt32(il, i);
-                    break;
-                default:
-                    i += op.OperandType switch
-                    {
-                        OperandType.InlineNone => 0,
-                        OperandType.ShortInlineBrTarget or OperandType.ShortInlineI or OperandType.ShortInlineVar => 1,
-                        OperandType.InlineVar => 2,
-                        OperandType.InlineI8 or OperandType.InlineR => 8,
-                        _ => 4,
-                    };
-                    break;
-            }
+            if (member is Type t) yield return t;
+            else if (member.DeclaringType is { } owner) yield return owner;
+            if (member is FieldInfo fi) yield return fi.FieldType;
+            if (member is MethodInfo called) yield return called.ReturnType;
         }
     }
 }

@@ -35,7 +35,7 @@ internal sealed class ActivationStatistics
     {
         long cols = activation.shape[^1];
         using var scope = NewDisposeScope();
-        var sums = activation.detach().reshape(-1, cols).to(ScalarType.Float64).square().sum(0L).contiguous();
+        var sums = TorchScalars.Square(activation.detach().reshape(-1, cols).to(ScalarType.Float64)).sum(0L).contiguous();
         long rows = activation.numel() / cols;
         var values = sums.data<double>().ToArray();
         if (!_data.TryGetValue((layer, point), out var entry)) entry = (new double[cols], 0);

@@ -7,7 +7,7 @@ internal static class RmsNorm
 {
     public static Tensor Apply(Tensor x, Tensor? weight, double eps)
     {
-        var normalized = x * TorchScalars.Add(x.square().mean([-1L], keepdim: true), eps).rsqrt();
+        var normalized = x * TorchScalars.Add(TorchScalars.Square(x).mean([-1L], keepdim: true), eps).rsqrt();
         return weight is null ? normalized : weight * normalized;
     }
 }

@@ -45,6 +45,12 @@ internal static class TorchScalars
         }
     }
 
+    /// <summary>
+    /// x², as x * x: TorchSharp's square() is pow(x, 2) with a temporary Scalar exponent (seen failing in Scalar::equal
+    /// inside pow during a test run); ATen computes pow with exponent 2 as x * x, so the bits are the same.
+    /// </summary>
+    public static Tensor Square(Tensor x) => x.mul(x);
+
     /// <summary>a * constant.</summary>
     public static Tensor Mul(Tensor a, double value) => a.mul(Of(value));
 
