@@ -35,11 +35,12 @@ internal static class BenchCommand
         var llamaBench = new Option<string?>("--llama-bench") { Description = "llama.cpp's llama-bench binary: time --llama-model with it in the same alternating rounds and print the ratios" };
         var llamaModel = new Option<string?>("--llama-model") { Description = "The GGUF llama-bench runs (a Q4_0 Llama of the same size, see the README)" };
         var work = new Option<string?>("--work") { Description = "Directory for the temporary exports (default: the system temp directory); removed afterwards" };
+        var profile = new Option<bool>("--profile") { Description = "After the rounds, run each export once more under ONNX Runtime's profiler and print the kernel time per op type for the first call, decode and prefill" };
         var command = new Command("onnx",
             "What users of an export feel, runtime by runtime in alternating rounds: the first call on a short prompt, prefill tokens/s of a long prompt and decode tokens/s at batch 1, " +
             "in hymba's runner, in onnxruntime-genai and (optionally) in the TorchSharp reference and llama.cpp's llama-bench on a same-size model, with the decode bound from the measured DRAM read bandwidth")
         {
-            source, types, prompt, prefill, decode, rounds, accuracy, blockSize, noGenAi, noReference, llamaBench, llamaModel, work,
+            source, types, prompt, prefill, decode, rounds, accuracy, blockSize, noGenAi, noReference, llamaBench, llamaModel, work, profile,
         };
         command.SetAction(parse => CommandRunner.Run(parse, stderr, () =>
         {
@@ -59,6 +60,7 @@ internal static class BenchCommand
             var results = new List<(string Name, IReadOnlyList<OnnxBenchmark.Sample> Rounds, long? WeightBytesPerToken)>();
             var llamaRounds = new List<LlamaBenchResult.Figures>();
             OnnxBenchmark.Workload? workload = null;
+            var profiles = new List<string>();
             try
             {
                 // Every export to time: the given directory, or the types exported here from the checkpoint.
@@ -108,6 +110,12 @@ internal static class BenchCommand
                     }
                     results.Add(($"hymba runner, {name}", hymbaRounds, weightBytes));
                     if (genaiRounds.Count > 0) results.Add(($"onnxruntime-genai, {name}", genaiRounds, weightBytes));
+                    if (parse.GetValue(profile))
+                    {
+                        stderr.WriteLine($"{name}: profiling one more round");
+                        profiles.Add($"ONNX Runtime profile of {name} in hymba's runner (kernel time per op type, one round after a warm-up round):\n" +
+                                     ProfileRound(directory, Path.Combine(root, "profile-" + name), threads, workload!));
+                    }
                 }
                 if (!isExport && !parse.GetValue(noReference))
                 {
@@ -128,9 +136,33 @@ internal static class BenchCommand
             stdout.WriteLine($"bench onnx {path}: {threads} thread(s), {n} alternating round(s) after a warm-up, medians" +
                              (llamaFigures is null ? "" : $"; llama.cpp: {llamaGguf} ({llamaFigures.WeightBytes / 1e6:N0} MB)"));
             stdout.Write(OnnxBenchmark.Table(results, llamaFigures, bandwidth, workload!));
+            foreach (var table in profiles) stdout.Write("\n" + table);
             return ExitCodes.Success;
         }));
         return command;
+    }
+
+    /// <summary>
+    /// Two measured rounds in a profiled session; the second one's runs (the first call, each decode step, the
+    /// prefill) read back from ONNX Runtime's trace, which is removed with the work directory.
+    /// </summary>
+    private static string ProfileRound(string directory, string prefix, int threads, OnnxBenchmark.Workload work)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(prefix)!);
+        string trace;
+        using (var runner = OnnxRunner.Open(directory, threads, prefix))
+        {
+            OnnxBenchmark.Measure(runner, work);
+            OnnxBenchmark.Measure(runner, work);
+            trace = runner.EndProfiling();
+        }
+        int perRound = 1 + work.DecodeTokens + 1, second = perRound;
+        return OnnxProfile.Table(OnnxProfile.Read(trace,
+        [
+            ($"first call ({work.PromptTokens})", new Range(second, second + 1)),
+            ("decode", new Range(second + 1, second + 1 + work.DecodeTokens)),
+            ($"prefill ({work.PrefillTokens})", new Range(second + 1 + work.DecodeTokens, second + perRound)),
+        ]));
     }
 
     /// <summary>One llama-bench run (its own warm-up included) measuring the workload's three figures.</summary>

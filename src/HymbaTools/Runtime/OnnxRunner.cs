@@ -53,12 +53,14 @@ public sealed class OnnxRunner : IHymbaRunner
 
     public static bool IsOnnxDirectory(string path) => System.IO.Directory.Exists(path) && File.Exists(Path.Combine(path, HymbaOnnxNames.ModelFile));
 
-    public static OnnxRunner Open(string directory, int? threads = null)
+    /// <summary>Opens an export; with <paramref name="profilePrefix"/> ONNX Runtime's profiler traces every run (<see cref="EndProfiling"/> names the file).</summary>
+    public static OnnxRunner Open(string directory, int? threads = null, string? profilePrefix = null)
     {
         string full = Path.GetFullPath(directory);
         var config = HymbaConfig.Load(Path.Combine(full, "config.json"));
         string model = Path.Combine(full, HymbaOnnxNames.ModelFile);
         using var options = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL, IntraOpNumThreads = threads ?? HymbaTools.Common.ComputeThreads.Count };
+        if (profilePrefix is not null) { options.EnableProfiling = true; options.ProfileOutputPathPrefix = profilePrefix; }
         InferenceSession session;
         try { session = new InferenceSession(model, options); }
         catch (OnnxRuntimeException e) { throw new InvalidCheckpointException(model, "", $"ONNX Runtime cannot load it ({FirstLine(e.Message)})"); }
@@ -122,6 +124,9 @@ public sealed class OnnxRunner : IHymbaRunner
         }
         catch (OnnxRuntimeException e) { throw new InvalidCheckpointException(_modelPath, "", $"ONNX Runtime failed to run it ({FirstLine(e.Message)})"); }
     }
+
+    /// <summary>Ends the profiler's trace (opened with a profile prefix) and returns the trace file's path.</summary>
+    public string EndProfiling() => _session.EndProfiling();
 
     public void Dispose()
     {

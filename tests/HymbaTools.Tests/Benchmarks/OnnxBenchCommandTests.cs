@@ -59,4 +59,20 @@ public class OnnxBenchCommandTests : IDisposable
         Assert.Contains(run.Stderr.Split('\n'), l => l.StartsWith("error: --llama-bench:", StringComparison.Ordinal));
         Assert.Equal(2, CliRunner.Run("bench", "onnx", export, "--llama-bench", "/bin/true").ExitCode);
     }
+
+    [Fact]
+    public void Bench_onnx_profile_prints_kernel_time_per_op_type_and_leaves_no_trace_behind()
+    {
+        string export = _dir.File("export-profile");
+        Assert.Equal(0, CliRunner.Run("export", Fixtures.TinyA, "--type", "int4", "-o", export, "-q").ExitCode);
+        string work = Directory.CreateDirectory(_dir.File("work")).FullName;
+        var run = CliRunner.Run("bench", "onnx", export, "--rounds", "1", "--prompt", "4", "--prefill", "8", "--decode", "2", "--no-genai", "--profile", "--work", work);
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        var lines = run.Stdout.Split('\n');
+        Assert.Contains(lines, l => l.StartsWith("ONNX Runtime profile of int4", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("MatMulNBits ", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("kernels, all", StringComparison.Ordinal));
+        Assert.DoesNotContain(lines, l => l.StartsWith("If ", StringComparison.Ordinal) || l.StartsWith("Scan ", StringComparison.Ordinal));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(work));
+    }
 }
