@@ -24,7 +24,7 @@ internal static class ExportCommand
             DefaultValueFactory = _ => "f32",
         };
         var blockSize = new Option<int>("--block-size") { Description = "MatMulNBits block size for int8/int4 (16, 32, 64 or 128)", DefaultValueFactory = _ => 32 };
-        var opset = new Option<long>("--opset") { Description = "Default-domain opset, 17 to 21 (17 loads in ONNX Runtime 1.13 and later)", DefaultValueFactory = _ => 17 };
+        var opset = new Option<long>("--opset") { Description = "Default-domain opset, 17 to 21 (the graph also uses ONNX Runtime's com.microsoft contrib ops, so it needs ONNX Runtime 1.31 or newer at any opset)", DefaultValueFactory = _ => 17 };
         var accuracy = new Option<int>("--accuracy-level") { Description = "MatMulNBits accuracy_level for int8/int4: 4 = int8 activations (about 3x faster int4 decode), 0 = float32 compute (int8 then matches GGUF q8_0's accuracy)", DefaultValueFactory = _ => 4 };
         var threshold = new Option<long>("--external-data-threshold") { Description = "Weights larger than this many bytes in total go to model.onnx.data (always above 2 GB)", DefaultValueFactory = _ => 512L << 20 };
         var force = new Option<bool>("--force") { Description = "Replace a non-empty output directory" };

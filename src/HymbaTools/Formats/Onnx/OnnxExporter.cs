@@ -15,7 +15,7 @@ public sealed record OnnxExportOptions
     public OnnxExportType Type { get; init; } = OnnxExportType.F32;
     /// <summary>MatMulNBits block size (int8/int4).</summary>
     public int BlockSize { get; init; } = 32;
-    /// <summary>Default-domain opset: 17 loads in ONNX Runtime 1.13+ and the onnx 1.12 checker.</summary>
+    /// <summary>Default-domain opset: 17 passes the onnx 1.12 checker; the contrib ops (com.microsoft) set the runtime floor, ONNX Runtime 1.31.</summary>
     public long Opset { get; init; } = 17;
     /// <summary>
     /// MatMulNBits accuracy_level: 4 (default) quantizes activations to int8 inside the kernel, 3x faster
