@@ -32,25 +32,34 @@ internal static class ArtifactLoader
     /// The tokenizer for an artifact: --tokenizer DIR when given; a .gguf file's own tokenizer.ggml.* metadata when it
     /// has some and its directory has no tokenizer.model; otherwise tokenizer.model beside the artifact.
     /// </summary>
-    public static HymbaTools.Text.HymbaTokenizer Tokenizer(string artifact, string? explicitDirectory)
+    public static HymbaTools.Text.HymbaTokenizer Tokenizer(string artifact, string? explicitDirectory) =>
+        TryTokenizer(artifact, explicitDirectory)
+        ?? throw new HymbaTools.Common.InvalidRequestException("--tokenizer", $"{CliOutput.TokenizerDirectory(artifact, explicitDirectory)} has no tokenizer.model (give --tokenizer DIR)");
+
+    /// <summary>As <see cref="Tokenizer"/>, or null when the artifact carries none.</summary>
+    public static HymbaTools.Text.HymbaTokenizer? TryTokenizer(string artifact, string? explicitDirectory)
     {
         string directory = CliOutput.TokenizerDirectory(artifact, explicitDirectory);
         if (explicitDirectory is null && IsGguf(artifact) && !HymbaTools.Text.TokenizerFiles.Exists(directory))
         {
             using var file = GgufFile.Open(artifact);
-            if (GgufTokenizerMetadata.Read(file) is { } files) return HymbaTools.Text.HymbaTokenizer.From(files, artifact);
+            return GgufTokenizerMetadata.Read(file) is { } files ? HymbaTools.Text.HymbaTokenizer.From(files, artifact) : null;
         }
-        if (!HymbaTools.Text.TokenizerFiles.Exists(directory))
-            throw new HymbaTools.Common.InvalidRequestException("--tokenizer", $"{directory} has no tokenizer.model (give --tokenizer DIR)");
-        return HymbaTools.Text.HymbaTokenizer.Load(directory);
+        return HymbaTools.Text.TokenizerFiles.Exists(directory) ? HymbaTools.Text.HymbaTokenizer.Load(directory) : null;
     }
 
     /// <summary>An export's input: a checkpoint (with its tokenizer files) or a GGUF file (dequantized on read).</summary>
-    public static ExportInput OpenExportSource(string path, TextWriter stderr)
+    /// <remarks>A GGUF file with quantized tensors is quantized again by a quantized export, and dequantized into another form by any: the same --allow-requantize rule as `quantize`.</remarks>
+    public static ExportInput OpenExportSource(string path, TextWriter stderr, bool allowRequantize = false)
     {
         if (IsGguf(path))
         {
             var gguf = GgufTensorSource.Open(path);
+            var requantized = gguf.File.Tensors.Where(t => !RequantizeRule.IsFloat(t.Type))
+                .Select(t => $"{t.Name}: {HymbaTools.Quantization.GgmlTypes.NameOf(t.Type)} -> ONNX").ToList();
+            try { RequantizeRule.Check(requantized, allowRequantize); }
+            catch { gguf.Dispose(); throw; }
+            if (RequantizeRule.Warning(requantized, "the export's README names the GGUF source") is { } warning) stderr.WriteLine(warning);
             var tokenizer = GgufTokenizerMetadata.Read(gguf.File);
             return new ExportInput(new OnnxExportSource(gguf, [Path.GetFullPath(path)], null, path) { Tokenizer = tokenizer }, gguf);
         }
@@ -72,15 +81,24 @@ internal static class ArtifactLoader
     /// </summary>
     public static IHymbaRunner? SourceOf(OnnxRunner export, TextWriter stderr)
     {
-        if (!export.Metadata.TryGetValue(HymbaOnnxNames.MetaSourcePath, out var path) || !(Directory.Exists(path) || File.Exists(path))) return null;
+        if (!export.Metadata.TryGetValue(HymbaOnnxNames.MetaSourcePath, out var path)) return null;
+        if (!(Directory.Exists(path) || File.Exists(path)))
+        {
+            stderr.WriteLine($"note: {path}, the export's source, is missing; not comparing with it");
+            return null;
+        }
         string directory = File.Exists(path) ? Path.GetDirectoryName(path)! : path;
         foreach (var line in export.Metadata.GetValueOrDefault(HymbaOnnxNames.MetaSourceSha256, "").Split('\n', StringSplitOptions.RemoveEmptyEntries))
         {
             var parts = line.Split(' ', 2);
             string file = Path.Combine(directory, parts[0]);
-            if (parts.Length != 2 || !File.Exists(file) || HymbaTools.Common.FileSha256.Of(file) != parts[1])
+            // A deleted source file and an edited one are different news: say which.
+            string? problem = parts.Length != 2 ? "its recorded hash is unreadable"
+                : !File.Exists(file) ? "is missing"
+                : HymbaTools.Common.FileSha256.Of(file) != parts[1] ? "changed since the export" : null;
+            if (problem is not null)
             {
-                stderr.WriteLine($"note: {path} changed since the export ({parts[0]}); not comparing with it");
+                stderr.WriteLine($"note: {path}: {parts[0]} {problem}; not comparing with it");
                 return null;
             }
         }

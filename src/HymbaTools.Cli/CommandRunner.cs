@@ -59,8 +59,36 @@ internal static class CommandRunner
     }
 
     /// <summary>Parse errors are usage errors: one line each and exit 2 (System.CommandLine's own default is 1, a failed check's code).</summary>
+    /// <summary>
+    /// Usage errors the parser lets through: an option-like word taken as an argument (`compare -o x` as an artifact
+    /// named "-o"). `--version` after a command prints the version, as the root's does. Null when the line is fine.
+    /// </summary>
+    public static int? LateUsageErrors(ParseResult parse, TextWriter stdout, TextWriter stderr)
+    {
+        if (UnknownOptions.Find(parse) is not { } unknown) return null;
+        if (unknown == "--version")
+        {
+            stdout.WriteLine(Version);
+            return ExitCodes.Success;
+        }
+        stderr.WriteLine(UnknownOptions.Message(parse, unknown));
+        return ExitCodes.InvalidInput;
+    }
+
+    /// <summary>What `hymba --version` prints: the CLI assembly's informational version.</summary>
+    public static string Version =>
+        typeof(CommandRunner).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+            .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion ?? "unknown";
+
     public static int UsageErrors(ParseResult parse, TextWriter stderr)
     {
+        // A word that looks like an option explains every other error of the line ("--tpye q8_0" also leaves --type
+        // missing and q8_0 unmatched): one line naming it and the closest option.
+        if (UnknownOptions.Find(parse) is { } unknown)
+        {
+            stderr.WriteLine(UnknownOptions.Message(parse, unknown));
+            return ExitCodes.InvalidInput;
+        }
         foreach (var error in parse.Errors) stderr.WriteLine($"error: {error.Message}");
         string command = parse.CommandResult.Command is RootCommand ? "" : parse.CommandResult.Command.Name + " ";
         stderr.WriteLine($"(see 'hymba {command}--help')");

@@ -56,7 +56,8 @@ public static class Program
             ConvertCommand.Report(stdout, stderr),
         };
         var parse = root.Parse(args);
-        if (parse.Errors.Count > 0) return CommandRunner.UsageErrors(parse, stderr);
+        if (parse.Errors.Count > 0 && !(UnknownOptions.Find(parse) == "--version")) return CommandRunner.UsageErrors(parse, stderr);
+        if (CommandRunner.LateUsageErrors(parse, stdout, stderr) is { } usage) return usage;
         errors.Quiet = parse.GetValue(CommandRunner.Quiet);
         return parse.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
     }

@@ -17,12 +17,12 @@ internal static class ConvertCommand
 {
     internal sealed record Target(string Name, string Format, string Kind);
 
-    internal static Target ParseTarget(string text)
+    internal static Target ParseTarget(string text, string option = "--to")
     {
         var parts = text.Split(':', 2);
         if (parts.Length == 2 && parts[0] == "gguf" && QuantizationPreset.Find(parts[1]) is not null) return new Target(text, "gguf", parts[1].ToLowerInvariant());
         if (parts.Length == 2 && parts[0] == "onnx" && Enum.TryParse<OnnxExportType>(parts[1], true, out _)) return new Target(text, "onnx", parts[1].ToLowerInvariant());
-        throw new InvalidRequestException("--to", $"'{text}' (expected gguf:PRESET with a preset of `hymba quantize --help`, or onnx:f32|f16|int8|int4)");
+        throw new InvalidRequestException(option, $"'{text}' (expected gguf:PRESET with a preset of `hymba quantize --help`, or onnx:f32|f16|int8|int4)");
     }
 
     public static Command Create(TextWriter stdout, TextWriter stderr)
@@ -32,9 +32,8 @@ internal static class ConvertCommand
         var targets = new Option<string?>("--targets") { Description = "Build only these of --to (one CI job per target; join the reports with `hymba report merge`)" };
         var output = new Option<string>("--out", "-o") { Description = "Output directory (created; the targets and report.json/.md/.html go there)", Required = true };
         var golden = new Option<string?>("--golden") { Description = "Golden logits to verify the checkpoint against (default: self-checks)" };
-        var text = new Option<string?>("--text") { Description = "Evaluation text (default: the built-in evaluation text when the checkpoint has a tokenizer)" };
-        var tokens = new Option<string?>("--tokens") { Description = "Evaluation token ids instead of text" };
-        var randomTokens = TokenInput.RandomTokensOption();
+        var tolerance = new Option<double>("--tolerance") { Description = "Largest accepted max-abs logit difference of a verify case (golden or self-check)", DefaultValueFactory = _ => Verifier.DefaultTolerance };
+        var input = new TokenInput("Evaluation text (default: the built-in evaluation text when the checkpoint has a tokenizer)");
         var window = new Option<int>("--window") { Description = "Tokens per evaluation window (the second half is scored)", DefaultValueFactory = _ => 256 };
         var maxTokens = new Option<int>("--max-tokens") { Description = "Most evaluation tokens", DefaultValueFactory = _ => 2048 };
         var maxKl = new Option<double?>("--max-kl") { Description = "Gate: every target's mean KL at most this" };
@@ -46,11 +45,12 @@ internal static class ConvertCommand
             "The CI entry point: validate the checkpoint, verify it (golden or self-checks), export every target, compare each with the reference, " +
             "write report.json/.md/.html, and exit 0 only when every gate holds (1 names the target and figure; 2 bad input). The output directory is complete or absent.")
         {
-            checkpoint, to, targets, output, golden, text, tokens, randomTokens, window, maxTokens, maxKl, minTop1, maxPpl, json, force,
+            checkpoint, to, targets, output, golden, tolerance, window, maxTokens, maxKl, minTop1, maxPpl, json, force,
         };
+        input.AddTo(command);
         command.SetAction(parse => CommandRunner.Run(parse, stderr, () =>
         {
-            var all = parse.GetValue(to)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(ParseTarget).ToList();
+            var all = parse.GetValue(to)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(t => ParseTarget(t)).ToList();
             var chosen = all;
             if (parse.GetValue(targets) is { } subset)
             {
@@ -66,25 +66,36 @@ internal static class ConvertCommand
             bool replace = parse.GetValue(force);
             string destination = OutputPaths.CheckDirectory(parse.GetValue(output)!, "--out", replace);
 
-            using var ckpt = HymbaCheckpoint.Open(CheckpointInput.Resolve(parse.GetValue(checkpoint)!, stderr));
+            double tol = parse.GetValue(tolerance);
+            if (!(tol >= 0)) throw new InvalidRequestException("--tolerance", $"{tol}, expected a non-negative number");
+            input.Check(parse);
+            if (parse.GetValue(golden) is { } goldenFile && !File.Exists(goldenFile)) throw new InvalidRequestException("--golden", $"{goldenFile}: file not found");
+            string checkpointPath = CheckpointInput.Resolve(parse.GetValue(checkpoint)!, stderr);
+            ArtifactKinds.Require(checkpointPath, "convert", ArtifactKind.Checkpoint);
+            using var ckpt = HymbaCheckpoint.Open(checkpointPath);
             foreach (var warning in ckpt.Warnings) stderr.WriteLine($"warning: {warning}");
             if (!ckpt.HasWeights) throw new InvalidCheckpointException(ckpt.Files.Directory, "", "no weights (config.json only)");
-            var evaluation = TokenInput.Read(ckpt.Files.Directory, parse.GetValue(text), parse.GetValue(tokens), parse.GetValue(randomTokens), ckpt.Config.VocabSize);
+            var evaluation = input.Read(parse, ckpt.Files.Directory, ckpt.Config.VocabSize);
             if (evaluation.Ids.Length < w) throw new InvalidRequestException("--max-tokens", $"{evaluation.Ids.Length} evaluation tokens, fewer than one window ({w})");
+            // With --json, stdout is the one JSON object and stderr carries results only: no notes, no progress.
+            bool showProgress = !parse.GetValue(json);
+            var notes = showProgress ? stderr : TextWriter.Null;
             using var reference = new ReferenceRunner(HymbaModel.Load(new CheckpointTensorSource(ckpt)), ckpt.Files.Directory);
-            stderr.WriteLine("verifying the checkpoint ...");
+            notes.WriteLine("verifying the checkpoint ...");
             var verify = parse.GetValue(golden) is { } g
-                ? Verifier.AgainstGolden(reference, GoldenData.Load(g, reference.Config.VocabSize), Verifier.DefaultTolerance)
-                : Verifier.SelfCheck(reference, Verifier.DefaultTolerance);
+                ? Verifier.AgainstGolden(reference, GoldenData.Load(g, reference.Config.VocabSize), tol)
+                : Verifier.SelfCheck(reference, tol);
+            var verification = ConversionReport.Verification(verify);
             if (!verify.Passed)
             {
-                foreach (var c in verify.Cases.Where(c => !c.Passed)) stderr.WriteLine($"check failed: verify: {c.Name} ({c.Kind}): {c.Detail}");
-                return ExitCodes.CheckFailed;
+                // The report is kept: it says which case failed, by how much and against what bound.
+                var failed = verify.Cases.Where(c => !c.Passed).Select(c => "check failed: verify: " + ConversionReport.FailedCase(c, verify.Tolerance)).ToList();
+                OutputPaths.WriteDirectory(destination, replace, staging =>
+                    ConversionReport.Write(staging, ConversionReport.ToJson(ckpt.Files.Directory, evaluation.Source, [], failed, verification)));
+                return PrintReport(destination, failed, parse.GetValue(json), stdout, stderr);
             }
 
             var ids = evaluation.Ids.Take(max).ToArray();
-            bool showProgress = !parse.GetValue(json);
-            var notes = showProgress ? stderr : TextWriter.Null;
             notes.WriteLine($"reference logits on {ids.Length} tokens of {evaluation.Source} ...");
             ReferenceLogits referenceLogits;
             using (var progress = new ConsoleProgress(stderr, "reference", "windows", showProgress))
@@ -108,7 +119,7 @@ internal static class ConvertCommand
                     results.Add(result);
                     failures.AddRange(gates.Select(gate => gate.Check(result)).OfType<string>());
                 }
-                var report = ConversionReport.ToJson(ckpt.Files.Directory, evaluation.Source, results, failures);
+                var report = ConversionReport.ToJson(ckpt.Files.Directory, evaluation.Source, results, failures, verification, ConversionReport.Evaluation(referenceLogits));
                 ConversionReport.Write(staging, report);
             });
             return PrintReport(destination, failures, parse.GetValue(json), stdout, stderr);
@@ -119,6 +130,9 @@ internal static class ConvertCommand
     /// <summary>The gates given on the command line (absent options add none).</summary>
     internal static List<ConversionGate> Gates(double? maxKl, double? minTop1, double? maxPpl)
     {
+        if (maxKl is { } kl && !(kl >= 0)) throw new InvalidRequestException("--max-kl", $"{kl}, expected a KL bound >= 0");
+        if (minTop1 is { } top && double.IsNaN(top)) throw new InvalidRequestException("--min-top1", "NaN, expected a rate in 0..1");
+        if (maxPpl is { } ppl && !(ppl > 0)) throw new InvalidRequestException("--max-ppl-ratio", $"{ppl}, expected a ratio > 0");
         var gates = new List<ConversionGate>();
         if (maxKl is { } k) gates.Add(ConversionGate.MaxKl(k));
         if (minTop1 is { } m) gates.Add(ConversionGate.MinTop1(m));

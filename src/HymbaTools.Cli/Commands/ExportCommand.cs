@@ -27,13 +27,14 @@ internal static class ExportCommand
         var opset = new Option<long>("--opset") { Description = "Default-domain opset, 17 to 21 (the graph also uses ONNX Runtime's com.microsoft contrib ops, so it needs ONNX Runtime 1.31 or newer at any opset)", DefaultValueFactory = _ => 17 };
         var accuracy = new Option<int>("--accuracy-level") { Description = "MatMulNBits accuracy_level for int8/int4: 4 = int8 activations (about 3x faster int4 decode), 0 = float32 compute (int8 then matches GGUF q8_0's accuracy)", DefaultValueFactory = _ => 4 };
         var threshold = new Option<long>("--external-data-threshold") { Description = "Weights larger than this many bytes in total go to model.onnx.data (always above 2 GB)", DefaultValueFactory = _ => 512L << 20 };
+        var allowRequantize = new Option<bool>("--allow-requantize") { Description = "Export a GGUF input whose tensors are quantized already (as `quantize`: a second rounding on top of the first; export the original checkpoint instead)" };
         var force = new Option<bool>("--force") { Description = "Replace a non-empty output directory" };
         var output = new Option<string>("--output", "-o") { Description = "Output directory (created; must not exist or be empty)", Required = true };
         var command = new Command("export",
             "Export a model for a runtime: --format onnx writes model.onnx (+ model.onnx.data), genai_config.json, config.json, the tokenizer files and a README into a directory. " +
             "One graph serves prefill and decode, with K/V, conv and SSM state as inputs and outputs.")
         {
-            source, format, type, blockSize, opset, accuracy, threshold, force, output,
+            source, format, type, blockSize, opset, accuracy, threshold, allowRequantize, force, output,
         };
         command.SetAction(parse => CommandRunner.Run(parse, stderr, () =>
         {
@@ -56,7 +57,9 @@ internal static class ExportCommand
                 ExternalDataThreshold = limit,
                 Force = parse.GetValue(force),
             };
-            using var input = ArtifactLoader.OpenExportSource(CheckpointInput.Resolve(parse.GetValue(source)!, stderr), stderr);
+            string sourcePath = CheckpointInput.Resolve(parse.GetValue(source)!, stderr);
+            ArtifactKinds.Require(sourcePath, "export", ArtifactKind.Checkpoint | ArtifactKind.Gguf);
+            using var input = ArtifactLoader.OpenExportSource(sourcePath, stderr, parse.GetValue(allowRequantize));
             using var progress = new ConsoleProgress(stderr, $"export onnx {typeName}");
             var result = OnnxExporter.Export(input.Source, parse.GetValue(output)!, options, progress);
             progress.Complete();

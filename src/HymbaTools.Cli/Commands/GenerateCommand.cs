@@ -32,16 +32,23 @@ internal static class GenerateCommand
             double t = parse.GetValue(temperature), p = parse.GetValue(topP);
             if (t < 0) throw new InvalidRequestException("--temperature", $"{t}, expected >= 0");
             if (p is <= 0 or > 1) throw new InvalidRequestException("--top-p", $"{p}, expected 0 < p <= 1");
+            ArtifactKinds.Require(path, "generate", ArtifactKind.Runnable);
             var tok = ArtifactLoader.Tokenizer(path, parse.GetValue(tokenizer));
             string text = parse.GetValue(prompt)!;
-            long[] ids = parse.GetValue(chat)
+            bool asChat = parse.GetValue(chat);
+            long[] ids = asChat
                 ? tok.Encode(ChatTemplate.Render([new ChatMessage("user", text)]), addBos: false)
                 : tok.Encode(text);
+            // A tokenizer without the template's special tokens spells each marker out in pieces: a prompt the model
+            // was never trained on, so say so.
+            if (asChat && ChatTemplate.Markers.Where(m => !tok.HasSpecialToken(m)).ToList() is { Count: > 0 } missing)
+                stderr.WriteLine($"warning: --chat: the tokenizer has no {string.Join(", ", missing)} token(s); the chat markers are encoded as plain text ({ids.Length} prompt tokens)");
             using var runner = ArtifactLoader.Open(path, stderr);
             if (ids.Any(id => id >= runner.Config.VocabSize))
                 throw new InvalidRequestException("--tokenizer", $"the tokenizer produces ids beyond the model's vocabulary of {runner.Config.VocabSize}");
             bool asJson = parse.GetValue(json);
-            if (!asJson) stdout.Write(text);
+            // A completion continues the prompt on the same line; a chat reply is a turn of its own, labelled as such.
+            if (!asJson) stdout.Write(asChat ? $"User: {text}\nAssistant: " : text);
             var result = TextGenerator.Generate(runner, tok, ids, max,
                 new SamplingOptions { Temperature = t, TopK = parse.GetValue(topK), TopP = p, Seed = parse.GetValue(seed) },
                 asJson ? null : piece => { stdout.Write(piece); stdout.Flush(); });

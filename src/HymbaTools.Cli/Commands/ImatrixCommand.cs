@@ -10,24 +10,27 @@ internal static class ImatrixCommand
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
         var checkpoint = new Argument<string>("checkpoint") { Description = "HuggingFace checkpoint directory" + CheckpointInput.HubHelp };
-        var text = new Option<string?>("--text") { Description = "Calibration text (encoded with the checkpoint's tokenizer.model)" };
-        var tokens = new Option<string?>("--tokens") { Description = "Calibration token ids (whitespace-separated), instead of --text" };
+        var input = new TokenInput("Calibration text (encoded with the checkpoint's tokenizer.model, or --tokenizer's)", "Calibration token ids (whitespace-separated), instead of --text", random: false);
         var chunk = new Option<int>("--chunk") { Description = "Tokens per forward pass (each chunk is a fresh sequence)", DefaultValueFactory = _ => 256 };
         var chunks = new Option<int>("--chunks") { Description = "Most chunks to run", DefaultValueFactory = _ => 64 };
         var output = new Option<string>("--output", "-o") { Description = "Importance matrix file to write (.imatrix.safetensors)", Required = true };
         var command = new Command("imatrix", "Collect per-column importance (mean squared input activations of every linear weight) for importance-aware quantization")
         {
-            checkpoint, text, tokens, chunk, chunks, output,
+            checkpoint, chunk, chunks, output,
         };
+        input.AddTo(command);
         command.SetAction(parse => CommandRunner.Run(parse, stderr, () =>
         {
             int chunkLength = parse.GetValue(chunk), maxChunks = parse.GetValue(chunks);
             if (chunkLength < 1) throw new InvalidRequestException("--chunk", $"{chunkLength}, expected >= 1");
             if (maxChunks < 1) throw new InvalidRequestException("--chunks", $"{maxChunks}, expected >= 1");
-            if (parse.GetValue(text) is null && parse.GetValue(tokens) is null) throw new InvalidRequestException("--text", "give --text FILE or --tokens FILE");
+            input.Check(parse);
+            if (parse.GetValue(input.Text) is null && parse.GetValue(input.Tokens) is null) throw new InvalidRequestException("--text", "give --text FILE or --tokens FILE");
             string outPath = OutputPaths.CheckFile(parse.GetValue(output)!, "--output");
-            using var ckpt = HymbaCheckpoint.Open(CheckpointInput.Resolve(parse.GetValue(checkpoint)!, stderr));
-            var (ids, source) = TokenInput.Read(ckpt.Files.Directory, parse.GetValue(text), parse.GetValue(tokens), null, ckpt.Config.VocabSize);
+            string path = CheckpointInput.Resolve(parse.GetValue(checkpoint)!, stderr);
+            ArtifactKinds.Require(path, "imatrix", ArtifactKind.Checkpoint);
+            using var ckpt = HymbaCheckpoint.Open(path);
+            var (ids, source) = input.Read(parse, ckpt.Files.Directory, ckpt.Config.VocabSize);
             using var model = HymbaModel.Load(new CheckpointTensorSource(ckpt));
             using var progress = new ConsoleProgress(stderr, "imatrix", "chunks");
             var matrix = ImportanceCollector.Collect(model, ids, chunkLength, maxChunks, source, progress);

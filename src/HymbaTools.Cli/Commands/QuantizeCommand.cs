@@ -40,7 +40,8 @@ internal static class QuantizeCommand
                 AllowRequantize = parse.GetValue(allowRequantize),
             };
             string input = CheckpointInput.Resolve(parse.GetValue(checkpoint)!, stderr);
-            if (File.Exists(input) && GgufFile.IsGguf(input))
+            var kind = ArtifactKinds.Require(input, "quantize", dry ? ArtifactKind.Checkpoint | ArtifactKind.ConfigOnly | ArtifactKind.Gguf : ArtifactKind.Checkpoint | ArtifactKind.Gguf);
+            if (kind == ArtifactKind.Gguf)
             {
                 using var gguf = GgufTensorSource.Open(input);
                 return dry ? PrintPlan(GgufExporter.Prepare(gguf, options), stdout)
@@ -72,9 +73,7 @@ internal static class QuantizeCommand
             progress.Complete();
         }
         foreach (var w in result.Warnings) stderr.WriteLine($"warning: {w}");
-        if (result.Requantized.Count > 0)
-            stderr.WriteLine($"warning: requantized {result.Requantized.Count} already-quantized tensor(s) ({result.Requantized[0]}{(result.Requantized.Count > 1 ? ", ..." : "")}): " +
-                             "expect more error than quantizing the original checkpoint; the file lists them under general.quantization.requantized");
+        if (RequantizeRule.Warning(result.Requantized, "the file lists them under general.quantization.requantized") is { } requantized) stderr.WriteLine(requantized);
         var fallbacks = result.Plan.Fallbacks.GroupBy(f => $"{GgmlTypes.NameOf(f.Requested!.Value)}->{GgmlTypes.NameOf(f.Type)}").ToList();
         if (fallbacks.Count > 0)
             stderr.WriteLine("note: shape fallbacks (row length not a multiple of the block): " +

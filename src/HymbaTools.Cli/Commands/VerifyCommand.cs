@@ -23,7 +23,10 @@ internal static class VerifyCommand
         {
             double tol = parse.GetValue(tolerance);
             if (!(tol >= 0)) throw new InvalidRequestException("--tolerance", $"{tol}, expected a non-negative number");
-            using var runner = ArtifactLoader.Open(CheckpointInput.Resolve(parse.GetValue(artifact)!, stderr), stderr);
+            string path = CheckpointInput.Resolve(parse.GetValue(artifact)!, stderr);
+            ArtifactKinds.Require(path, "verify", ArtifactKind.Runnable);
+            if (parse.GetValue(golden) is { } goldenFile && !File.Exists(goldenFile)) throw new InvalidRequestException("--golden", $"{goldenFile}: file not found");
+            using var runner = ArtifactLoader.Open(path, stderr);
             string? goldenPath = parse.GetValue(golden);
             var report = goldenPath is null
                 ? Verifier.SelfCheck(runner, tol)

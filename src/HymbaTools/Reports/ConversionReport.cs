@@ -9,20 +9,28 @@ namespace HymbaTools.Reports;
 /// <summary>One converted target: where it went, its size, how it differs from the reference, and how fast it ran in which runtime.</summary>
 public sealed record ConversionTarget(string Name, string Path, long FileBytes, double BitsPerWeight, DiffStatistics Diff, double PrefillTokensPerSecond, double DecodeTokensPerSecond, string Runtime);
 
-/// <summary>A gate: a figure of every target held to a bound.</summary>
-public sealed record ConversionGate(string Option, string Figure, double Bound, bool UpperBound, Func<ConversionTarget, double> Value)
+/// <summary>
+/// A gate: a figure of every target held to a bound. It reads the figure from a conversion target (windows scoring
+/// their second halves) or from a comparison row (`compare` without --out: chunks scoring every token), so every gate
+/// works in both modes.
+/// </summary>
+public sealed record ConversionGate(string Option, string Figure, double Bound, bool UpperBound, Func<ConversionTarget, double> Value, Func<ComparisonRow, double> RowValue)
 {
     /// <summary>The failure message for a target, or null when it holds.</summary>
-    public string? Check(ConversionTarget t)
+    public string? Check(ConversionTarget t) => Check(t.Name, Value(t));
+
+    /// <summary>The failure message for a row of `compare`, or null when it holds.</summary>
+    public string? Check(ComparisonRow r) => Check(r.Label, RowValue(r));
+
+    private string? Check(string name, double v)
     {
-        double v = Value(t);
         bool ok = UpperBound ? v <= Bound : v >= Bound;
-        return ok ? null : string.Create(CultureInfo.InvariantCulture, $"gate failed: {t.Name}: {Figure} {v:G6} {(UpperBound ? ">" : "<")} {Option} {Bound:G6}");
+        return ok ? null : string.Create(CultureInfo.InvariantCulture, $"gate failed: {name}: {Figure} {v:G6} {(UpperBound ? ">" : "<")} {Option} {Bound:G6}");
     }
 
-    public static ConversionGate MaxKl(double bound) => new("--max-kl", "mean KL", bound, true, t => t.Diff.MeanKl.Value);
-    public static ConversionGate MinTop1(double bound) => new("--min-top1", "same top token", bound, false, t => t.Diff.SameTop.Value);
-    public static ConversionGate MaxPplRatio(double bound) => new("--max-ppl-ratio", "perplexity ratio", bound, true, t => t.Diff.PerplexityRatio.Value);
+    public static ConversionGate MaxKl(double bound) => new("--max-kl", "mean KL", bound, true, t => t.Diff.MeanKl.Value, r => r.MeanKl);
+    public static ConversionGate MinTop1(double bound) => new("--min-top1", "same top token", bound, false, t => t.Diff.SameTop.Value, r => r.Top1Agreement);
+    public static ConversionGate MaxPplRatio(double bound) => new("--max-ppl-ratio", "perplexity ratio", bound, true, t => t.Diff.PerplexityRatio.Value, r => r.PerplexityRatio);
 }
 
 /// <summary>
@@ -34,15 +42,55 @@ public static class ConversionReport
 {
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
 
-    public static JsonObject ToJson(string reference, string tokenSource, IReadOnlyList<ConversionTarget> targets, IReadOnlyList<string> failures)
+    /// <param name="verification">The verify step's record (<see cref="Verification"/>), when the command ran one.</param>
+    /// <param name="evaluation">How the targets were scored (<see cref="Evaluation"/>).</param>
+    public static JsonObject ToJson(string reference, string tokenSource, IReadOnlyList<ConversionTarget> targets, IReadOnlyList<string> failures,
+        JsonObject? verification = null, JsonObject? evaluation = null)
     {
         var report = Build(reference, tokenSource, targets, failures);
+        if (evaluation is not null) report.Insert(2, "evaluation", evaluation);
+        if (verification is not null) report.Insert(2, "verification", verification);
         // A reference that is a snapshot in the local HuggingFace cache is recorded by its Hub id and commit too.
         string directory = System.IO.Directory.Exists(reference) ? reference : System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(reference))!;
         if (Checkpoints.HubSnapshot.FromDirectory(directory) is { } hub)
             report.Insert(0, "reference_hub", new JsonObject { ["repository"] = hub.RepoId, ["revision"] = hub.Commit });
         return report;
     }
+
+    /// <summary>
+    /// What the verify step found: golden file or self-checks, how many cases, the worst max abs difference and its
+    /// case, the tolerance, and the cases out of it.
+    /// </summary>
+    public static JsonObject Verification(VerifyReport verify)
+    {
+        var compared = verify.Cases.Where(c => c.Comparison is not null).ToList();
+        var worst = compared.OrderByDescending(c => c.Comparison!.MaxAbsDiff).FirstOrDefault();
+        return new JsonObject
+        {
+            ["mode"] = verify.GoldenPath is null ? "self-checks" : "golden",
+            ["golden"] = verify.GoldenPath,
+            ["tolerance"] = verify.Tolerance,
+            ["passed"] = verify.Passed,
+            ["cases"] = (long)verify.Cases.Count,
+            ["worst_max_abs_diff"] = worst?.Comparison!.MaxAbsDiff,
+            ["worst_case"] = worst is null ? null : $"{worst.Name} ({worst.Kind})",
+            ["failed_cases"] = new JsonArray(verify.Cases.Where(c => !c.Passed).Select(c => (JsonNode)FailedCase(c, verify.Tolerance)).ToArray()),
+        };
+    }
+
+    /// <summary>One failed verify case with its difference and bound ("len17 (forward): max abs diff 0.0123 > tolerance 1e-4; B=1 T=17").</summary>
+    public static string FailedCase(VerifyCase c, double tolerance) => c.Comparison is { } cmp
+        ? string.Create(CultureInfo.InvariantCulture, $"{c.Name} ({c.Kind}): max abs diff {cmp.MaxAbsDiff:G4} > tolerance {c.Tolerance ?? tolerance:G4}; {c.Detail}")
+        : $"{c.Name} ({c.Kind}): {c.Detail}";
+
+    /// <summary>How the targets were scored: whole windows of the evaluation tokens, the second half of each scored.</summary>
+    public static JsonObject Evaluation(ReferenceLogits reference) => new()
+    {
+        ["windows"] = (long)reference.Windows.Count,
+        ["window"] = (long)reference.Window,
+        ["scored_tokens"] = (long)reference.Windows.Count * (reference.Window - 1 - reference.Window / 2),
+        ["scoring"] = "the second half of every window",
+    };
 
     private static JsonObject Build(string reference, string tokenSource, IReadOnlyList<ConversionTarget> targets, IReadOnlyList<string> failures) => new()
     {
@@ -101,6 +149,8 @@ public static class ConversionReport
             ["gate_failures"] = failures,
             ["targets"] = targets,
         };
+        if (first["evaluation"] is { } evaluation) merged.Insert(2, "evaluation", evaluation.DeepClone());
+        if (first["verification"] is { } verification) merged.Insert(2, "verification", verification.DeepClone());
         if (first["reference_hub"] is { } hub) merged.Insert(0, "reference_hub", hub.DeepClone());
         return merged;
     }
@@ -124,7 +174,8 @@ public static class ConversionReport
     {
         var inv = CultureInfo.InvariantCulture;
         var sb = new StringBuilder();
-        sb.Append(inv, $"# Conversion report\n\nReference: `{report["reference"]}`{HubNote(report)}; evaluated on {report["token_source"]}.\n\n");
+        sb.Append(inv, $"# Conversion report\n\nReference: `{report["reference"]}`{HubNote(report)}; evaluated on {report["token_source"]}{EvaluationNote(report)}.\n\n");
+        if (VerificationNote(report) is { } verified) sb.Append(verified).Append("\n\n");
         sb.Append("| target | size (bytes) | bits/weight | mean KL | KL p99 | same top-1 | RMS Δp | PPL ratio | prefill tok/s | decode tok/s | runtime |\n");
         sb.Append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
         foreach (var t in Targets(report).OrderBy(t => D(t, "bits_per_weight")))
@@ -132,6 +183,24 @@ public static class ConversionReport
         var failures = report["gate_failures"]!.AsArray();
         sb.Append(failures.Count == 0 ? "\nEvery gate holds.\n" : "\n" + string.Join("\n", failures.Select(f => "- " + f)) + "\n");
         return sb.ToString();
+    }
+
+    /// <summary>": N windows of W tokens, the second half of each scored (S tokens)" when the report records it.</summary>
+    internal static string EvaluationNote(JsonObject report) =>
+        report["evaluation"] is JsonObject e
+            ? string.Create(CultureInfo.InvariantCulture, $": {D(e, "windows"):0} windows of {D(e, "window"):0} tokens, {e["scoring"]} ({D(e, "scored_tokens"):N0} scored tokens)")
+            : "";
+
+    /// <summary>The verify step in one sentence ("Verification: golden F, 9 cases, worst max abs diff 7.2e-06 (len17 (forward)), tolerance 0.0001: passed."), or null.</summary>
+    internal static string? VerificationNote(JsonObject report)
+    {
+        if (report["verification"] is not JsonObject v) return null;
+        var inv = CultureInfo.InvariantCulture;
+        string what = v["mode"]?.GetValue<string>() == "golden" ? $"golden `{v["golden"]}`" : "self-checks";
+        string worst = v["worst_max_abs_diff"] is null ? "" : string.Create(inv, $", worst max abs diff {D(v, "worst_max_abs_diff"):G4} ({v["worst_case"]})");
+        var failed = v["failed_cases"]?.AsArray() ?? [];
+        return string.Create(inv, $"Verification: {what}, {D(v, "cases"):0} cases{worst}, tolerance {D(v, "tolerance"):G4}: ") +
+               (v["passed"]!.GetValue<bool>() ? "passed." : "FAILED: " + string.Join("; ", failed.Select(f => f!.ToString())) + ".");
     }
 
     /// <summary>" (Hub `ORG/NAME` at commit `C`)" when the report records the reference's Hub snapshot.</summary>

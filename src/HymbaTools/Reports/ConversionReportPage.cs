@@ -32,7 +32,9 @@ internal static class ConversionReportPage
         sb.Append("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Conversion report</title>\n<style>").Append(Style).Append("</style></head><body>\n")
           .Append("<h1>Conversion report</h1>\n<p>Reference <code>").Append(Esc(report["reference"]!.ToString())).Append("</code>")
           .Append(Esc(HubNote(report).Replace("`", "", StringComparison.Ordinal))).Append(", evaluated on ")
-          .Append(Esc(report["token_source"]!.ToString())).Append(".</p>\n");
+          .Append(Esc(report["token_source"]!.ToString() + EvaluationNote(report))).Append(".</p>\n");
+        if (VerificationNote(report) is { } verified)
+            sb.Append(report["verification"]!["passed"]!.GetValue<bool>() ? "<p>" : "<p class=\"fail\">").Append(Esc(verified.Replace("`", "", StringComparison.Ordinal))).Append("</p>\n");
         var markdownTable = Markdown(report).Split('\n').Where(l => l.StartsWith('|')).ToList();
         sb.Append("<table>\n");
         for (int i = 0; i < markdownTable.Count; i++)
@@ -45,6 +47,12 @@ internal static class ConversionReportPage
         sb.Append("</table>\n");
         var failures = report["gate_failures"]!.AsArray();
         sb.Append(failures.Count == 0 ? "<p>Every gate holds.</p>\n" : string.Concat(failures.Select(f => $"<p class=\"fail\">{Esc(f!.ToString())}</p>\n")));
+        if (targets.Count == 0)
+        {
+            // A run stopped before its targets (a failed verify) keeps its report: nothing to chart.
+            sb.Append("</body></html>\n");
+            return sb.ToString();
+        }
         Figure(sb, KlChart.Render(targets.Select(t => KlPoint.For(S(t, "name"), S(t, "path"), D(t, "bits_per_weight"), D(t, "mean_kl"))).ToList()),
             "Mean KL divergence from the reference (nats per token, log scale) against bits per weight: lower and further left is better. " +
             "Circles are GGUF files, squares ONNX exports, hollow markers variants built with an importance matrix; the dashed line is the " +

@@ -24,8 +24,8 @@ internal static class ExampleModelRecipe
         int pieces = HymbaTokenizer.CountPieces(request.TokenizerModel);
         ExampleModelFiles.WriteTokenizerFiles(dir, request.TokenizerModel, pieces);
         var tokenizer = HymbaTokenizer.Load(dir);
-        var trainTokens = request.TrainFiles.SelectMany(f => tokenizer.Encode(File.ReadAllText(f), addBos: true, addEos: true)).ToList();
-        var evalTokens = tokenizer.Encode(File.ReadAllText(request.EvalFile), addBos: true, addEos: true).ToList();
+        var trainTokens = request.TrainFiles.SelectMany(f => tokenizer.Encode(HymbaTools.Text.TextFile.Read(f, "--train"), addBos: true, addEos: true)).ToList();
+        var evalTokens = tokenizer.Encode(HymbaTools.Text.TextFile.Read(request.EvalFile, "--eval"), addBos: true, addEos: true).ToList();
         log?.Invoke($"{trainTokens.Count:N0} training tokens from {request.TrainFiles.Count} files, {evalTokens.Count:N0} held-out tokens, vocabulary {pieces} + [PAD]");
 
         var shape = request.Shape with { Vocab = pieces + 1 };

@@ -7,7 +7,7 @@ public sealed record ChatMessage(string Role, string Content);
 /// <summary>
 /// The Hymba-Instruct chat format (docs/architecture.md §5): "&lt;extra_id_0&gt;System", the system text on
 /// its own line when given, a blank line, then "&lt;extra_id_1&gt;User\n...\n" / "&lt;extra_id_1&gt;Assistant\n...\n"
-/// turns, and "&lt;extra_id_1&gt;Assistant\n" as the generation prompt. The markers are plain text to the tokenizer.
+/// turns, and "&lt;extra_id_1&gt;Assistant\n" as the generation prompt. The markers are added tokens of Hymba-Instruct's tokenizer.
 /// </summary>
 public static class ChatTemplate
 {
@@ -17,6 +17,9 @@ public static class ChatTemplate
         ["assistant"] = "Assistant",
         ["tool"] = "Tool",
     };
+
+    /// <summary>The template's special tokens: one token each in Hymba-Instruct's tokenizer, plain text to a tokenizer without them.</summary>
+    public static readonly IReadOnlyList<string> Markers = ["<extra_id_0>", "<extra_id_1>"];
 
     public static string Render(IEnumerable<ChatMessage> messages, bool addGenerationPrompt = true)
     {

@@ -16,8 +16,11 @@ public sealed class HymbaTokenizer
     private readonly LlamaTokenizer _tokenizer;
     private readonly SentencePieceBpe _encoder;
 
-    private HymbaTokenizer(LlamaTokenizer tokenizer, SentencePieceBpe encoder, bool addBos, bool addEos, int bos, int eos, int? pad, string? chatTemplate)
+    private readonly TokenizerFiles _files;
+
+    private HymbaTokenizer(TokenizerFiles files, LlamaTokenizer tokenizer, SentencePieceBpe encoder, bool addBos, bool addEos, int bos, int eos, int? pad, string? chatTemplate)
     {
+        _files = files;
         _tokenizer = tokenizer;
         _encoder = encoder;
         AddBos = addBos;
@@ -57,8 +60,14 @@ public sealed class HymbaTokenizer
             throw new InvalidCheckpointException(origin, "", $"cannot load the SentencePiece model ({e.Message})");
         }
         int? pad = files.AddedTokens.TryGetValue("[PAD]", out int p) ? p : null;
-        return new HymbaTokenizer(tokenizer, new SentencePieceBpe(files.Model, files.AddedTokens), files.AddBos, files.AddEos, tokenizer.BeginningOfSentenceId, tokenizer.EndOfSentenceId, pad, files.ChatTemplate);
+        return new HymbaTokenizer(files, tokenizer, new SentencePieceBpe(files.Model, files.AddedTokens), files.AddBos, files.AddEos, tokenizer.BeginningOfSentenceId, tokenizer.EndOfSentenceId, pad, files.ChatTemplate);
     }
+
+    /// <summary>Every token's text in id order (the pieces, then the added tokens): two tokenizers with equal vocabularies encode alike.</summary>
+    public IReadOnlyList<string> Vocabulary() => [.. _files.Vocabulary().Select(p => p.Piece)];
+
+    /// <summary>True when <paramref name="token"/> is one token that text is cut at (an added or user-defined token), not text to encode piece by piece.</summary>
+    public bool HasSpecialToken(string token) => _encoder.IsSpecial(token);
 
     /// <summary>Token ids of a text; BOS/EOS as the tokenizer config says unless overridden.</summary>
     public long[] Encode(string text, bool? addBos = null, bool? addEos = null)

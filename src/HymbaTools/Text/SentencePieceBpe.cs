@@ -46,6 +46,8 @@ internal sealed class SentencePieceBpe
             .OrderByDescending(t => t.Key.Length).ThenBy(t => t.Key, StringComparer.Ordinal).ToArray();
     }
 
+    public bool IsSpecial(string token) => _added.Any(t => t.Token == token) || _userDefined.Contains(token, StringComparer.Ordinal);
+
     public List<int> Encode(string text)
     {
         var ids = new List<int>();

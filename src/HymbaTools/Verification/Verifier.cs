@@ -83,7 +83,7 @@ public static class Verifier
         var batchCmp = LogitComparison.Compare(batchRows, full.Data, c.VocabSize);
         double consistency = runner.ConsistencyTolerance ?? tolerance;
         string kernelNote = runner.ConsistencyTolerance is { } t ? $"; tolerance {t.ToString(CultureInfo.InvariantCulture)} (int8 activations: kernels differ by row count)" : "";
-        cases.Add(new VerifyCase("batch-vs-single", "self", batchCmp, batchCmp.MaxAbsDiff <= consistency, "rows of a batch of 2 vs two batch-1 runs" + kernelNote));
+        cases.Add(new VerifyCase("batch-vs-single", "self", batchCmp, batchCmp.MaxAbsDiff <= consistency, "rows of a batch of 2 vs two batch-1 runs" + kernelNote, runner.ConsistencyTolerance));
 
         int prefill = Math.Max(1, length / 3);
         // Step i feeds token prefill+i-1 and predicts from position prefill-1+i, as in the golden decode cases.
@@ -91,7 +91,7 @@ public static class Verifier
         var expected = single0.Data.AsSpan((prefill - 1) * c.VocabSize, (length - prefill) * c.VocabSize);
         var decodeCmp = LogitComparison.Compare(expected, decoded, c.VocabSize);
         cases.Add(new VerifyCase("prefill+decode", "self", decodeCmp, decodeCmp.MaxAbsDiff <= consistency,
-            $"prefill {prefill} then {length - prefill} decode steps vs full forward of {length} (window {c.SlidingWindow?.ToString(CultureInfo.InvariantCulture) ?? "none"})" + kernelNote));
+            $"prefill {prefill} then {length - prefill} decode steps vs full forward of {length} (window {c.SlidingWindow?.ToString(CultureInfo.InvariantCulture) ?? "none"})" + kernelNote, runner.ConsistencyTolerance));
 
         var rerun = runner.Forward([row0]);
         bool identical = rerun.Data.AsSpan().SequenceEqual(single0.Data);

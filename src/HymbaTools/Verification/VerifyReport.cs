@@ -6,7 +6,8 @@ using System.Text.Json;
 
 namespace HymbaTools.Verification;
 
-public sealed record VerifyCase(string Name, string Kind, LogitComparison? Comparison, bool Passed, string Detail);
+/// <param name="Tolerance">The bound this case's max abs diff was held to, when it differs from the report's (null: the report's, or not gated).</param>
+public sealed record VerifyCase(string Name, string Kind, LogitComparison? Comparison, bool Passed, string Detail, double? Tolerance = null);
 
 /// <summary>The outcome of `hymba verify`: one row per case, overall pass/fail, renderable as text or JSON.</summary>
 public sealed record VerifyReport(string Artifact, string? GoldenPath, double Tolerance, IReadOnlyList<VerifyCase> Cases, string? LogitsSummary)
@@ -18,7 +19,11 @@ public sealed record VerifyReport(string Artifact, string? GoldenPath, double To
     public string ToText()
     {
         var sb = new StringBuilder();
-        sb.Append($"verify {Artifact}{(GoldenPath is null ? " (self-checks, no golden file)" : $" against {GoldenPath}")}, tolerance {G(Tolerance)} max abs\n\n");
+        // Cases held to another bound are named in the header, so that it never states a tolerance a row did not use.
+        var others = Cases.Where(c => c.Tolerance is { } t && t != Tolerance).GroupBy(c => c.Tolerance!.Value)
+            .Select(g => $"{G(g.Key)} for {string.Join(", ", g.Select(c => c.Name))}").ToList();
+        sb.Append($"verify {Artifact}{(GoldenPath is null ? " (self-checks, no golden file)" : $" against {GoldenPath}")}, tolerance {G(Tolerance)} max abs" +
+                  (others.Count > 0 ? $" ({string.Join("; ", others)})" : "") + "\n\n");
         var table = new TextTable("case", "kind", "max |diff|", "NMSE", "argmax agree", "result", "detail");
         foreach (var c in Cases)
             table.Add(c.Name, c.Kind, c.Comparison is null ? "-" : G(c.Comparison.MaxAbsDiff), c.Comparison is null ? "-" : G(c.Comparison.Nmse),
@@ -57,6 +62,7 @@ public sealed record VerifyReport(string Artifact, string? GoldenPath, double To
                     w.WriteEndArray();
                 }
             }
+            if (c.Tolerance is { } own) w.WriteNumber("tolerance", own);
             w.WriteBoolean("passed", c.Passed);
             w.WriteString("detail", c.Detail);
             w.WriteEndObject();

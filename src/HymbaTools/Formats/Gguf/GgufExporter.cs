@@ -77,7 +77,7 @@ public static class GgufExporter
 
     private sealed record Prepared(GgufWriter Writer, QuantizationPlan Plan, IReadOnlyList<string> Requantized);
 
-    private static bool IsFloat(GgmlType type) => type is GgmlType.F32 or GgmlType.F16 or GgmlType.BF16;
+    private static bool IsFloat(GgmlType type) => RequantizeRule.IsFloat(type);
 
     private static Prepared Prepare(IGgufExportInput input, GgufExportOptions options, NonFiniteTally? nonFinite)
     {
@@ -89,10 +89,7 @@ public static class GgufExporter
             .Select(p => (Planned: p, Stored: input.StoredType(p.Tensor)))
             .Where(t => t.Stored is { } stored && stored != t.Planned.Type && !IsFloat(stored))
             .Select(t => $"{t.Planned.Tensor.Name}: {GgmlTypes.NameOf(t.Stored!.Value)} -> {GgmlTypes.NameOf(t.Planned.Type)}").ToList();
-        if (requantized.Count > 0 && !options.AllowRequantize)
-            throw new InvalidRequestException("--allow-requantize",
-                $"{requantized.Count} tensor(s) of the input are quantized already ({requantized[0]}{(requantized.Count > 1 ? ", ..." : "")}); " +
-                "quantizing them again adds a second rounding error to the first. Quantize the original checkpoint, or pass --allow-requantize");
+        RequantizeRule.Check(requantized, options.AllowRequantize);
         var writer = new GgufWriter();
         writer.Add(GgufConstants.ArchitectureKey, GgufValue.Str(HymbaGgufSchema.Architecture));
         writer.Add("general.name", GgufValue.Str(options.ModelName ?? input.DefaultModelName));
