@@ -111,6 +111,7 @@ internal static class CompareCommand
         var importance = imatrixPath is null ? null : ImportanceMatrix.Load(imatrixPath);
         string destination = outDir;
         using var checkpoint = built.Count > 0 ? HymbaCheckpoint.Open(referencePath) : null;
+        if (checkpoint is not null && importance?.CoverageWarning(checkpoint.Config, imatrixPath!) is { } coverage) stderr.WriteLine(coverage);
         var notes = json ? TextWriter.Null : stderr;
         ReferenceLogits referenceLogits;
         using (var progress = new ConsoleProgress(stderr, "reference", "windows", !json))

@@ -33,7 +33,7 @@ internal static class ImatrixCommand
             var (ids, source) = input.Read(parse, ckpt.Files.Directory, ckpt.Config.VocabSize);
             using var model = HymbaModel.Load(new CheckpointTensorSource(ckpt));
             using var progress = new ConsoleProgress(stderr, "imatrix", "chunks");
-            var matrix = ImportanceCollector.Collect(model, ids, chunkLength, maxChunks, source, progress);
+            var matrix = ImportanceCollector.Collect(model, ids, chunkLength, maxChunks, source, progress, ckpt.Files.Hub?.RepoId ?? Path.GetFileName(ckpt.Files.Directory.TrimEnd('/')));
             progress.Complete();
             matrix.Save(outPath);
             stdout.WriteLine($"wrote {outPath}: {matrix.Entries.Count} tensors, {matrix.Chunks} chunks x {chunkLength} tokens from {source}");

@@ -70,7 +70,7 @@ internal static class InspectCommand
             stderr.WriteLine($"check failed: {path} records no tensor checksums (written by an older hymba?)");
             return ExitCodes.CheckFailed;
         }
-        foreach (var m in mismatches) stderr.WriteLine($"check failed: tensor {m.Tensor}: sha256 {m.Actual}, recorded {m.Recorded}");
+        foreach (var m in mismatches) stderr.WriteLine($"check failed: tensor {m.Tensor}: {m.Algorithm} {m.Actual}, recorded {m.Recorded}");
         if (mismatches.Count > 0) return ExitCodes.CheckFailed;
         stdout.WriteLine(count >= 0 ? $"checksums: all {count} tensors match" : "checksums: every recorded tensor matches");
         return ExitCodes.Success;

@@ -44,12 +44,14 @@ internal static class QuantizeCommand
             if (kind == ArtifactKind.Gguf)
             {
                 using var gguf = GgufTensorSource.Open(input);
+                if (importance?.CoverageWarning(gguf.Config, imatrixPath!) is { } partial) stderr.WriteLine(partial);
                 return dry ? PrintPlan(GgufExporter.Prepare(gguf, options), stdout)
                            : Write(progress => GgufExporter.Export(gguf, outPath!, options, progress), preset, stdout, stderr);
             }
             // NaN/Inf values are counted while the rows are converted (one pass over the input, not two).
             using var ckpt = HymbaCheckpoint.Open(input, new CheckpointReadOptions { ScanNonFinite = false });
             foreach (var w in ckpt.Warnings) stderr.WriteLine($"warning: {w}");
+            if (importance?.CoverageWarning(ckpt.Config, imatrixPath!) is { } coverage) stderr.WriteLine(coverage);
             return dry ? PrintPlan(GgufExporter.Prepare(ckpt, options), stdout)
                        : Write(progress => GgufExporter.Export(ckpt, outPath!, options, progress), preset, stdout, stderr);
         }));

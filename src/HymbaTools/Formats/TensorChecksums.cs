@@ -4,8 +4,8 @@ using HymbaTools.Formats.Onnx.Protos;
 
 namespace HymbaTools.Formats;
 
-/// <summary>One tensor whose data no longer hashes to what its file recorded.</summary>
-public sealed record ChecksumMismatch(string Tensor, string Recorded, string Actual);
+/// <summary>One tensor whose data no longer hashes to what its file recorded, and the digest both are ("xxh3-128", or "sha256" in files before 0.2).</summary>
+public sealed record ChecksumMismatch(string Tensor, string Recorded, string Actual, string Algorithm);
 
 /// <summary>
 /// Recomputes the per-tensor checksums an output recorded when it was written (GGUF: <c>general.tensor_xxh3_128</c>,
@@ -28,7 +28,7 @@ public static class TensorChecksums
             {
                 string actual = compute(file.Data(file.Tensors[i]).ToArray());
                 string expected = recorded.Elements[i].AsString;
-                if (actual != expected) mismatches.Add(new ChecksumMismatch(file.Tensors[i].Name, expected, actual));
+                if (actual != expected) mismatches.Add(new ChecksumMismatch(file.Tensors[i].Name, expected, actual, Label(suffix)));
             }
             return mismatches;
         }
@@ -53,14 +53,17 @@ public static class TensorChecksums
             foreach (var tensor in model.Graph.Initializer.Where(t => recorded.ContainsKey(t.Name)))
             {
                 string actual = compute(Bytes(directory, modelPath, tensor));
-                if (actual != recorded[tensor.Name]) mismatches.Add(new ChecksumMismatch(tensor.Name, recorded[tensor.Name], actual));
+                if (actual != recorded[tensor.Name]) mismatches.Add(new ChecksumMismatch(tensor.Name, recorded[tensor.Name], actual, Label(suffix)));
             }
             foreach (var name in recorded.Keys.Where(n => model.Graph.Initializer.All(t => t.Name != n)))
-                mismatches.Add(new ChecksumMismatch(name, recorded[name], "(missing)"));
+                mismatches.Add(new ChecksumMismatch(name, recorded[name], "(missing)", Label(suffix)));
             return mismatches;
         }
         return null;
     }
+
+    /// <summary>The digest's name as people write it ("xxh3_128" -> "xxh3-128").</summary>
+    private static string Label(string suffix) => suffix.Replace('_', '-');
 
     private static byte[] Bytes(string directory, string modelPath, TensorProto tensor)
     {

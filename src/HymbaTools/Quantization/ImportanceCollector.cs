@@ -9,7 +9,7 @@ namespace HymbaTools.Quantization;
 internal static class ImportanceCollector
 {
     public static ImportanceMatrix Collect(HymbaModel model, IReadOnlyList<long> tokens, int chunkLength, int maxChunks, string dataset,
-        IProgress<(long Done, long Total)>? progress = null)
+        IProgress<(long Done, long Total)>? progress = null, string modelName = "")
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(chunkLength, 1);
         int chunks = Math.Min(maxChunks, tokens.Count / chunkLength);
@@ -23,6 +23,6 @@ internal static class ImportanceCollector
             statistics.Chunks++;
             progress?.Report((c + 1, chunks));
         }
-        return ImportanceMatrix.FromStatistics(model.Config, statistics, dataset, (long)chunks * chunkLength);
+        return ImportanceMatrix.FromStatistics(model.Config, statistics, dataset, (long)chunks * chunkLength, modelName);
     }
 }

@@ -16,6 +16,29 @@ public sealed class ImportanceMatrix
     public required string Dataset { get; init; }
     public required int Chunks { get; init; }
     public required long Tokens { get; init; }
+    /// <summary>The model it was collected on (its checkpoint directory or Hub id); empty in files written before it was recorded.</summary>
+    public string Model { get; init; } = "";
+
+    /// <summary>
+    /// How many of <paramref name="config"/>'s importance-weighted tensors the matrix has an entry of the right width
+    /// for: fewer than all means it was collected on another model (or another layout), and the rest is quantized
+    /// without it.
+    /// </summary>
+    public (int Matched, int Expected) Coverage(HymbaConfig config)
+    {
+        var wanted = HymbaStorageLayout.For(config).Where(t => PointOf(t.Role, config.TieWordEmbeddings) is not null).ToList();
+        return (wanted.Count(t => Entries.TryGetValue(t.Name, out var v) && v.Length == t.Columns), wanted.Count);
+    }
+
+    /// <summary>One warning line when the matrix does not cover the model exactly, naming what it was collected on; else null.</summary>
+    public string? CoverageWarning(HymbaConfig config, string path)
+    {
+        var (matched, expected) = Coverage(config);
+        if (matched == expected && Entries.Count == expected) return null;
+        string origin = string.Join(", ", new[] { Model.Length > 0 ? $"model {Model}" : "model not recorded", Dataset.Length > 0 ? $"dataset {Dataset}" : "" }.Where(x => x.Length > 0));
+        return $"warning: --imatrix: {path} matches {matched} of the {expected} importance-weighted tensors of this model ({Entries.Count} entries; collected on {origin}); " +
+               "the others are quantized without it";
+    }
 
     /// <summary>Which activation feeds which stored weight.</summary>
     private static ActivationPoint? PointOf(StoredRole role, bool tied) => role switch
@@ -31,7 +54,7 @@ public sealed class ImportanceMatrix
         _ => null,
     };
 
-    internal static ImportanceMatrix FromStatistics(HymbaConfig config, ActivationStatistics statistics, string dataset, long tokens)
+    internal static ImportanceMatrix FromStatistics(HymbaConfig config, ActivationStatistics statistics, string dataset, long tokens, string model = "")
     {
         var entries = new SortedDictionary<string, float[]>(StringComparer.Ordinal);
         foreach (var t in HymbaStorageLayout.For(config))
@@ -40,7 +63,7 @@ public sealed class ImportanceMatrix
             var values = statistics.MeanSquares(point == ActivationPoint.HeadInput ? -1 : t.Layer, point);
             if (values is not null && values.Length == t.Columns) entries[t.Name] = values;
         }
-        return new ImportanceMatrix { Entries = entries, Dataset = dataset, Chunks = statistics.Chunks, Tokens = tokens };
+        return new ImportanceMatrix { Entries = entries, Dataset = dataset, Chunks = statistics.Chunks, Tokens = tokens, Model = model };
     }
 
     /// <summary>The importance of a stored tensor, or null if the matrix has none for it.</summary>
@@ -60,6 +83,7 @@ public sealed class ImportanceMatrix
             ["dataset"] = Dataset,
             ["chunks"] = Chunks.ToString(CultureInfo.InvariantCulture),
             ["tokens"] = Tokens.ToString(CultureInfo.InvariantCulture),
+            ["model"] = Model,
         };
         SafetensorsWriter.Write(path, entries, metadata, (e, s) => s.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(Entries[e.Name].AsSpan())));
     }
@@ -83,6 +107,7 @@ public sealed class ImportanceMatrix
             Dataset = file.Metadata.GetValueOrDefault("dataset", ""),
             Chunks = int.TryParse(file.Metadata.GetValueOrDefault("chunks"), CultureInfo.InvariantCulture, out int c) ? c : 0,
             Tokens = long.TryParse(file.Metadata.GetValueOrDefault("tokens"), CultureInfo.InvariantCulture, out long n) ? n : 0,
+            Model = file.Metadata.GetValueOrDefault("model", ""),
         };
     }
 }

@@ -26,6 +26,15 @@ public sealed record InspectReport(
 
     private static string Mb(long bytes) => (bytes / 1e6).ToString("F2", CultureInfo.InvariantCulture) + " MB";
 
+    /// <summary>
+    /// A value a GGUF file stored as float32 (rms_norm_eps) reads back as a double such as 9.999999974752427E-07:
+    /// such a value is printed as the float32 it is, in its shortest round-trip form (1E-06); any other as the double.
+    /// </summary>
+    internal static bool IsFloat32(double value) => (double)(float)value == value;
+
+    internal static string Shortest(double value) =>
+        IsFloat32(value) ? ((float)value).ToString("R", CultureInfo.InvariantCulture) : value.ToString("R", CultureInfo.InvariantCulture);
+
     public string ToText()
     {
         var c = Config;
@@ -52,7 +61,7 @@ public sealed record InspectReport(
             .Add("meta tokens", c.NumMemoryTokens)
             .Add("sliding window", c.SlidingWindow?.ToString(CultureInfo.InvariantCulture) ?? "none (all layers global)")
             .Add("RoPE", c.Rope ? $"{c.RopeType}, base {c.RopeBase.ToString("R", CultureInfo.InvariantCulture)}" : "off")
-            .Add("RMSNorm eps", c.RmsNormEps.ToString("R", CultureInfo.InvariantCulture))
+            .Add("RMSNorm eps", Shortest(c.RmsNormEps))
             .Add("tied embeddings", c.TieWordEmbeddings ? "yes" : "no");
         sb.Append(cfg).Append('\n');
 
@@ -144,7 +153,7 @@ public sealed record InspectReport(
         w.WriteBoolean("rope", c.Rope);
         w.WriteString("rope_type", c.RopeType);
         w.WriteNumber("rope_base", c.RopeBase);
-        w.WriteNumber("rms_norm_eps", c.RmsNormEps);
+        if (IsFloat32(c.RmsNormEps)) w.WriteNumber("rms_norm_eps", (float)c.RmsNormEps); else w.WriteNumber("rms_norm_eps", c.RmsNormEps);
         w.WriteBoolean("tie_word_embeddings", c.TieWordEmbeddings);
         w.WriteNumber("parameter_count", Footprint.ParameterCount);
         w.WriteNumber("tensor_count", Footprint.TensorCount);

@@ -33,6 +33,9 @@ public sealed record MergeReport(string Output, IReadOnlyList<IReadOnlyList<int>
         new(output, after.KvReuseGroups ?? [], sequenceLengths.Select(s => (s, CacheSize.Compute(before, s).Total, CacheSize.Compute(after, s).Total)).ToList(),
             accuracy, evaluatedTokens, tokenSource);
 
+    /// <summary>Which tokens the figures cover (`diff` scores the second half of each window instead, so its KL for the same pair differs).</summary>
+    public const string Scoring = "one sequence, every token scored";
+
     public string ToText()
     {
         var sb = new StringBuilder();
@@ -41,7 +44,7 @@ public sealed record MergeReport(string Output, IReadOnlyList<IReadOnlyList<int>
         foreach (var (s, b, a) in Cache)
             cache.Add(s, b, a, b - a, (100.0 * (b - a) / b).ToString("F1", CultureInfo.InvariantCulture) + "%");
         sb.Append("Inference cache (").Append(CacheSize.Convention).Append(")\n").Append(cache).Append('\n');
-        sb.Append($"Accuracy cost over {EvaluatedTokens} tokens ({TokenSource}), merged vs original logits:\n");
+        sb.Append($"Accuracy cost over {EvaluatedTokens} tokens ({TokenSource}; {Scoring}), merged vs original logits:\n");
         sb.Append($"  max |diff| {Accuracy.MaxAbsDiff:G4}, NMSE {Accuracy.Nmse:G4}, mean KL {Accuracy.MeanKl:G4} nats, argmax agreement {Accuracy.ArgmaxAgreement:P1}\n");
         return sb.ToString();
     }
@@ -62,6 +65,7 @@ public sealed record MergeReport(string Output, IReadOnlyList<IReadOnlyList<int>
         w.WriteStartObject("accuracy");
         w.WriteNumber("tokens", EvaluatedTokens);
         w.WriteString("token_source", TokenSource);
+        w.WriteString("scoring", Scoring);
         w.WriteNumber("max_abs_diff", Accuracy.MaxAbsDiff);
         w.WriteNumber("nmse", Accuracy.Nmse);
         w.WriteNumber("mean_kl", Accuracy.MeanKl);

@@ -20,6 +20,13 @@ public sealed record ComparisonRow(string Artifact, string Label, long FileBytes
 /// </summary>
 public sealed record QuantizationComparison(string Reference, string TokenSource, int Tokens, int Chunk, IReadOnlyList<ComparisonRow> Rows)
 {
+    /// <summary>
+    /// Which tokens the figures cover, said in every output: `compare` without --out scores every token of each chunk
+    /// (the first ones with little context), while `compare --out`, `convert` and `diff` score the second half of each
+    /// window, so their KL and top-1 differ for the same pair.
+    /// </summary>
+    public const string Scoring = "every token of each chunk scored";
+
     public static ComparisonRow Measure(IHymbaRunner reference, IHymbaRunner candidate, string label, long fileBytes, double bitsPerWeight, long[] tokens, int chunk, IProgress<(long Done, long Total)>? progress = null)
     {
         int vocab = reference.Config.VocabSize;
@@ -65,7 +72,7 @@ public sealed record QuantizationComparison(string Reference, string TokenSource
     public string ToMarkdown()
     {
         var sb = new StringBuilder();
-        sb.Append($"# Quantization comparison\n\nReference: `{Reference}`; {Tokens:N0} tokens of {TokenSource} in chunks of {Chunk}.\n\n");
+        sb.Append($"# Quantization comparison\n\nReference: `{Reference}`; {Tokens:N0} tokens of {TokenSource} in chunks of {Chunk}, {Scoring}.\n\n");
         sb.Append("| artifact | size (bytes) | bits/weight | mean KL | max KL | same top-1 | max abs Δlogit | PPL | PPL ratio |\n");
         sb.Append("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         foreach (var r in Rows)
@@ -82,6 +89,7 @@ public sealed record QuantizationComparison(string Reference, string TokenSource
         w.WriteString("token_source", TokenSource);
         w.WriteNumber("tokens", Tokens);
         w.WriteNumber("chunk", Chunk);
+        w.WriteString("scoring", Scoring);
         w.WriteStartArray("artifacts");
         foreach (var r in Rows)
         {

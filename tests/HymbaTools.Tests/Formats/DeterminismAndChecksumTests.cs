@@ -60,7 +60,8 @@ public class DeterminismAndChecksumTests : IDisposable
         File.WriteAllBytes(path, bytes);
         var bad = CliRunner.Run("inspect", path, "--checksums");
         Assert.Equal(1, bad.ExitCode);
-        Assert.Contains($"tensor {victim}:", bad.Stderr, StringComparison.Ordinal);
+        Assert.Contains($"tensor {victim}: xxh3-128 ", bad.Stderr, StringComparison.Ordinal); // named as the digest it is, not "sha256"
+        Assert.DoesNotContain("sha256", bad.Stderr, StringComparison.Ordinal);
         Assert.Single(bad.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
     }
 
