@@ -25,7 +25,9 @@ internal static class UnknownOptions
     /// <summary>The one line for an unknown option: the closest name the command knows, when one is close.</summary>
     public static string Message(ParseResult parse, string token)
     {
-        string? closest = Names(parse.CommandResult)
+        // One-letter aliases are all one edit apart ('-o' would be "did you mean '-q'?"): only long names are suggested.
+        string? closest = token.Length <= 2 ? null : Names(parse.CommandResult)
+            .Where(name => name.StartsWith("--", StringComparison.Ordinal))
             .Select(name => (name, distance: Distance(token, name)))
             .Where(c => c.distance <= Math.Max(2, c.name.Length / 3))
             .OrderBy(c => c.distance).ThenBy(c => c.name, StringComparer.Ordinal)

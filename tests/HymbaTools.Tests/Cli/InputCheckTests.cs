@@ -44,7 +44,9 @@ public class InputCheckTests : IDisposable
         // an option of another command taken as an argument is refused before any work
         var misplaced = CliRunner.Run("diff", Fixtures.TinyA, Fixtures.TinyA, "--windw", "8", "--random-tokens", "64");
         Assert.Equal(["error: unknown option '--windw'; did you mean '--window'?"], ErrorLines(misplaced));
-        Assert.Equal(ExitCodes.InvalidInput, CliRunner.Run("inspect", "--sq-len", "5", Fixtures.TinyA).ExitCode);
+        Assert.Equal(["error: unknown option '--sq-len'; did you mean '--seq-len'?"], ErrorLines(CliRunner.Run("inspect", "--sq-len", "5", Fixtures.TinyA)));
+        // a short option the command lacks is named without a far-fetched suggestion
+        Assert.Equal(["error: unknown option '-o' (see 'hymba diff --help')"], ErrorLines(CliRunner.Run("diff", Fixtures.TinyA, Fixtures.TinyA, "-o", _dir.File("d.json"))));
     }
 
     [Fact]
