@@ -157,12 +157,16 @@ internal static class BenchCommand
             trace = runner.EndProfiling();
         }
         int perRound = 1 + work.DecodeTokens + 1, second = perRound;
-        return OnnxProfile.Table(OnnxProfile.Read(trace,
-        [
-            ($"first call ({work.PromptTokens})", new Range(second, second + 1)),
-            ("decode", new Range(second + 1, second + 1 + work.DecodeTokens)),
-            ($"prefill ({work.PrefillTokens})", new Range(second + 1 + work.DecodeTokens, second + perRound)),
-        ]));
+        try
+        {
+            return OnnxProfile.Table(OnnxProfile.Read(trace,
+            [
+                ($"first call ({work.PromptTokens})", new Range(second, second + 1)),
+                ("decode", new Range(second + 1, second + 1 + work.DecodeTokens)),
+                ($"prefill ({work.PrefillTokens})", new Range(second + 1 + work.DecodeTokens, second + perRound)),
+            ]));
+        }
+        finally { File.Delete(trace); }
     }
 
     /// <summary>One llama-bench run (its own warm-up included) measuring the workload's three figures.</summary>

@@ -60,7 +60,9 @@ public sealed class OnnxRunner : IHymbaRunner
         var config = HymbaConfig.Load(Path.Combine(full, "config.json"));
         string model = Path.Combine(full, HymbaOnnxNames.ModelFile);
         using var options = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL, IntraOpNumThreads = threads ?? HymbaTools.Common.ComputeThreads.Count };
-        if (profilePrefix is not null) { options.EnableProfiling = true; options.ProfileOutputPathPrefix = profilePrefix; }
+        // The prefix first: setting EnableProfiling hands ONNX Runtime the prefix of that moment (the default one
+        // wrote onnxruntime_profile_*.json into the current directory).
+        if (profilePrefix is not null) { options.ProfileOutputPathPrefix = profilePrefix; options.EnableProfiling = true; }
         InferenceSession session;
         try { session = new InferenceSession(model, options); }
         catch (OnnxRuntimeException e) { throw new InvalidCheckpointException(model, "", $"ONNX Runtime cannot load it ({FirstLine(e.Message)})"); }

@@ -66,7 +66,9 @@ public class OnnxBenchCommandTests : IDisposable
         string export = _dir.File("export-profile");
         Assert.Equal(0, CliRunner.Run("export", Fixtures.TinyA, "--type", "int4", "-o", export, "-q").ExitCode);
         string work = Directory.CreateDirectory(_dir.File("work")).FullName;
-        var run = CliRunner.Run("bench", "onnx", export, "--rounds", "1", "--prompt", "4", "--prefill", "8", "--decode", "2", "--no-genai", "--profile", "--work", work);
+        string cwd = Directory.CreateDirectory(_dir.File("cwd")).FullName;
+        var run = CliRunner.RunProcess(cwd, new Dictionary<string, string?>(), "bench", "onnx", export, "--rounds", "1", "--prompt", "4", "--prefill", "8", "--decode", "2",
+            "--no-genai", "--profile", "--work", work, "--threads", "1");
         Assert.True(run.ExitCode == 0, run.Stderr);
         var lines = run.Stdout.Split('\n');
         Assert.Contains(lines, l => l.StartsWith("ONNX Runtime profile of int4", StringComparison.Ordinal));
@@ -74,5 +76,6 @@ public class OnnxBenchCommandTests : IDisposable
         Assert.Contains(lines, l => l.StartsWith("kernels, all", StringComparison.Ordinal));
         Assert.DoesNotContain(lines, l => l.StartsWith("If ", StringComparison.Ordinal) || l.StartsWith("Scan ", StringComparison.Ordinal));
         Assert.Empty(Directory.EnumerateFileSystemEntries(work));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(cwd)); // ONNX Runtime's default trace name lands in the current directory
     }
 }
