@@ -71,7 +71,14 @@ internal static class ChildProcess
         long? peak = null;
         string status = $"/proc/{process.Id}/status";
         while (!process.WaitForExit(5))
+        {
             peak = ReadHighWaterMark(status) ?? peak;
+            if (!HymbaTools.Common.Interruption.IsRequested) continue;
+            // An interrupt of this process stops the child too (a SIGTERM reaches only us), before our temporaries go.
+            try { process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { /* exited meanwhile */ }
+            process.WaitForExit();
+            HymbaTools.Common.Interruption.ThrowIfRequested();
+        }
         clock.Stop();
         stdout.Wait();
         return new Run(process.ExitCode, clock.Elapsed, peak, stderr.Result) { Stdout = stdout.Result };

@@ -5,7 +5,7 @@ namespace HymbaTools.Cli;
 
 /// <summary>
 /// The one place that maps what a command threw to an exit code (README "Exit codes"): bad input or usage -> 2
-/// with one line naming the file, field or option; an interrupt -> 130; anything else is a bug -> 3 with one line
+/// with one line naming the file, field or option; an interrupt -> 130/143 (whatever the work threw once asked to stop; the line is Program's); anything else is a bug -> 3 with one line
 /// and the trace in a file (on the terminal only with --verbose). A stack trace never reaches the terminal otherwise.
 /// </summary>
 internal static class CommandRunner
@@ -23,6 +23,12 @@ internal static class CommandRunner
             if (threads < 1) throw new InvalidRequestException("--threads", $"{threads}, expected >= 1");
             using (ComputeThreads.Use(threads)) return action();
         }
+        catch (Exception) when (Interruption.IsRequested)
+        {
+            // Whatever the work threw once asked to stop (the check's OperationCanceledException, or a native
+            // call's own error) is the interrupt: Program prints its one line after the cleanup.
+            return InterruptHandler.Received ? InterruptHandler.ExitCode : ExitCodes.Interrupted;
+        }
         catch (HymbaInputException e)
         {
             stderr.WriteLine($"error: {e.Message}");
@@ -33,11 +39,6 @@ internal static class CommandRunner
             // The file system said no (a full disk, a read-only place, a file that vanished): input, not a bug.
             stderr.WriteLine($"error: {e.Message}");
             return ExitCodes.InvalidInput;
-        }
-        catch (OperationCanceledException)
-        {
-            stderr.WriteLine("error: interrupted");
-            return ExitCodes.Interrupted;
         }
         catch (Exception e)
         {

@@ -17,6 +17,10 @@ internal sealed class ConsoleProgress : IProgress<(long Done, long Total)>, IDis
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private TimeSpan _lastPrint = TimeSpan.Zero;
     private bool _printed;
+    private static volatile bool _lineOpen;
+
+    /// <summary>A progress line is drawn and not yet ended (a message printed now starts on a new line).</summary>
+    public static bool LineOpen => _lineOpen;
 
     /// <param name="countUnit">null: the values are bytes (shown in MB); otherwise the plural name of what is counted.</param>
     /// <param name="enabled">false for output modes that must stay clean (--json).</param>
@@ -43,16 +47,19 @@ internal sealed class ConsoleProgress : IProgress<(long Done, long Total)>, IDis
     public void Report((long Done, long Total) value)
     {
         var now = _clock.Elapsed;
-        if (!_shown || now < TimeSpan.FromSeconds(1) || now - _lastPrint < TimeSpan.FromSeconds(0.2)) return;
+        // Nothing is drawn once an interrupt was asked for: the interrupt's line is the last one.
+        if (!_shown || HymbaTools.Common.Interruption.IsRequested || now < TimeSpan.FromSeconds(1) || now - _lastPrint < TimeSpan.FromSeconds(0.2)) return;
         _lastPrint = now;
         _stderr.Write("\r" + Format(_label, _countUnit, value.Done, value.Total, now).PadRight(70));
         _printed = true;
+        _lineOpen = true;
     }
 
     public void Complete()
     {
         if (_printed) _stderr.WriteLine();
         _printed = false;
+        _lineOpen = false;
     }
 
     public void Dispose() => Complete();

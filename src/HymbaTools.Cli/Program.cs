@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Runtime.InteropServices;
 using HymbaTools.Cli.Commands;
 
 namespace HymbaTools.Cli;
@@ -8,22 +7,15 @@ public static class Program
 {
     public static int Main(string[] args)
     {
-        // An interrupt removes this process's temporary outputs and exits 130 (SIGINT) or 143 (SIGTERM); nothing
-        // half-written is left beside a destination.
-        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, context => Stop(context, ExitCodes.Interrupted));
-        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => Stop(context, ExitCodes.Terminated));
-        int exitCode = Run(args, Console.Out, Console.Error);
+        // An interrupt stops the work at its next check, removes this process's temporary outputs and exits 130
+        // (SIGINT) or 143 (SIGTERM) with one line; nothing half-written is left beside a destination (InterruptHandler).
+        int exitCode;
+        using (InterruptHandler.Install())
+            exitCode = Run(args, Console.Out, Console.Error);
+        // Registrations are gone now: a later signal has its default effect (the process ends by it, 130/143 to a shell).
+        if (InterruptHandler.Received) InterruptHandler.Finish();
         ChildProcess.ReportPeakIfRequested();
         return exitCode;
-    }
-
-    private static void Stop(PosixSignalContext context, int exitCode)
-    {
-        context.Cancel = true;
-        HymbaTools.Common.TemporaryPaths.DeleteAll();
-        Console.Error.WriteLine();
-        Console.Error.WriteLine(exitCode == ExitCodes.Interrupted ? "interrupted: temporary outputs removed" : "terminated: temporary outputs removed");
-        Environment.Exit(exitCode);
     }
 
     /// <summary>Entry point used by tests: runs the CLI in-process with captured output (and, when given, its own environment lookups for the HuggingFace cache).</summary>

@@ -9,7 +9,7 @@ internal static class InitCommand
 {
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
-        var directory = new Argument<string>("dir") { Description = "Output directory for the checkpoint" };
+        var directory = new Argument<string>("dir") { Description = "Output directory for the checkpoint: new, empty, or one init wrote before (replaced whole: exactly the new checkpoint's files); anything else needs --force" };
         var preset = new Option<string>("--preset")
         {
             Description = "Model shape: " + string.Join("; ", CheckpointPreset.All.Select(p => $"{p.Name} = {p.Description}")),
@@ -20,9 +20,10 @@ internal static class InitCommand
         var shards = new Option<int>("--shards") { Description = "Number of safetensors shards (>1 writes model.safetensors.index.json)", DefaultValueFactory = _ => 1 };
         var layers = new Option<int?>("--layers") { Description = "Another number of layers with the preset's widths, laid out as Hymba-1.5B (first, middle, last global; adjacent layers share KV)" };
         var configOnly = new Option<bool>("--config-only") { Description = "Write config.json only, no weights (for inspect / cache planning)" };
+        var force = new Option<bool>("--force") { Description = "Replace a non-empty directory that is not a checkpoint written by init (its contents are removed)" };
         var command = new Command("init", "Write a random-weight Hymba checkpoint in real HuggingFace layout (for tests, benchmarks and demos)")
         {
-            directory, preset, layers, seed, dtype, shards, configOnly,
+            directory, preset, layers, seed, dtype, shards, configOnly, force,
         };
         command.SetAction(parse => CommandRunner.Run(parse, stderr, () =>
         {
@@ -43,12 +44,19 @@ internal static class InitCommand
             };
             int shardCount = parse.GetValue(shards);
             if (shardCount < 1) throw new InvalidRequestException("--shards", $"{shardCount}, expected >= 1");
-            string dir = parse.GetValue(directory)!;
-            using var progress = new ConsoleProgress(stderr, $"init {chosen.Name}");
-            var files = RandomCheckpointWriter.Write(dir, new RandomCheckpointOptions(chosen, parse.GetValue(seed), type, shardCount) { ConfigOnly = parse.GetValue(configOnly) }, progress);
-            progress.Complete();
-            stdout.WriteLine($"wrote {chosen.Name} checkpoint to {Path.GetFullPath(dir)}:");
-            foreach (var f in files) stdout.WriteLine($"  {Path.GetFileName(f)} ({new FileInfo(f).Length:N0} bytes)");
+            bool replace = parse.GetValue(force);
+            string dir = OutputPaths.CheckDirectory(parse.GetValue(directory)!, "dir", replace, RandomCheckpointWriter.PreviousOutput);
+            var options = new RandomCheckpointOptions(chosen, parse.GetValue(seed), type, shardCount) { ConfigOnly = parse.GetValue(configOnly) };
+            IReadOnlyList<string> written = [];
+            using (var progress = new ConsoleProgress(stderr, $"init {chosen.Name}"))
+            {
+                // Written beside and renamed into place: an earlier checkpoint's shards and index do not survive beside the new files.
+                OutputPaths.WriteDirectory(dir, replace, staging => written = [.. RandomCheckpointWriter.Write(staging, options, progress).Select(f => Path.GetFileName(f))],
+                    "dir", RandomCheckpointWriter.PreviousOutput);
+                progress.Complete();
+            }
+            stdout.WriteLine($"wrote {chosen.Name} checkpoint to {dir}:");
+            foreach (var file in written) stdout.WriteLine($"  {file} ({new FileInfo(Path.Combine(dir, file)).Length:N0} bytes)");
             return ExitCodes.Success;
         }));
         return command;

@@ -16,11 +16,12 @@ internal static class QuantizeCommand
         var imatrix = new Option<string?>("--imatrix") { Description = "Importance matrix from `hymba imatrix` (importance-weighted scales)" };
         var allowRequantize = new Option<bool>("--allow-requantize") { Description = "Quantize a GGUF input whose tensors are quantized already (a second rounding on top of the first: worse than quantizing the original checkpoint)" };
         var dryRun = new Option<bool>("--dry-run") { Description = "Print the per-tensor plan, file size and bits per weight; write nothing" };
-        var output = new Option<string?>("--output", "-o") { Description = "Output .gguf file (required unless --dry-run; its directory must exist)" };
+        var output = new Option<string?>("--output", "-o") { Description = "Output .gguf file (required unless --dry-run; its directory must exist; an existing file is replaced only when it is a GGUF file, or with --force)" };
+        var force = new Option<bool>("--force") { Description = "Replace an existing output file that is not a GGUF file" };
         var command = new Command("quantize", "Write the model as one GGUF file in a quantization preset (or print the plan with --dry-run). " +
                                               "Tensors of a GGUF input that are already in their planned type are copied unchanged.")
         {
-            checkpoint, type, tensorType, imatrix, allowRequantize, dryRun, output,
+            checkpoint, type, tensorType, imatrix, allowRequantize, dryRun, output, force,
         };
         command.SetAction(parse => CommandRunner.Run(parse, stderr, () =>
         {
@@ -31,7 +32,7 @@ internal static class QuantizeCommand
             string? outPath = parse.GetValue(output);
             bool dry = parse.GetValue(dryRun);
             if (!dry && outPath is null) throw new InvalidRequestException("--output", "required unless --dry-run");
-            if (outPath is not null) outPath = OutputPaths.CheckFile(outPath, "--output");
+            if (outPath is not null) outPath = OutputPaths.CheckFile(outPath, "--output", parse.GetValue(force), GgufOutput);
             string? imatrixPath = parse.GetValue(imatrix);
             var importance = imatrixPath is null ? null : ImportanceMatrix.Load(imatrixPath);
             var options = new GgufExportOptions
@@ -57,6 +58,9 @@ internal static class QuantizeCommand
         }));
         return command;
     }
+
+    /// <summary>What -o replaces without --force: a previous GGUF file (its magic bytes).</summary>
+    internal static readonly OutputKind GgufOutput = new("a GGUF file", GgufFile.IsGguf);
 
     private static int PrintPlan((GgufWriter Writer, QuantizationPlan Plan) prepared, TextWriter stdout)
     {

@@ -30,7 +30,11 @@ internal sealed class GenAiBenchmark : IDisposable
             generator.AppendTokens(Ints(work.Prompt));
             firstCall = clock.Elapsed.TotalSeconds;
             clock.Restart();
-            for (int i = 0; i < work.DecodeTokens; i++) generator.GenerateNextToken();
+            for (int i = 0; i < work.DecodeTokens; i++)
+            {
+                Common.Interruption.ThrowIfRequested();
+                generator.GenerateNextToken();
+            }
             decode = work.DecodeTokens / clock.Elapsed.TotalSeconds;
         }
         using (var generator = NewGenerator(work.PrefillTokens + 1))

@@ -30,6 +30,7 @@ internal static class SafetensorsWriter
             stream.Write(header);
             foreach (var entry in ordered)
             {
+                Interruption.ThrowIfRequested();
                 long before = stream.Position;
                 writeData(entry, stream);
                 long written = stream.Position - before;

@@ -63,7 +63,11 @@ public static class FileSha256
             using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
             using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
             int read;
-            while ((read = stream.Read(buffer, 0, 4 << 20)) > 0) hash.AppendData(buffer, 0, read);
+            while ((read = stream.Read(buffer, 0, 4 << 20)) > 0)
+            {
+                Interruption.ThrowIfRequested();
+                hash.AppendData(buffer, 0, read);
+            }
             return Convert.ToHexStringLower(hash.GetHashAndReset());
         }
         finally

@@ -8,22 +8,37 @@ namespace HymbaTools.Common;
 internal static class OutputPaths
 {
     /// <summary>A file destination: not a directory, in a directory that exists and can be written.</summary>
-    public static string CheckFile(string path, string option)
+    public static string CheckFile(string path, string option) => CheckFile(path, option, force: false, kind: null);
+
+    /// <summary>
+    /// A file destination: not a directory, in a directory that exists and can be written; with a <paramref name="kind"/>,
+    /// an existing file is replaced only when it is a previous output of that kind or with <paramref name="force"/>
+    /// (README "Exit codes": the rule directories follow too). What killed runs left beside it is removed now.
+    /// </summary>
+    public static string CheckFile(string path, string option, bool force, OutputKind? kind)
     {
         string full = Path.GetFullPath(path);
         if (Directory.Exists(full)) throw new InvalidRequestException(option, $"{full} is a directory (expected a file to write)");
         CheckParent(full, option);
+        if (kind is not null && !force && File.Exists(full) && !kind.Matches(full))
+            throw new InvalidRequestException(option, $"{full} exists and is not {kind.Description} (use --force to replace it)");
+        TemporaryPaths.RemoveStaleBeside(full);
         return full;
     }
 
-    /// <summary>A directory destination: not a file, in a directory that exists; an existing one must be empty unless <paramref name="force"/>.</summary>
-    public static string CheckDirectory(string path, string option, bool force)
+    /// <summary>
+    /// A directory destination: not a file, in a directory that exists; an existing non-empty one is replaced only
+    /// with <paramref name="force"/> or when it is a previous output of <paramref name="kind"/>. What killed runs
+    /// left beside it is removed now.
+    /// </summary>
+    public static string CheckDirectory(string path, string option, bool force, OutputKind? kind = null)
     {
         string full = Path.GetFullPath(path.TrimEnd('/'));
         if (File.Exists(full)) throw new InvalidRequestException(option, $"{full} is a file (expected a directory to create)");
-        if (Directory.Exists(full) && Directory.EnumerateFileSystemEntries(full).Any() && !force)
-            throw new InvalidRequestException(option, $"{full} is not empty (use --force to replace it)");
+        if (Directory.Exists(full) && !force && Directory.EnumerateFileSystemEntries(full).Any() && !(kind?.Matches(full) ?? false))
+            throw new InvalidRequestException(option, $"{full} is not empty{(kind is null ? "" : $" and is not {kind.Description}")} (use --force to replace it)");
         CheckParent(full, option);
+        TemporaryPaths.RemoveStaleBeside(full);
         return full;
     }
 
@@ -44,12 +59,12 @@ internal static class OutputPaths
 
     /// <summary>
     /// Fills a temporary directory beside <paramref name="destination"/> and renames it into place; an existing
-    /// destination (allowed only with <paramref name="force"/>) is moved aside first and removed afterwards, so the
+    /// destination (allowed only with <paramref name="force"/> or as a previous output of <paramref name="kind"/>) is moved aside first and removed afterwards, so the
     /// destination is always either the complete old output or the complete new one.
     /// </summary>
-    public static void WriteDirectory(string destination, bool force, Action<string> write)
+    public static void WriteDirectory(string destination, bool force, Action<string> write, string option = "-o", OutputKind? kind = null)
     {
-        string full = CheckDirectory(destination, "-o", force);
+        string full = CheckDirectory(destination, option, force, kind);
         string temporary = TemporaryPaths.Beside(full);
         Directory.CreateDirectory(temporary);
         try
@@ -72,3 +87,11 @@ internal static class OutputPaths
         }
     }
 }
+
+/// <summary>
+/// What an existing destination must be to be replaced without --force: a previous output of the same kind (a GGUF
+/// file for quantize, an importance matrix for imatrix, a checkpoint written by init), recognised by its content.
+/// </summary>
+/// <param name="Description">what it is, as the error names it ("a GGUF file")</param>
+/// <param name="Matches">whether the existing file or directory is one; must not throw for any other content</param>
+internal sealed record OutputKind(string Description, Func<string, bool> Matches);

@@ -33,6 +33,7 @@ public static class TextGenerator
         var decodeClock = Stopwatch.StartNew();
         for (int i = 0; i < maxNewTokens; i++)
         {
+            Common.Interruption.ThrowIfRequested();
             int next = sampler.Next(logits.Row(0, logits.Tokens - 1));
             if (next == tokenizer.EosId) { eos = true; break; }
             generated.Add(next);

@@ -93,6 +93,8 @@ public sealed class HymbaModel : IDisposable
 
         foreach (var layer in w.Layers)
         {
+            // Between layers, never inside a libtorch call: an interrupt unwinds from here (Common/Interruption).
+            Common.Interruption.ThrowIfRequested();
             captured?.Add(TorchMemory.ToArray(x.contiguous()));
             using var layerScope = torch.NewDisposeScope();
             x = DecoderLayer(c, _rope, layer, x, positions, cache, angles, options).MoveToOuterDisposeScope();

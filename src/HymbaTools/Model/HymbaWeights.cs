@@ -112,6 +112,7 @@ public sealed class HymbaWeights : IDisposable
 
     private static Tensor ReadChecked(IHymbaTensorSource source, string name, long[] shape)
     {
+        Interruption.ThrowIfRequested();
         var actual = source.ShapeOf(name);
         if (!actual.SequenceEqual(shape))
             throw new InvalidCheckpointException(source.Config.SourcePath, name, $"shape [{string.Join(", ", actual)}], expected [{string.Join(", ", shape)}]");

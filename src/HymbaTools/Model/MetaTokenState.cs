@@ -50,6 +50,7 @@ public sealed class MetaTokenState
         var angles = rope.Enabled ? rope.Angles(positions) : ((Tensor, Tensor)?)null;
         foreach (var plan in c.Layers)
         {
+            Common.Interruption.ThrowIfRequested();
             var weights = HymbaWeights.LoadLayer(source, plan);
             try
             {

@@ -88,6 +88,19 @@ public sealed class ImportanceMatrix
         SafetensorsWriter.Write(path, entries, metadata, (e, s) => s.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(Entries[e.Name].AsSpan())));
     }
 
+    /// <summary>What `imatrix -o` replaces without --force: a file this class wrote (safetensors with its format marker).</summary>
+    internal static OutputKind OutputKind { get; } = new("an importance matrix written by hymba imatrix", IsImportanceMatrix);
+
+    private static bool IsImportanceMatrix(string path)
+    {
+        try
+        {
+            using var file = SafetensorsFile.Open(path);
+            return file.Metadata.TryGetValue("format", out var format) && format == "hymbatools-imatrix";
+        }
+        catch (Exception e) when (e is HymbaInputException or IOException or UnauthorizedAccessException) { return false; }
+    }
+
     public static ImportanceMatrix Load(string path)
     {
         using var file = SafetensorsFile.Open(path);

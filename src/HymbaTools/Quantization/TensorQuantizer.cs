@@ -42,6 +42,7 @@ internal static class TensorQuantizer
             int ranges = Math.Max(1, options.MaxDegreeOfParallelism * 4);
             for (long first = 0, chunk = 0; first < rows; first += chunkRows, chunk++)
             {
+                HymbaTools.Common.Interruption.ThrowIfRequested();
                 int count = (int)Math.Min(chunkRows, rows - first);
                 var bytes = outputs[chunk & 1];
                 int perRange = (count + ranges - 1) / ranges;

@@ -120,10 +120,13 @@ public sealed class OnnxRunner : IHymbaRunner
     /// <summary>One run; the options belong to the caller's decode session (made once, not per step: a step of a small model costs little more).</summary>
     internal IDisposableReadOnlyCollection<OrtValue> Run(RunOptions options, OrtValue[] inputs)
     {
+        Interruption.ThrowIfRequested();
         try
         {
             return _session.Run(options, InputNames, inputs, OutputNames);
         }
+        // An interrupt sets the options' Terminate flag (OnnxDecodeSession): the run stops with an error, which is the interrupt's.
+        catch (OnnxRuntimeException) when (Interruption.IsRequested) { throw new OperationCanceledException(Interruption.Token); }
         catch (OnnxRuntimeException e) { throw new InvalidCheckpointException(_modelPath, "", $"ONNX Runtime failed to run it ({FirstLine(e.Message)})"); }
     }
 
@@ -149,7 +152,13 @@ public sealed class OnnxDecodeSession : IDecodeSession
     private readonly int _batch;
     private readonly DecodeWindowMode _mode;
     private readonly List<OrtValue> _owned = [];
-    private readonly RunOptions _options = new();
+    /// <summary>
+    /// ONNX Runtime's own log of a failed run stays off stderr: a failure reaches the user once, as the exception this
+    /// runner turns it into, and a run stopped by an interrupt (Terminate) is not an error at all.
+    /// </summary>
+    private readonly RunOptions _options = new() { LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL };
+    /// <summary>Stops a run in progress on an interrupt (ONNX Runtime checks the flag between kernels); disposed before the options.</summary>
+    private readonly CancellationTokenRegistration _terminateOnInterrupt;
     private readonly IReadOnlyDictionary<int, int> _slidingWindows;
     private IDisposableReadOnlyCollection<OrtValue>? _previous;
     private OrtValue[] _past;
@@ -160,6 +169,7 @@ public sealed class OnnxDecodeSession : IDecodeSession
         _batch = batch;
         _mode = mode;
         _slidingWindows = runner.Config.SlidingKvWindows;
+        _terminateOnInterrupt = Interruption.Token.Register(() => _options.Terminate = true);
         _past = runner.PastNames.Select(name =>
         {
             var shape = runner.ExpectedShape(name, batch);
@@ -271,6 +281,8 @@ public sealed class OnnxDecodeSession : IDecodeSession
         _previous?.Dispose();
         foreach (var v in _owned) v.Dispose();
         _owned.Clear();
+        // Waits for a callback that is setting Terminate right now, so the options are never used after disposal.
+        _terminateOnInterrupt.Dispose();
         _options.Dispose();
     }
 }

@@ -18,9 +18,39 @@ public sealed record RandomCheckpointOptions(CheckpointPreset Preset, ulong Seed
 /// streamed per tensor in fixed-size chunks, each chunk with its own derived seed, so the bytes do not
 /// depend on thread count and memory stays at a few chunks.
 /// </summary>
-public static class RandomCheckpointWriter
+public static partial class RandomCheckpointWriter
 {
     private const int ChunkElements = 1 << 20;
+    /// <summary>Safetensors metadata key naming the preset: marks weights as random ones written here, which `init` may replace.</summary>
+    public const string InitMarker = "hymba_init";
+
+    /// <summary>
+    /// What `init DIR` replaces without --force: a directory holding nothing but a checkpoint's files (config.json,
+    /// weights, index) whose weights all carry <see cref="InitMarker"/>, or config.json alone (--config-only).
+    /// </summary>
+    internal static OutputKind PreviousOutput { get; } = new("a checkpoint written by hymba init", IsPreviousOutput);
+
+    private static bool IsPreviousOutput(string directory)
+    {
+        try
+        {
+            var names = Directory.EnumerateFileSystemEntries(directory).Select(Path.GetFileName).ToList();
+            if (!names.Contains(CheckpointDirectory.ConfigFileName)) return false;
+            foreach (string? name in names)
+            {
+                string path = Path.Combine(directory, name!);
+                if (name == CheckpointDirectory.ConfigFileName || name == SafetensorsIndex.FileName) { if (!File.Exists(path)) return false; continue; }
+                if (!(name == CheckpointDirectory.SingleFileName || ShardName().IsMatch(name!)) || !File.Exists(path)) return false;
+                using var file = SafetensorsFile.Open(path);
+                if (!file.Metadata.ContainsKey(InitMarker)) return false;
+            }
+            return true;
+        }
+        catch (Exception e) when (e is HymbaInputException or IOException or UnauthorizedAccessException) { return false; }
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^model-\d{5}-of-\d{5}\.safetensors$")]
+    private static partial System.Text.RegularExpressions.Regex ShardName();
 
     public static IReadOnlyList<string> Write(string directory, RandomCheckpointOptions options, IProgress<(long Done, long Total)>? progress = null)
     {
@@ -53,7 +83,7 @@ public static class RandomCheckpointWriter
             AtomicFile.WriteAllText(configPath, configText);
             return [configPath];
         }
-        var metadata = new Dictionary<string, string> { ["format"] = "pt" };
+        var metadata = new Dictionary<string, string> { ["format"] = "pt", [InitMarker] = options.Preset.Name };
         if (options.Shards == 1)
         {
             string path = Path.Combine(directory, CheckpointDirectory.SingleFileName);
@@ -114,6 +144,7 @@ public static class RandomCheckpointWriter
 
         for (long first = 0; first < chunks; first += parallel)
         {
+            Interruption.ThrowIfRequested();
             int batch = (int)Math.Min(parallel, chunks - first);
             Parallel.For(0, batch, p =>
             {

@@ -162,6 +162,7 @@ internal sealed class GgufWriter
             var padding = new byte[Alignment];
             foreach (var t in _tensors)
             {
+                Interruption.ThrowIfRequested();
                 long before = stream.Position;
                 using (var hashing = new HashingStream(stream))
                 {

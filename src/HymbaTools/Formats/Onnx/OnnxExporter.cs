@@ -180,6 +180,7 @@ public static class OnnxExporter
         }
         foreach (var initializer in OnnxInitializers.Plan(weights))
         {
+            Interruption.ThrowIfRequested();
             done += initializer.Members.Sum(w => w.Bytes(blockSize));
             if (!initializer.IsFused && initializer.Kind == OnnxWeightKind.Float32)
             {
