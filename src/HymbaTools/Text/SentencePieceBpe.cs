@@ -112,8 +112,11 @@ internal sealed class SentencePieceBpe
                 agenda.Enqueue((left, right, merged), (piece.Score, left));
         }
         for (int i = 0; i + 1 < n; i++) Consider(i, i + 1);
+        int popped = 0;
         while (agenda.TryDequeue(out var pair, out _))
         {
+            // A book-length text is one segment (seconds of merging): an interrupt is honoured within it.
+            if ((++popped & 0xFFFF) == 0) Common.Interruption.ThrowIfRequested();
             // A pair whose symbols changed since it was queued is stale.
             if (length[pair.Left] == 0 || length[pair.Right] == 0 || next[pair.Left] != pair.Right || length[pair.Left] + length[pair.Right] != pair.MergedLength) continue;
             length[pair.Left] = pair.MergedLength;

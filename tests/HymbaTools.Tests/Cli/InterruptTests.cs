@@ -16,7 +16,7 @@ internal static class InterruptCases
 {
     /// <summary>From the signal to the exit: the command's grace (3 s) for reaching its next check, plus start-up noise on a loaded machine.</summary>
     public static readonly TimeSpan ExitBound = TimeSpan.FromSeconds(10);
-    private static readonly TimeSpan MarkerTimeout = TimeSpan.FromSeconds(90);
+    private static readonly TimeSpan MarkerTimeout = TimeSpan.FromSeconds(180);
 
     private static readonly Lazy<Artifacts> Shared = new(Artifacts.Build, LazyThreadSafetyMode.ExecutionAndPublication);
 
@@ -54,7 +54,11 @@ internal static class InterruptCases
     /// Runs <paramref name="args"/> in a fresh output directory (<c>{out}</c> in an argument stands for it), signals at
     /// <paramref name="moment"/> and checks the interrupt's contract.
     /// </summary>
-    public static void Check(int signal, Moment moment, Func<InterruptibleChild, string, bool> working, params string[] args)
+    public static void Check(int signal, Moment moment, Func<InterruptibleChild, string, bool> working, params string[] args) =>
+        Check(signal, moment, working, twice: false, args);
+
+    /// <param name="twice">send the signal a second time right after the first (the user who does not wait: the process ends at once, still with one line)</param>
+    public static void Check(int signal, Moment moment, Func<InterruptibleChild, string, bool> working, bool twice, params string[] args)
     {
         using var output = new TempDir();
         string[] resolved = [.. args.Select(a => a.Replace("{out}", output.Path, StringComparison.Ordinal))];
@@ -65,6 +69,7 @@ internal static class InterruptCases
             : child.WaitFor(c => working(c, output.Path), MarkerTimeout);
         Assert.True(reached, $"hymba {child.Args}: never reached the moment {moment} (exited or timed out); stderr:\n{child.Stderr}");
         child.Signal(signal);
+        if (twice) child.Signal(signal, again: true);
         var elapsed = child.WaitForExit(ExitBound);
         Assert.True(elapsed is not null, $"hymba {child.Args}: still running {ExitBound.TotalSeconds} s after the signal");
 
@@ -125,6 +130,13 @@ public class InterruptGenerateTests
             "generate", F.Gguf, "--prompt", "It was", "--max-new-tokens", "100000");
     }
 
+    [Fact]
+    public void A_second_signal_ends_generation_at_once_with_still_one_line()
+    {
+        InterruptCases.Check(InterruptibleChild.SigInt, InterruptCases.Moment.Working, InterruptCases.StdoutLonger(40), twice: true,
+            "generate", F.Example, "--prompt", "It was", "--max-new-tokens", "100000");
+    }
+
     /// <summary>The check the session runs before it stops, as it runs it: `timeout --preserve-status -s INT 4 dotnet hymba.dll generate ...`.</summary>
     [Fact]
     public void The_timeout_check_of_the_readme_exits_130_without_an_internal_error()
@@ -181,9 +193,10 @@ public class InterruptWriteTests
     public void Convert_stops_cleanly_while_verifying_and_while_writing_its_outputs()
     {
         InterruptCases.Check(InterruptibleChild.SigInt, InterruptCases.Moment.Working, InterruptCases.StderrShows("reference logits"),
-            "convert", F.Example, "--to", "gguf:q8_0,onnx:int8", "--out", "{out}/conv");
-        InterruptCases.Check(InterruptibleChild.SigTerm, InterruptCases.Moment.Working, InterruptCases.StderrShows(": comparing"),
-            "convert", F.Example, "--to", "gguf:q8_0,onnx:int8", "--out", "{out}/conv");
+            "convert", F.Example, "--to", "gguf:q8_0,onnx:int8", "--max-tokens", "512", "--out", "{out}/conv");
+        // Exporting into the staging directory beside --out.
+        InterruptCases.Check(InterruptibleChild.SigTerm, InterruptCases.Moment.Working, InterruptCases.StderrShows("onnx:int8: exporting"),
+            "convert", F.Example, "--to", "gguf:q8_0,onnx:int8", "--max-tokens", "512", "--out", "{out}/conv");
     }
 
     [Fact]

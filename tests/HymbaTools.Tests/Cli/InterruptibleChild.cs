@@ -103,9 +103,10 @@ internal sealed class InterruptibleChild : IDisposable
         lock (_stderr) return _stderr.Any(l => l.Line.Contains(text, StringComparison.Ordinal));
     }
 
-    public void Signal(int signal)
+    /// <param name="again">a repeated signal: what came after the signal is still counted from the first</param>
+    public void Signal(int signal, bool again = false)
     {
-        lock (_stderr) _signalledAt = _clock.Elapsed;
+        if (!again) lock (_stderr) _signalledAt = _clock.Elapsed;
         Assert.Equal(0, Kill(Id, signal));
     }
 
