@@ -50,9 +50,10 @@ internal static class InitCommand
             IReadOnlyList<string> written = [];
             using (var progress = new ConsoleProgress(stderr, $"init {chosen.Name}"))
             {
-                // Written beside and renamed into place: an earlier checkpoint's shards and index do not survive beside the new files.
+                // Written beside and moved into place: an earlier checkpoint's shards and index do not survive beside the
+                // new files. The directory itself stays (`init .` in a shell), config.json moved in last.
                 OutputPaths.WriteDirectory(dir, replace, staging => written = [.. RandomCheckpointWriter.Write(staging, options, progress).Select(f => Path.GetFileName(f))],
-                    "dir", RandomCheckpointWriter.PreviousOutput);
+                    "dir", RandomCheckpointWriter.PreviousOutput, keepDirectory: true, last: CheckpointDirectory.ConfigFileName);
                 progress.Complete();
             }
             stdout.WriteLine($"wrote {chosen.Name} checkpoint to {dir}:");

@@ -59,10 +59,14 @@ internal static class OutputPaths
 
     /// <summary>
     /// Fills a temporary directory beside <paramref name="destination"/> and renames it into place; an existing
-    /// destination (allowed only with <paramref name="force"/> or as a previous output of <paramref name="kind"/>) is moved aside first and removed afterwards, so the
-    /// destination is always either the complete old output or the complete new one.
+    /// destination (allowed only with <paramref name="force"/> or as a previous output of <paramref name="kind"/>) is
+    /// moved aside first and removed afterwards, so the destination is always either the complete old output or the
+    /// complete new one. With <paramref name="keepDirectory"/> an existing destination stays the same directory (a
+    /// shell's working directory, a mount point): its entries are moved aside and the new ones moved in, the entry
+    /// named <paramref name="last"/> last, so a kill in those milliseconds leaves a directory without it.
     /// </summary>
-    public static void WriteDirectory(string destination, bool force, Action<string> write, string option = "-o", OutputKind? kind = null)
+    public static void WriteDirectory(string destination, bool force, Action<string> write, string option = "-o", OutputKind? kind = null,
+        bool keepDirectory = false, string? last = null)
     {
         string full = CheckDirectory(destination, option, force, kind);
         string temporary = TemporaryPaths.Beside(full);
@@ -70,7 +74,8 @@ internal static class OutputPaths
         try
         {
             write(temporary);
-            if (Directory.Exists(full))
+            if (Directory.Exists(full) && keepDirectory) SwapEntries(full, temporary, last);
+            else if (Directory.Exists(full))
             {
                 string old = TemporaryPaths.Beside(full);
                 Directory.Move(full, old);
@@ -85,6 +90,18 @@ internal static class OutputPaths
             TemporaryPaths.Delete(temporary);
             throw;
         }
+    }
+
+    private static void SwapEntries(string destination, string filled, string? last)
+    {
+        string old = TemporaryPaths.Beside(destination);
+        Directory.CreateDirectory(old);
+        foreach (var entry in Directory.EnumerateFileSystemEntries(destination).ToList())
+            Directory.Move(entry, Path.Combine(old, Path.GetFileName(entry)));
+        var entries = Directory.EnumerateFileSystemEntries(filled).OrderBy(e => Path.GetFileName(e) == last).ThenBy(e => e, StringComparer.Ordinal).ToList();
+        foreach (var entry in entries) Directory.Move(entry, Path.Combine(destination, Path.GetFileName(entry)));
+        TemporaryPaths.Delete(old);
+        TemporaryPaths.Delete(filled);
     }
 }
 

@@ -79,6 +79,26 @@ public class OverwriteRuleTests : IDisposable
         Assert.Empty(Directory.GetFileSystemEntries(_dir.Path, "*.partial"));
     }
 
+    /// <summary>`mkdir m; cd m; hymba init . ...`: the directory a shell stands in is filled, not replaced by another one.</summary>
+    [Fact]
+    public void Init_keeps_an_existing_directory_itself()
+    {
+        string dir = Directory.CreateDirectory(_dir.File("here")).FullName;
+        string before = Inode(dir);
+        Assert.Equal(0, CliRunner.Run("init", dir, "--preset", "tiny", "--shards", "2").ExitCode);
+        Assert.Equal(0, CliRunner.Run("init", dir, "--preset", "tiny").ExitCode);
+        Assert.Equal(before, Inode(dir));
+        Assert.Equal(["config.json", "model.safetensors"], Directory.GetFileSystemEntries(dir).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        Assert.Empty(Directory.GetFileSystemEntries(_dir.Path, "*.partial"));
+    }
+
+    private static string Inode(string path)
+    {
+        var run = HymbaTools.Cli.ChildProcess.Start(new System.Diagnostics.ProcessStartInfo("stat") { ArgumentList = { "-c", "%i", path } });
+        Assert.Equal(0, run.ExitCode);
+        return run.Stdout.Trim();
+    }
+
     [Fact]
     public void Init_refuses_a_directory_with_other_files_unless_forced()
     {
