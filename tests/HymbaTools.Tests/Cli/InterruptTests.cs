@@ -27,7 +27,13 @@ internal static class InterruptCases
     {
         public static Artifacts Build()
         {
-            string root = Path.Combine(Path.GetTempPath(), "hymba-interrupt-" + Guid.NewGuid().ToString("N"));
+            // One directory per test process; the test host does not always run exit handlers, so a run removes
+            // the directories of earlier test processes that no longer run.
+            foreach (var earlier in Directory.EnumerateDirectories(Path.GetTempPath(), "hymba-interrupt-*"))
+                if (int.TryParse(Path.GetFileName(earlier)["hymba-interrupt-".Length..], out int pid) && !Running(pid))
+                    try { Directory.Delete(earlier, recursive: true); } catch (IOException) { }
+            string root = Path.Combine(Path.GetTempPath(), $"hymba-interrupt-{Environment.ProcessId}");
+            if (Directory.Exists(root)) Directory.Delete(root, recursive: true);
             Directory.CreateDirectory(root);
             AppDomain.CurrentDomain.ProcessExit += (_, _) => { try { Directory.Delete(root, recursive: true); } catch (IOException) { } };
             string example = Path.Combine(AppContext.BaseDirectory, "example-model");
@@ -36,6 +42,16 @@ internal static class InterruptCases
             Ok(CliRunner.Run("export", example, "--type", "int8", "-o", onnx));
             Ok(CliRunner.Run("init", medium, "--preset", "medium"));
             return new Artifacts(root, example, gguf, onnx, medium, Path.Combine(AppContext.BaseDirectory, "example-data", "persuasion.txt"));
+        }
+
+        private static bool Running(int pid)
+        {
+            try
+            {
+                using var process = System.Diagnostics.Process.GetProcessById(pid);
+                return !process.HasExited;
+            }
+            catch (ArgumentException) { return false; }
         }
 
         private static void Ok(CliRunner.Result r) => Assert.True(r.ExitCode == 0, r.Stderr);
