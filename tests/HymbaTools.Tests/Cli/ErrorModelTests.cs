@@ -101,10 +101,7 @@ public class ErrorModelTests : IDisposable
 
     private static Process Start(params string[] args)
     {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        info.ArgumentList.Add(HymbaDll);
-        foreach (var a in args) info.ArgumentList.Add(a);
-        return Process.Start(info)!;
+        return Process.Start(DefaultSignals.Start("dotnet", [HymbaDll, .. args]))!;
     }
 
     /// <summary>

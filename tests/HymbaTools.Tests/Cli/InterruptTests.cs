@@ -93,7 +93,12 @@ internal static class InterruptCases
         string expectedLine = signal == InterruptibleChild.SigInt ? "interrupted: temporary outputs removed" : "terminated: temporary outputs removed";
         string context = $"hymba {child.Args} ({moment}): exit {child.ExitCode}, stderr:\n{child.Stderr}";
         Assert.True(child.ExitCode == expectedCode, context);
-        Assert.True(child.StderrAfterSignal.SequenceEqual([expectedLine]), context);
+        // The interrupt line is the last line and the only one of its kind: nothing (no progress, no second
+        // message) follows it. Lines between the signal and it are not judged: a line written just before the
+        // handler ran can reach this process after the signal was sent, so "after the signal" is a race here.
+        var lines = child.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.True(lines.Length > 0 && lines[^1] == expectedLine && lines.Count(l => l == expectedLine) == 1, context);
+        Assert.True(child.StderrAfterSignal.Count(l => l == expectedLine) == 1, context);
         foreach (string bad in new[] { "internal error", "xception", "   at ", "INTERNAL ASSERT" })
             Assert.False(child.Stderr.Contains(bad, StringComparison.Ordinal), context);
         var left = Directory.EnumerateFileSystemEntries(output.Path, "*.partial", SearchOption.AllDirectories).ToList();
@@ -157,10 +162,8 @@ public class InterruptGenerateTests
     [Fact]
     public void The_timeout_check_of_the_readme_exits_130_without_an_internal_error()
     {
-        var run = HymbaTools.Cli.ChildProcess.Start(new System.Diagnostics.ProcessStartInfo("timeout")
-        {
-            ArgumentList = { "--preserve-status", "-s", "INT", "4", "dotnet", typeof(Program).Assembly.Location, "generate", F.Example, "--prompt", "It was", "--max-new-tokens", "100000" },
-        });
+        var run = HymbaTools.Cli.ChildProcess.Start(DefaultSignals.Start("timeout",
+            ["--preserve-status", "-s", "INT", "4", "dotnet", typeof(Program).Assembly.Location, "generate", F.Example, "--prompt", "It was", "--max-new-tokens", "100000"]));
         Assert.True(run.ExitCode == ExitCodes.Interrupted, $"exit {run.ExitCode}: {run.Stderr}");
         Assert.True(run.Wall < TimeSpan.FromSeconds(4) + InterruptCases.ExitBound, $"{run.Wall.TotalSeconds:F1} s");
         // The generated text is the model's (it could say "exception"): the words are looked for on stderr.
@@ -179,7 +182,8 @@ public class InterruptEvaluateTests
     {
         InterruptCases.Check(InterruptibleChild.SigTerm, InterruptCases.Moment.Loading, InterruptCases.None, "verify", F.Example);
         InterruptCases.Check(InterruptibleChild.SigInt, InterruptCases.Moment.Working, InterruptCases.AfterLoading(F.Example), "verify", F.Example);
-        InterruptCases.Check(InterruptibleChild.SigInt, InterruptCases.Moment.Working, InterruptCases.AfterLoading(F.Onnx), "verify", F.Onnx);
+        // An ONNX verify of the example export ends within a second of loading on a quiet machine: signalled while ONNX Runtime loads it.
+        InterruptCases.Check(InterruptibleChild.SigInt, InterruptCases.Moment.Loading, InterruptCases.None, "verify", F.Onnx);
     }
 
     [Fact]

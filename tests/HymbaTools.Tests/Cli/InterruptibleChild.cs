@@ -23,12 +23,8 @@ internal sealed class InterruptibleChild : IDisposable
 
     public InterruptibleChild(string workingDirectory, params string[] args)
     {
-        var info = new ProcessStartInfo("dotnet")
-        {
-            WorkingDirectory = workingDirectory, UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true,
-            ArgumentList = { typeof(HymbaTools.Cli.Program).Assembly.Location },
-        };
-        foreach (string a in args) info.ArgumentList.Add(a);
+        var info = DefaultSignals.Start("dotnet", [typeof(HymbaTools.Cli.Program).Assembly.Location, .. args]);
+        info.WorkingDirectory = workingDirectory;
         Args = string.Join(' ', args);
         _process = Process.Start(info)!;
         _process.ErrorDataReceived += (_, e) =>
