@@ -28,13 +28,17 @@ internal static class ExportCommand
         var accuracy = new Option<int>("--accuracy-level") { Description = "MatMulNBits accuracy_level for int8/int4: 4 = int8 activations (about 3x faster int4 decode), 0 = float32 compute (int8 then matches GGUF q8_0's accuracy)", DefaultValueFactory = _ => 4 };
         var threshold = new Option<long>("--external-data-threshold") { Description = "Weights larger than this many bytes in total go to model.onnx.data (always above 2 GB)", DefaultValueFactory = _ => 512L << 20 };
         var allowRequantize = new Option<bool>("--allow-requantize") { Description = "Export a GGUF input whose tensors are quantized already (as `quantize`: a second rounding on top of the first; export the original checkpoint instead)" };
+        var calibration = new Option<string?>("--calibration") { Description = "Calibration text for --method gptq (encoded with the source's tokenizer); never the text you evaluate on" };
+        var method = new Option<string>("--method") { Description = "Rounding of int4/int8 MatMulNBits blocks: rtn (round to nearest, MLAS's rule) or gptq (error-compensated with the calibration text's input Hessians)", DefaultValueFactory = _ => "rtn" };
+        var chunk = new Option<int>("--chunk") { Description = "Calibration tokens per sequence (--method gptq)", DefaultValueFactory = _ => 256 };
+        var chunks = new Option<int>("--chunks") { Description = "Most calibration sequences (--method gptq)", DefaultValueFactory = _ => 8 };
         var force = new Option<bool>("--force") { Description = "Replace a non-empty output directory" };
         var output = new Option<string>("--output", "-o") { Description = "Output directory (created; must not exist or be empty)", Required = true };
         var command = new Command("export",
             "Export a model for a runtime: --format onnx writes model.onnx (+ model.onnx.data), genai_config.json, config.json, the tokenizer files and a README into a directory. " +
             "One graph serves prefill and decode, with K/V, conv and SSM state as inputs and outputs.")
         {
-            source, format, type, blockSize, opset, accuracy, threshold, allowRequantize, force, output,
+            source, format, type, blockSize, opset, accuracy, threshold, allowRequantize, calibration, method, chunk, chunks, force, output,
         };
         command.SetAction(parse => CommandRunner.Run(parse, stderr, () =>
         {
@@ -48,6 +52,13 @@ internal static class ExportCommand
             if (level is not (0 or 1 or 2 or 3 or 4)) throw new InvalidRequestException("--accuracy-level", $"{level} (expected 0 to 4)");
             long limit = parse.GetValue(threshold);
             if (limit < 0) throw new InvalidRequestException("--external-data-threshold", $"{limit} (expected a non-negative byte count)");
+            string rounding = parse.GetValue(method)!.ToLowerInvariant();
+            if (rounding is not ("rtn" or "gptq")) throw new InvalidRequestException("--method", $"'{rounding}', expected rtn or gptq");
+            if (rounding == "gptq" && exportType is not (OnnxExportType.Int4 or OnnxExportType.Int8))
+                throw new InvalidRequestException("--method", "gptq rounds MatMulNBits blocks: use it with --type int4 or int8");
+            if (rounding == "gptq" && parse.GetValue(calibration) is null) throw new InvalidRequestException("--calibration", "--method gptq needs calibration text (its input Hessians come from it)");
+            if (parse.GetValue(chunk) < 1) throw new InvalidRequestException("--chunk", $"{parse.GetValue(chunk)}, expected >= 1");
+            if (parse.GetValue(chunks) < 1) throw new InvalidRequestException("--chunks", $"{parse.GetValue(chunks)}, expected >= 1");
             var options = new OnnxExportOptions
             {
                 Type = exportType,
@@ -60,6 +71,12 @@ internal static class ExportCommand
             string sourcePath = CheckpointInput.Resolve(parse.GetValue(source)!, stderr);
             ArtifactKinds.Require(sourcePath, "export", ArtifactKind.Checkpoint | ArtifactKind.Gguf);
             using var input = ArtifactLoader.OpenExportSource(sourcePath, stderr, parse.GetValue(allowRequantize));
+            if (rounding == "gptq")
+            {
+                var (ids, name) = CalibrationText.Read(sourcePath, parse.GetValue(calibration)!, input.Source.Tensors.Config.VocabSize);
+                var split = HymbaTools.Quantization.CalibrationChunks.Split(ids, parse.GetValue(chunk), parse.GetValue(chunks));
+                options = options with { GptqCalibration = split, CalibrationSource = $"{name} ({split.Length} x {parse.GetValue(chunk)} tokens)" };
+            }
             using var progress = new ConsoleProgress(stderr, $"export onnx {typeName}");
             var result = OnnxExporter.Export(input.Source, parse.GetValue(output)!, options, progress);
             progress.Complete();

@@ -3,6 +3,8 @@ using HymbaTools.Common;
 using HymbaTools.Formats.Gguf;
 using HymbaTools.Model;
 using HymbaTools.Quantization;
+using HymbaTools.Quantization.BitBudget;
+using HymbaTools.Quantization.Gptq;
 
 namespace HymbaTools.Cli.Commands;
 
@@ -11,7 +13,13 @@ internal static class QuantizeCommand
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
         var checkpoint = new Argument<string>("input") { Description = "HuggingFace checkpoint directory, or a .gguf file written by hymba (f32/f16/bf16; quantized ones need --allow-requantize)" + CheckpointInput.HubHelp };
-        var type = new Option<string>("--type") { Description = "Preset: " + string.Join("; ", QuantizationPreset.All.Select(p => $"{p.Name} ({p.Description})")), Required = true };
+        var type = new Option<string?>("--type") { Description = "Preset: " + string.Join("; ", QuantizationPreset.All.Select(p => $"{p.Name} ({p.Description})")) + " (this or --target-bpw)" };
+        var targetBpw = new Option<double?>("--target-bpw") { Description = "Instead of a preset: choose each linear weight's type (Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1, Q8_0, F16; whatever fits its rows) by its measured cost so that the tensor data stays at or under B bits per weight" };
+        var calibration = new Option<string?>("--calibration") { Description = "Calibration text (encoded with the checkpoint's tokenizer): the costs of --target-bpw and the Hessians of --method gptq are measured on it. Never the text you evaluate on" };
+        var method = new Option<string>("--method") { Description = "Rounding: rtn (the codecs' own, byte-identical to ggml) or gptq (error-compensated column by column with the calibration text's input Hessians; ordinary blocks, different bytes)", DefaultValueFactory = _ => "rtn" };
+        var cost = new Option<string?>("--cost") { Description = "How --target-bpw measures a tensor's cost: kl (the model's output KL on the calibration text, one forward per tensor and type) or proxy (importance-weighted squared error). Default: kl up to 50M parameters with --calibration, else proxy" };
+        var chunk = new Option<int>("--chunk") { Description = "Calibration tokens per sequence", DefaultValueFactory = _ => 256 };
+        var chunks = new Option<int>("--chunks") { Description = "Most calibration sequences", DefaultValueFactory = _ => 8 };
         var tensorType = new Option<string[]>("--tensor-type") { Description = "Override REGEX=TYPE on stored tensor names, e.g. 'ffn_down=Q8_0' (repeatable; later ones win)" };
         var imatrix = new Option<string?>("--imatrix") { Description = "Importance matrix from `hymba imatrix` (importance-weighted scales)" };
         var allowRequantize = new Option<bool>("--allow-requantize") { Description = "Quantize a GGUF input whose tensors are quantized already (a second rounding on top of the first: worse than quantizing the original checkpoint)" };
@@ -21,13 +29,26 @@ internal static class QuantizeCommand
         var command = new Command("quantize", "Write the model as one GGUF file in a quantization preset (or print the plan with --dry-run). " +
                                               "Tensors of a GGUF input that are already in their planned type are copied unchanged.")
         {
-            checkpoint, type, tensorType, imatrix, allowRequantize, dryRun, output, force,
+            checkpoint, type, targetBpw, calibration, method, cost, chunk, chunks, tensorType, imatrix, allowRequantize, dryRun, output, force,
         };
         command.SetAction(parse => CommandRunner.Run(parse, stderr, () =>
         {
-            string presetName = parse.GetValue(type)!;
-            var preset = QuantizationPreset.Find(presetName)
+            string? presetName = parse.GetValue(type);
+            double? target = parse.GetValue(targetBpw);
+            if ((presetName is null) == (target is null)) throw new InvalidRequestException("--type", "give a preset (--type) or a bit budget (--target-bpw), one of them");
+            var preset = presetName is null ? null : QuantizationPreset.Find(presetName)
                 ?? throw new InvalidRequestException("--type", $"unknown preset '{presetName}' (expected one of {string.Join(", ", QuantizationPreset.All.Select(p => p.Name))})");
+            string rounding = parse.GetValue(method)!.ToLowerInvariant();
+            if (rounding is not ("rtn" or "gptq")) throw new InvalidRequestException("--method", $"'{rounding}', expected rtn or gptq");
+            CostMeasure? measure = parse.GetValue(cost)?.ToLowerInvariant() switch
+            {
+                null => null,
+                "kl" => CostMeasure.Kl,
+                "proxy" => CostMeasure.Proxy,
+                var other => throw new InvalidRequestException("--cost", $"'{other}', expected kl or proxy"),
+            };
+            if (parse.GetValue(chunk) < 1) throw new InvalidRequestException("--chunk", $"{parse.GetValue(chunk)}, expected >= 1");
+            if (parse.GetValue(chunks) < 1) throw new InvalidRequestException("--chunks", $"{parse.GetValue(chunks)}, expected >= 1");
             var overrides = (parse.GetValue(tensorType) ?? []).Select(TensorTypeOverride.Parse).ToList();
             string? outPath = parse.GetValue(output);
             bool dry = parse.GetValue(dryRun);
@@ -35,32 +56,76 @@ internal static class QuantizeCommand
             if (outPath is not null) outPath = OutputPaths.CheckFile(outPath, "--output", parse.GetValue(force), GgufOutput);
             string? imatrixPath = parse.GetValue(imatrix);
             var importance = imatrixPath is null ? null : ImportanceMatrix.Load(imatrixPath);
+            if (target is not null && overrides.Count > 0) throw new InvalidRequestException("--tensor-type", "not with --target-bpw (the budget chooses every linear weight's type)");
             var options = new GgufExportOptions
             {
-                Preset = preset, Overrides = overrides, Importance = importance, HashSources = !dry, CountNonFinite = true,
+                Preset = preset ?? QuantizationPreset.Find("f32")!, Overrides = overrides, Importance = importance, HashSources = !dry, CountNonFinite = true,
                 AllowRequantize = parse.GetValue(allowRequantize),
             };
             string input = CheckpointInput.Resolve(parse.GetValue(checkpoint)!, stderr);
+            bool calibrated = target is not null || rounding == "gptq" || parse.GetValue(calibration) is not null;
             var kind = ArtifactKinds.Require(input, "quantize", dry ? ArtifactKind.Checkpoint | ArtifactKind.ConfigOnly | ArtifactKind.Gguf : ArtifactKind.Checkpoint | ArtifactKind.Gguf);
             if (kind == ArtifactKind.Gguf)
             {
+                if (calibrated) throw new InvalidRequestException("--target-bpw", "--target-bpw, --method gptq and --calibration need a checkpoint directory (float weights to measure and round), not a GGUF file");
                 using var gguf = GgufTensorSource.Open(input);
                 if (importance?.CoverageWarning(gguf.Config, imatrixPath!) is { } partial) stderr.WriteLine(partial);
                 return dry ? PrintPlan(GgufExporter.Prepare(gguf, options), stdout)
-                           : Write(progress => GgufExporter.Export(gguf, outPath!, options, progress), preset, stdout, stderr);
+                           : Write(progress => GgufExporter.Export(gguf, outPath!, options, progress), options.Preset, stdout, stderr);
             }
             // NaN/Inf values are counted while the rows are converted (one pass over the input, not two).
             using var ckpt = HymbaCheckpoint.Open(input, new CheckpointReadOptions { ScanNonFinite = false });
             foreach (var w in ckpt.Warnings) stderr.WriteLine($"warning: {w}");
             if (importance?.CoverageWarning(ckpt.Config, imatrixPath!) is { } coverage) stderr.WriteLine(coverage);
+            if (calibrated)
+                return Calibrated(ckpt, options, new Calibration(target, parse.GetValue(calibration), rounding, measure, parse.GetValue(chunk), parse.GetValue(chunks)), dry, outPath, stdout, stderr);
             return dry ? PrintPlan(GgufExporter.Prepare(ckpt, options), stdout)
-                       : Write(progress => GgufExporter.Export(ckpt, outPath!, options, progress), preset, stdout, stderr);
+                       : Write(progress => GgufExporter.Export(ckpt, outPath!, options, progress), options.Preset, stdout, stderr);
         }));
         return command;
     }
 
     /// <summary>What -o replaces without --force: a previous GGUF file (its magic bytes).</summary>
     internal static readonly OutputKind GgufOutput = new("a GGUF file", GgufFile.IsGguf);
+
+    private sealed record Calibration(double? Target, string? Text, string Method, CostMeasure? Measure, int ChunkLength, int MaxChunks);
+
+    /// <summary>A bit budget and/or GPTQ: calibration chunks, measured costs and the knapsack's plan, the layer walk that rounds.</summary>
+    private static int Calibrated(HymbaCheckpoint ckpt, GgufExportOptions options, Calibration calibration, bool dry, string? outPath, TextWriter stdout, TextWriter stderr)
+    {
+        long[][]? chunks = null;
+        string source = "";
+        if (calibration.Text is not null)
+        {
+            var (ids, name) = CalibrationText.Read(ckpt.Files.Directory, calibration.Text, ckpt.Config.VocabSize);
+            chunks = CalibrationChunks.Split(ids, calibration.ChunkLength, calibration.MaxChunks);
+            source = $"{name} ({chunks.Length} x {calibration.ChunkLength} tokens)";
+        }
+        if (calibration.Method == "gptq" && chunks is null) throw new InvalidRequestException("--calibration", "--method gptq needs calibration text (its input Hessians come from it)");
+        var notes = new List<string>();
+        if (calibration.Target is { } target)
+        {
+            TensorCosts costs;
+            using (var progress = new ConsoleProgress(stderr, "measure costs"))
+            {
+                costs = BudgetCostMeasurement.Measure(ckpt, new BudgetCostRequest { Chunks = chunks, Importance = options.Importance, Method = calibration.Method, Measure = calibration.Measure }, progress);
+                progress.Complete();
+            }
+            var budget = BitBudgetPlan.Create(ckpt.Config, target, costs, chunks is null ? $"imatrix {options.Importance!.Dataset}" : source);
+            options = options with { Plan = budget.Plan, Preset = budget.Plan.Preset };
+            notes.AddRange(budget.MetadataLines());
+            if (dry) stdout.Write(budget.ToText());
+        }
+        else if (chunks is not null) notes.Add($"calibration={source}");
+        options = options with { Method = calibration.Method, PlanNotes = notes };
+        if (dry) return PrintPlan(GgufExporter.Prepare(ckpt, options), stdout);
+        if (calibration.Method != "gptq") return Write(progress => GgufExporter.Export(ckpt, outPath!, options, progress), options.Preset, stdout, stderr);
+        var plan = options.Plan ?? QuantizationPlan.Create(ckpt.Config, options.Preset, options.Overrides);
+        using var walk = GptqLayerWalk.ForGgml(new CheckpointTensorSource(ckpt), chunks!, plan, options.Importance, options.Threads, ckpt.ReleaseResidentPages);
+        var result = Write(progress => GgufExporter.Export(ckpt, outPath!, options with { Plan = plan, Rounding = walk }, progress), options.Preset, stdout, stderr);
+        foreach (var note in walk.Notes) stderr.WriteLine($"note: {note}");
+        return result;
+    }
 
     private static int PrintPlan((GgufWriter Writer, QuantizationPlan Plan) prepared, TextWriter stdout)
     {

@@ -69,6 +69,12 @@ public sealed class HymbaCheckpoint : IDisposable
 
     public TensorView Get(int layer, TensorRole role) => Get(HymbaTensorCatalog.LayerTensorName(layer, role));
 
+    /// <summary>Lets the kernel drop every weight file's pages from the resident set (a layer-by-layer walk calls it per layer).</summary>
+    public void ReleaseResidentPages()
+    {
+        foreach (var view in Tensors.ByName.Values.GroupBy(v => v.FilePath, StringComparer.Ordinal).Select(g => g.First())) view.ReleaseResidentPages();
+    }
+
     private static void Validate(CheckpointDirectory files, HymbaConfig config, TensorSet tensors, IReadOnlyList<ExpectedTensor> catalog)
     {
         var problems = new List<(string Name, string Problem)>();

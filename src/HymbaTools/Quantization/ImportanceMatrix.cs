@@ -41,7 +41,7 @@ public sealed class ImportanceMatrix
     }
 
     /// <summary>Which activation feeds which stored weight.</summary>
-    private static ActivationPoint? PointOf(StoredRole role, bool tied) => role switch
+    internal static ActivationPoint? PointOf(StoredRole role, bool tied) => role switch
     {
         StoredRole.AttnQ or StoredRole.AttnK or StoredRole.AttnV or StoredRole.SsmIn or StoredRole.SsmGate => ActivationPoint.MixerInput,
         StoredRole.SsmXProj => ActivationPoint.SsmProjectionInput,

@@ -92,6 +92,27 @@ public sealed class QuantizationPlan
         return new QuantizationPlan(preset, planned);
     }
 
+    /// <summary>
+    /// A plan whose linear weights take the given types (a bit budget's choice; every type must fit its tensor's
+    /// rows, so there is no fallback); the other tensors follow rule 1 (F32).
+    /// </summary>
+    public static QuantizationPlan FromChoices(HymbaConfig config, QuantizationPreset preset, IReadOnlyDictionary<string, (GgmlType Type, string Reason)> choices)
+    {
+        var planned = new List<PlannedTensor>();
+        foreach (var t in HymbaStorageLayout.For(config))
+        {
+            if (!t.IsMatrix || !HymbaStorageLayout.IsLinearWeight(t.Role))
+            {
+                planned.Add(new PlannedTensor(t, GgmlType.F32, null, t.IsMatrix ? "kept F32 (SSM state parameter / meta tokens)" : "kept F32 (1-D)"));
+                continue;
+            }
+            if (!choices.TryGetValue(t.Name, out var choice)) throw new ArgumentException($"no type chosen for {t.Name}");
+            if (!GgmlTypes.FitsRow(choice.Type, t.Columns)) throw new ArgumentException($"{GgmlTypes.NameOf(choice.Type)} does not fit the {t.Columns} columns of {t.Name}");
+            planned.Add(new PlannedTensor(t, choice.Type, choice.Type, choice.Reason));
+        }
+        return new QuantizationPlan(preset, planned);
+    }
+
     private static (GgmlType Type, string Reason) Requested(HymbaConfig config, QuantizationPreset preset, StoredTensor t, int layers)
     {
         if (preset.IsFloat) return (preset.Base, "preset");

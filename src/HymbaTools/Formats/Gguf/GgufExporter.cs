@@ -29,6 +29,14 @@ public sealed record GgufExportOptions
     /// original weights. Without it such an input is refused before anything is written.
     /// </summary>
     public bool AllowRequantize { get; init; }
+    /// <summary>A plan made elsewhere (a bit budget); null: the preset's rules.</summary>
+    public QuantizationPlan? Plan { get; init; }
+    /// <summary>Rounding other than the codecs' plain one (GPTQ); tensors it returns nothing for are rounded plainly.</summary>
+    internal Quantization.Gptq.ITensorRounding? Rounding { get; init; }
+    /// <summary>How weights were rounded ("rtn" plain, "gptq" error-compensated), recorded as general.quantization.method.</summary>
+    public string Method { get; init; } = "rtn";
+    /// <summary>Extra lines recorded under general.quantization.plan (a bit budget's target and per-tensor costs).</summary>
+    public IReadOnlyList<string> PlanNotes { get; init; } = [];
 }
 
 /// <summary>
@@ -82,7 +90,7 @@ public static class GgufExporter
     private static Prepared Prepare(IGgufExportInput input, GgufExportOptions options, NonFiniteTally? nonFinite)
     {
         var config = input.Config;
-        var plan = QuantizationPlan.Create(config, options.Preset, options.Overrides);
+        var plan = options.Plan ?? QuantizationPlan.Create(config, options.Preset, options.Overrides);
         // How each tensor gets its bytes: copied when the input already holds it in the planned type, else
         // converted; quantizing already-quantized data again is refused unless asked for.
         var requantized = plan.Tensors
@@ -100,6 +108,11 @@ public static class GgufExporter
         writer.Add("general.tool_version", GgufValue.Str(ToolVersion));
         writer.Add("general.quantization.preset", GgufValue.Str(options.Preset.Name));
         writer.Add("general.quantization.tensor_types", GgufValue.Strings(plan.Tensors.Select(t => $"{t.Tensor.Name}={GgmlTypes.NameOf(t.Type)}")));
+        // Plain preset files keep exactly the keys they always had; a budget plan or another rounding says so.
+        if (options.Method != "rtn" || options.PlanNotes.Count > 0)
+            writer.Add("general.quantization.method", GgufValue.Str(options.Method));
+        if (options.PlanNotes.Count > 0)
+            writer.Add("general.quantization.plan", GgufValue.Strings(options.PlanNotes));
         if (options.Overrides.Count > 0)
             writer.Add("general.quantization.overrides", GgufValue.Strings(options.Overrides.Select(o => $"{o.Pattern}={GgmlTypes.NameOf(o.Type)}")));
         if (requantized.Count > 0)
@@ -141,7 +154,11 @@ public static class GgufExporter
             // The source tensor is looked up when its data is written, so a dry run works on config.json alone.
             writer.AddTensor(new GgufTensorEntry(t.Name, t.Shape.Reverse().ToArray(), p.Type, stream =>
             {
-                if (input.StoredType(t) != p.Type || !input.TryCopyStoredBytes(t, stream))
+                if (options.Rounding?.TryRound(t) is { } rounded)
+                {
+                    stream.Write(rounded);
+                }
+                else if (input.StoredType(t) != p.Type || !input.TryCopyStoredBytes(t, stream))
                 {
                     var counter = nonFinite?.Counter(input.Location(t));
                     var rows = input.Rows(t);

@@ -87,6 +87,8 @@ internal static class HymbaOnnxNames
     public const string MetaPreset = "hymba.export.preset";
     public const string MetaBlockSize = "hymba.export.block_size";
     public const string MetaAccuracyLevel = "hymba.export.accuracy_level";
+    public const string MetaMethod = "hymba.export.method";
+    public const string MetaCalibration = "hymba.export.calibration";
 }
 
 /// <summary>One decoding-state tensor: its input and output names, its layer, and its shape (-1 batch, -2 sequence).</summary>

@@ -5,6 +5,7 @@ using Google.Protobuf;
 using HymbaTools.Common;
 using HymbaTools.Formats.Onnx.Protos;
 using HymbaTools.Model;
+using HymbaTools.Quantization.Gptq;
 using HymbaTools.Quantization.Onnx;
 using DataType = HymbaTools.Formats.Onnx.Protos.TensorProto.Types.DataType;
 
@@ -26,6 +27,13 @@ public sealed record OnnxExportOptions
     public long ExternalDataThreshold { get; init; } = 512L << 20;
     /// <summary>Replace a non-empty output directory.</summary>
     public bool Force { get; init; }
+    /// <summary>
+    /// Calibration chunks for error-compensated (GPTQ) rounding of the MatMulNBits blocks; null: round to nearest
+    /// (MLAS's rule). Recorded as hymba.export.method and hymba.export.calibration.
+    /// </summary>
+    public long[][]? GptqCalibration { get; init; }
+    /// <summary>What the calibration chunks came from (recorded in the metadata).</summary>
+    public string CalibrationSource { get; init; } = "";
 }
 
 /// <summary>What an export reads: tensors by HuggingFace name, the files to record hashes of, and where tokenizer files are.</summary>
@@ -72,8 +80,9 @@ public static class OnnxExporter
         {
             string checksums;
             using (var store = new OnnxInitializerStore(external ? Path.Combine(directory, HymbaOnnxNames.DataFile) : null))
+            using (var walk = options.GptqCalibration is { } chunks ? GptqWalk(source.Tensors, chunks, weights, options.BlockSize) : null)
             {
-                WriteWeights(source.Tensors, weights, options.BlockSize, store, ProgressPart.Of(progress, 1, 2, weightBytes), weightBytes);
+                WriteWeights(source.Tensors, weights, options.BlockSize, store, ProgressPart.Of(progress, 1, 2, weightBytes), weightBytes, walk);
                 WriteMetaTokenState(metaState, store);
                 store.Complete();
                 graph.Initializer.AddRange(store.Tensors);
@@ -106,6 +115,14 @@ public static class OnnxExporter
         return new OnnxExportResult(destination, weights, modelBytes, dataBytes, external);
     }
 
+    /// <summary>GPTQ over the layers for every MatMulNBits weight whose rows are whole blocks (the rest round to nearest).</summary>
+    private static GptqLayerWalk GptqWalk(IHymbaTensorSource source, long[][] chunks, IReadOnlyList<OnnxWeight> weights, int blockSize)
+    {
+        var byName = weights.ToDictionary(w => w.Tensor.Name, StringComparer.Ordinal);
+        return new GptqLayerWalk(source, chunks, t => byName.TryGetValue(t.Name, out var w) && w.Kind == OnnxWeightKind.NBits && t.Columns % blockSize == 0
+            ? new MatMulNBitsGrid(w.Bits, blockSize) : null, importance: null) { CalibrationImportance = true };
+    }
+
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
 
     private static byte[] Json(System.Text.Json.Nodes.JsonNode node) => Encoding.UTF8.GetBytes(node.ToJsonString(Indented) + "\n");
@@ -124,6 +141,11 @@ public static class OnnxExporter
         yield return (HymbaOnnxNames.MetaPreset, OnnxPrecision.PresetOf(options.Type));
         yield return (HymbaOnnxNames.MetaBlockSize, options.BlockSize.ToString(System.Globalization.CultureInfo.InvariantCulture));
         yield return (HymbaOnnxNames.MetaAccuracyLevel, options.AccuracyLevel.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        if (options.GptqCalibration is not null)
+        {
+            yield return (HymbaOnnxNames.MetaMethod, "gptq");
+            yield return (HymbaOnnxNames.MetaCalibration, options.CalibrationSource);
+        }
         yield return (HymbaOnnxNames.MetaSourcePath, System.IO.Path.GetFullPath(source.Path));
         string sourceDirectory = Directory.Exists(source.Path) ? source.Path : System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(source.Path))!;
         if (Checkpoints.HubSnapshot.FromDirectory(sourceDirectory) is { } hub)
@@ -161,7 +183,7 @@ public static class OnnxExporter
     /// once for all the stored tensors taken from it (in_proj's row blocks).
     /// </summary>
     private static void WriteWeights(IHymbaTensorSource source, IReadOnlyList<OnnxWeight> weights, int blockSize, OnnxInitializerStore store,
-        IProgress<(long Done, long Total)>? progress, long totalBytes)
+        IProgress<(long Done, long Total)>? progress, long totalBytes, GptqLayerWalk? walk)
     {
         string? cachedName = null;
         float[] cached = [];
@@ -189,7 +211,9 @@ public static class OnnxExporter
                 progress?.Report((done, totalBytes));
                 continue;
             }
-            var parts = initializer.Members.Select(w => Convert(ValuesOf(w.Tensor), w, blockSize)).ToList();
+            var parts = initializer.Members.Select(w => walk?.TryRound(w.Tensor) is { } rounded
+                ? Split(rounded, w, blockSize)
+                : Convert(ValuesOf(w.Tensor), w, blockSize)).ToList();
             if (initializer.Kind == OnnxWeightKind.NBits)
             {
                 var blocks = parts.SelectMany(p => p.Bytes).ToArray();
@@ -205,6 +229,13 @@ public static class OnnxExporter
             }
             progress?.Report((done, totalBytes));
         }
+    }
+
+    /// <summary>GPTQ-rounded rows of a MatMulNBits weight, as the operator's blocks and scales.</summary>
+    private static (byte[] Bytes, float[]? Scales) Split(byte[] rows, OnnxWeight w, int blockSize)
+    {
+        var (b, scales) = new MatMulNBitsGrid(w.Bits, blockSize).Split(rows, checked((int)w.Tensor.Rows), checked((int)w.Tensor.Columns));
+        return (b, scales);
     }
 
     /// <summary>One stored tensor in its ONNX representation: float32 or float16 bytes, or MatMulNBits blocks and scales.</summary>

@@ -1,0 +1,89 @@
+using System.Globalization;
+using HymbaTools.Common;
+using HymbaTools.Model;
+
+namespace HymbaTools.Quantization.BitBudget;
+
+/// <summary>One tensor's type under a bit budget, with its measured cost there and at its smallest type.</summary>
+public sealed record BudgetChoice(StoredTensor Tensor, GgmlType Type, long Bytes, double Cost, double SmallestCost);
+
+/// <summary>
+/// Per-tensor types chosen by measured cost under a bits-per-weight budget (tensor data, as `hymba` reports
+/// it): the linear weights take the knapsack's choice among the types that fit them, the rest stay F32.
+/// </summary>
+public sealed class BitBudgetPlan
+{
+    private BitBudgetPlan(double target, TensorCosts costs, IReadOnlyList<BudgetChoice> choices, QuantizationPlan plan, string calibration)
+    {
+        TargetBitsPerWeight = target;
+        Costs = costs;
+        Choices = choices;
+        Plan = plan;
+        Calibration = calibration;
+    }
+
+    public double TargetBitsPerWeight { get; }
+    public TensorCosts Costs { get; }
+    public IReadOnlyList<BudgetChoice> Choices { get; }
+    public QuantizationPlan Plan { get; }
+    /// <summary>What the costs were measured on (file name and token count).</summary>
+    public string Calibration { get; }
+    public double TotalCost => Choices.Sum(c => c.Cost);
+
+    private static readonly Dictionary<GgmlType, uint> FileTypes = new()
+    {
+        [GgmlType.F16] = 1, [GgmlType.Q4_0] = 2, [GgmlType.Q4_1] = 3, [GgmlType.Q8_0] = 7, [GgmlType.Q5_0] = 8, [GgmlType.Q5_1] = 9, [GgmlType.IQ4_NL] = 25,
+    };
+
+    public static BitBudgetPlan Create(HymbaConfig config, double targetBitsPerWeight, TensorCosts costs, string calibration)
+    {
+        if (!(targetBitsPerWeight > 0) || !double.IsFinite(targetBitsPerWeight))
+            throw new InvalidRequestException("--target-bpw", $"{targetBitsPerWeight.ToString(CultureInfo.InvariantCulture)}, expected a positive number of bits per weight");
+        var layout = HymbaStorageLayout.For(config);
+        long parameters = layout.Sum(t => t.ElementCount);
+        long fixedBytes = layout.Where(t => !CandidateTypes.IsChosen(t)).Sum(t => t.ElementCount * 4);
+        long budget = (long)Math.Floor((decimal)targetBitsPerWeight * parameters / 8) - fixedBytes;
+        var chosen = layout.Where(CandidateTypes.IsChosen).ToList();
+        var items = chosen.Select(t => new KnapsackItem(t.Name, CandidateTypes.For(t)
+            .Select(type => new KnapsackOption(type, t.Rows * GgmlTypes.RowBytes(type, t.Columns), costs.Get(t.Name, type))).ToList())).ToList();
+        var solution = BudgetKnapsack.Solve(items, budget);
+        if (solution is null)
+        {
+            long smallest = fixedBytes + items.Sum(i => i.Options.Min(o => o.Bytes));
+            throw new InvalidRequestException("--target-bpw",
+                $"{targetBitsPerWeight.ToString(CultureInfo.InvariantCulture)} is below the smallest plan: {8.0 * smallest / parameters:F3} bits per weight with every linear weight in its smallest type");
+        }
+        var choices = chosen.Select((t, i) => new BudgetChoice(t, solution[i].Type, solution[i].Bytes, solution[i].Cost, items[i].Options[0].Cost)).ToList();
+        var dominant = choices.GroupBy(c => c.Type).OrderByDescending(g => g.Sum(c => c.Bytes)).ThenBy(g => g.Key).First().Key;
+        string name = "bpw-" + targetBitsPerWeight.ToString("0.###", CultureInfo.InvariantCulture);
+        var preset = new QuantizationPreset(name, dominant, FileTypes[dominant], dominant, dominant, null,
+            $"types chosen per tensor by measured cost ({MeasureName(costs)}, {costs.Method} rounding) within {targetBitsPerWeight.ToString("0.###", CultureInfo.InvariantCulture)} bits per weight");
+        var plan = QuantizationPlan.FromChoices(config, preset, choices.ToDictionary(c => c.Tensor.Name,
+            c => (c.Type, $"budget: cost {c.Cost.ToString("G4", CultureInfo.InvariantCulture)} (at {GgmlTypes.NameOf(CandidateTypes.Smallest(c.Tensor))}: {c.SmallestCost.ToString("G4", CultureInfo.InvariantCulture)})")));
+        return new BitBudgetPlan(targetBitsPerWeight, costs, choices, plan, calibration);
+    }
+
+    private static string MeasureName(TensorCosts costs) => costs.Measure == CostMeasure.Kl ? "KL on calibration text" : "importance-weighted squared error";
+
+    /// <summary>The lines recorded under general.quantization.plan: target, measure, calibration, then "tensor=TYPE cost".</summary>
+    public IReadOnlyList<string> MetadataLines() =>
+    [
+        $"target_bpw={TargetBitsPerWeight.ToString("0.###", CultureInfo.InvariantCulture)}",
+        $"bits_per_weight={Plan.BitsPerWeight.ToString("F4", CultureInfo.InvariantCulture)}",
+        $"cost={(Costs.Measure == CostMeasure.Kl ? "kl" : "proxy")}",
+        $"cost_rounding={Costs.Method}",
+        $"calibration={Calibration}",
+        .. Choices.Select(c => $"{c.Tensor.Name}={GgmlTypes.NameOf(c.Type)} cost={c.Cost.ToString("G6", CultureInfo.InvariantCulture)}"),
+    ];
+
+    public string ToText()
+    {
+        var table = new TextTable("tensor", "shape", "type", "bytes", "cost", "cost at smallest type");
+        foreach (var c in Choices)
+            table.Add(c.Tensor.Name, "[" + string.Join(", ", c.Tensor.Shape) + "]", GgmlTypes.NameOf(c.Type), c.Bytes, c.Cost, c.SmallestCost);
+        return $"bit budget {TargetBitsPerWeight.ToString("0.###", CultureInfo.InvariantCulture)} bits per weight; cost = {MeasureName(Costs)} " +
+               $"({Costs.Method} rounding), measured on {Calibration}\n{table}" +
+               $"\ntotal cost {TotalCost.ToString("G6", CultureInfo.InvariantCulture)}; " +
+               string.Join(", ", Choices.GroupBy(c => c.Type).OrderBy(g => g.Key).Select(g => $"{GgmlTypes.NameOf(g.Key)} x{g.Count()}")) + "\n";
+    }
+}

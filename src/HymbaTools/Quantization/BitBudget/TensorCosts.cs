@@ -1,0 +1,36 @@
+namespace HymbaTools.Quantization.BitBudget;
+
+/// <summary>How a cost was measured.</summary>
+public enum CostMeasure
+{
+    /// <summary>Mean KL(reference || model with only this tensor rounded) over the calibration tokens, in nats.</summary>
+    Kl,
+    /// <summary>Importance-weighted squared rounding error Σ imatrix_j (w_ij − q_ij)², the tensor's output error energy per token.</summary>
+    Proxy,
+}
+
+/// <summary>
+/// The measured cost of each chosen tensor at each candidate type (F16 counts as 0: its rounding is below what
+/// the measures resolve). Costs are additive across tensors (each is measured with only its own tensor rounded).
+/// </summary>
+public sealed class TensorCosts(CostMeasure measure, string method)
+{
+    private readonly Dictionary<string, Dictionary<GgmlType, double>> _costs = new(StringComparer.Ordinal);
+
+    public CostMeasure Measure { get; } = measure;
+    /// <summary>The rounding the costs were measured with ("rtn" or "gptq").</summary>
+    public string Method { get; } = method;
+
+    public void Set(string tensor, GgmlType type, double cost)
+    {
+        if (!double.IsFinite(cost)) cost = double.MaxValue / 1e6;
+        if (!_costs.TryGetValue(tensor, out var byType)) _costs[tensor] = byType = [];
+        byType[type] = Math.Max(0, cost);
+    }
+
+    public double Get(string tensor, GgmlType type) =>
+        type is GgmlType.F16 or GgmlType.F32 ? 0 : _costs.TryGetValue(tensor, out var byType) && byType.TryGetValue(type, out double c) ? c
+            : throw new KeyNotFoundException($"no cost measured for {tensor} at {GgmlTypes.NameOf(type)}");
+
+    public bool Has(string tensor, GgmlType type) => type is GgmlType.F16 or GgmlType.F32 || (_costs.TryGetValue(tensor, out var b) && b.ContainsKey(type));
+}
