@@ -52,7 +52,7 @@ internal sealed class ActivationStatistics
         {
             var x = activation.detach().reshape(-1, cols).to(ScalarType.Float64);
             var gram = x.t().matmul(x);
-            if (_grams.TryGetValue((layer, point), out var sum)) sum.add_(gram);
+            if (_grams.TryGetValue((layer, point), out var sum)) sum.add_(gram, TorchScalars.One);
             else _grams[(layer, point)] = gram.DetachFromDisposeScope();
         }
     }

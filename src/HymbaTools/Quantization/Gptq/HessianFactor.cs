@@ -1,3 +1,4 @@
+using HymbaTools.Model;
 using static TorchSharp.torch;
 
 namespace HymbaTools.Quantization.Gptq;
@@ -25,13 +26,13 @@ internal static class HessianFactor
         using var reversed = hessian.to(ScalarType.Float64).flip(0, 1);
         var diagonal = reversed.diagonal();
         double[] d;
-        using (var dead = diagonal.le(0).logical_or(diagonal.isfinite().logical_not()))
+        using (var dead = diagonal.le(TorchScalars.Of(0)).logical_or(diagonal.isfinite().logical_not()))
         {
             if (dead.any().item<bool>())
             {
                 using var cross = dead.unsqueeze(0).logical_or(dead.unsqueeze(1));
-                reversed.masked_fill_(cross, 0.0);
-                diagonal.masked_fill_(dead, 1.0);
+                reversed.masked_fill_(cross, TorchScalars.Of(0));
+                diagonal.masked_fill_(dead, TorchScalars.One);
             }
             d = diagonal.data<double>().ToArray();
         }
@@ -43,7 +44,7 @@ internal static class HessianFactor
             Tensor lower, info;
             using (var damped = reversed.clone())
             {
-                damped.diagonal().add_(damping * mean);
+                damped.diagonal().add_(TorchScalars.Of(damping * mean), TorchScalars.One);
                 (lower, info) = linalg.cholesky_ex(damped);
             }
             using (lower)
