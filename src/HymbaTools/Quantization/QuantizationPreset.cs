@@ -39,5 +39,8 @@ public sealed record QuantizationPreset(string Name, GgmlType Base, uint FileTyp
         },
     ];
 
+    /// <summary>The GGUF general.file_type (llama_ftype) of a file whose dominant type is <paramref name="type"/>: that of the preset built on it.</summary>
+    public static uint FileTypeOf(GgmlType type) => All.First(p => p.Base == type).FileType;
+
     public static QuantizationPreset? Find(string name) => All.FirstOrDefault(p => string.Equals(p.Name, name, StringComparison.OrdinalIgnoreCase));
 }

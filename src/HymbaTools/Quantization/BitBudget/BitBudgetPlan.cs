@@ -30,11 +30,6 @@ public sealed class BitBudgetPlan
     public string Calibration { get; }
     public double TotalCost => Choices.Sum(c => c.Cost);
 
-    private static readonly Dictionary<GgmlType, uint> FileTypes = new()
-    {
-        [GgmlType.F16] = 1, [GgmlType.Q4_0] = 2, [GgmlType.Q4_1] = 3, [GgmlType.Q8_0] = 7, [GgmlType.Q5_0] = 8, [GgmlType.Q5_1] = 9, [GgmlType.IQ4_NL] = 25,
-    };
-
     public static BitBudgetPlan Create(HymbaConfig config, double targetBitsPerWeight, TensorCosts costs, string calibration)
     {
         if (!(targetBitsPerWeight > 0) || !double.IsFinite(targetBitsPerWeight))
@@ -56,7 +51,7 @@ public sealed class BitBudgetPlan
         var choices = chosen.Select((t, i) => new BudgetChoice(t, solution[i].Type, solution[i].Bytes, solution[i].Cost, items[i].Options[0].Cost)).ToList();
         var dominant = choices.GroupBy(c => c.Type).OrderByDescending(g => g.Sum(c => c.Bytes)).ThenBy(g => g.Key).First().Key;
         string name = "bpw-" + targetBitsPerWeight.ToString("0.###", CultureInfo.InvariantCulture);
-        var preset = new QuantizationPreset(name, dominant, FileTypes[dominant], dominant, dominant, null,
+        var preset = new QuantizationPreset(name, dominant, QuantizationPreset.FileTypeOf(dominant), dominant, dominant, null,
             $"types chosen per tensor by measured cost ({MeasureName(costs)}, {costs.Method} rounding) within {targetBitsPerWeight.ToString("0.###", CultureInfo.InvariantCulture)} bits per weight");
         var plan = QuantizationPlan.FromChoices(config, preset, choices.ToDictionary(c => c.Tensor.Name,
             c => (c.Type, $"budget: cost {c.Cost.ToString("G4", CultureInfo.InvariantCulture)} (at {GgmlTypes.NameOf(CandidateTypes.Smallest(c.Tensor))}: {c.SmallestCost.ToString("G4", CultureInfo.InvariantCulture)})")));
