@@ -45,6 +45,7 @@ internal sealed partial class HymbaOnnxGraph
     // Values every layer uses, all 1-D [1] int64 unless noted.
     private string _batch = "", _newTokens = "", _endPosition = "", _startPosition = "";
     private string _firstCall = "";           // [1] bool: no text was processed before this call
+    private string _decodeStep = "";          // scalar bool: one token after earlier text (the SSM's If)
     private string _positions = "";           // [T] int64, absolute positions of this call's tokens (after the meta tokens)
 
     private HymbaOnnxGraph(OnnxGraphBuilder g, HymbaConfig c, IReadOnlyList<OnnxWeight> weights, HymbaGraphOptions options)
