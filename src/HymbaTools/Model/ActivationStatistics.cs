@@ -28,15 +28,20 @@ internal enum ActivationPoint
 internal sealed class ActivationStatistics
 {
     private readonly Dictionary<(int Layer, ActivationPoint Point), (double[] Sums, long Rows)> _data = [];
+    private readonly Dictionary<(int Layer, ActivationPoint Point), List<Tensor>> _inputs = [];
     private readonly Dictionary<(int Layer, ActivationPoint Point), Tensor> _grams = [];
 
     public int Chunks { get; set; }
 
     /// <summary>
-    /// Layers (-1: the head) whose full Gram matrices XᵀX (float64) are accumulated too, for error-compensating
-    /// rounding; null for none. A d x d matrix per point, so callers ask for one layer at a time on large models.
+    /// Layers (-1: the head) whose inputs are kept (float32 rows) for their Gram matrices XᵀX (float64), for
+    /// error-compensating rounding; null for none. The Gram matrix of a point is computed when asked for and
+    /// freed with its rows, so a walk holds a layer's inputs and one d x d matrix at a time.
     /// </summary>
     public IReadOnlySet<int>? GramLayers { get; init; }
+
+    /// <summary>Threads for computing Gram matrices (the result is the same at any count).</summary>
+    public int Threads { get; init; } = Common.ComputeThreads.Count;
 
     internal void Record(int layer, ActivationPoint point, Tensor activation)
     {
@@ -50,30 +55,52 @@ internal sealed class ActivationStatistics
         _data[(layer, point)] = (entry.Sums, entry.Rows + rows);
         if (GramLayers is not null && GramLayers.Contains(layer))
         {
-            var x = activation.detach().reshape(-1, cols).to(ScalarType.Float64);
-            var gram = x.t().matmul(x);
-            if (_grams.TryGetValue((layer, point), out var sum)) sum.add_(gram, TorchScalars.One);
-            else _grams[(layer, point)] = gram.DetachFromDisposeScope();
+            if (!_inputs.TryGetValue((layer, point), out var list)) _inputs[(layer, point)] = list = [];
+            list.Add(activation.detach().reshape(-1, cols).to(ScalarType.Float32).clone().DetachFromDisposeScope());
         }
+    }
+
+    /// <summary>
+    /// Adds another recording's statistics after this one's (sums per column, rows, kept inputs in order; the other
+    /// is left empty). Chunks recorded separately and merged in chunk order give the same bits however they ran.
+    /// </summary>
+    internal void Merge(ActivationStatistics other)
+    {
+        foreach (var (key, (sums, rows)) in other._data)
+        {
+            if (!_data.TryGetValue(key, out var entry)) entry = (new double[sums.Length], 0);
+            for (int i = 0; i < sums.Length; i++) entry.Sums[i] += sums[i];
+            _data[key] = (entry.Sums, entry.Rows + rows);
+        }
+        foreach (var (key, list) in other._inputs)
+        {
+            if (!_inputs.TryGetValue(key, out var mine)) _inputs[key] = mine = [];
+            mine.AddRange(list);
+        }
+        other._data.Clear();
+        other._inputs.Clear();
     }
 
     /// <summary>Σ xᵀx over every recorded row at a point (float64 [cols, cols]), or null if not recorded.</summary>
-    public Tensor? Gram(int layer, ActivationPoint point) => _grams.GetValueOrDefault((layer, point));
+    public Tensor? Gram(int layer, ActivationPoint point)
+    {
+        if (_grams.TryGetValue((layer, point), out var gram)) return gram;
+        if (!_inputs.TryGetValue((layer, point), out var rows) || rows.Count == 0) return null;
+        return _grams[(layer, point)] = GramMatrix.Compute(rows, Threads);
+    }
 
-    /// <summary>Frees one Gram matrix once it has served (a large model holds a layer's few hundred MB only as long as needed).</summary>
+    /// <summary>Frees one Gram matrix and its rows once it has served (a large model holds a layer's few hundred MB only as long as needed).</summary>
     public void ReleaseGram(int layer, ActivationPoint point)
     {
         if (_grams.Remove((layer, point), out var gram)) gram.Dispose();
+        if (_inputs.Remove((layer, point), out var rows)) foreach (var t in rows) t.Dispose();
     }
 
-    /// <summary>Frees the Gram matrices of a layer (a layer-by-layer walk keeps one layer's).</summary>
+    /// <summary>Frees the Gram matrices and kept rows of a layer (a layer-by-layer walk keeps one layer's).</summary>
     public void ReleaseGrams(int layer)
     {
-        foreach (var key in _grams.Keys.Where(k => k.Layer == layer).ToList())
-        {
-            _grams[key].Dispose();
-            _grams.Remove(key);
-        }
+        foreach (var point in _grams.Keys.Concat(_inputs.Keys).Where(k => k.Layer == layer).Select(k => k.Point).Distinct().ToList())
+            ReleaseGram(layer, point);
     }
 
     /// <summary>Mean of squares per column at a point, or null if never recorded.</summary>

@@ -1,6 +1,6 @@
 using static TorchSharp.torch;
 
-namespace HymbaTools.Quantization.Gptq;
+namespace HymbaTools.Model;
 
 /// <summary>
 /// Runs libtorch on one thread until disposed: libtorch splits its sums by thread, so calibration forwards and

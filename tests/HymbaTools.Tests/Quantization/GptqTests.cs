@@ -153,6 +153,45 @@ public class GptqTests : IDisposable
         Assert.Equal(0f, factor[2]);                                         // upper triangular
     }
 
+    /// <summary>
+    /// Gram matrices and inverse-Hessian factors wider than one of their fixed column blocks (256): the same bits
+    /// on 1 and 3 worker threads, XᵀX to float64 precision, exactly symmetric, and UᵀU the inverse of the damped H.
+    /// </summary>
+    [Fact]
+    public void Gram_matrices_and_factors_are_the_same_bits_at_any_thread_count()
+    {
+        const int cols = 600;
+        var random = new Random(21);
+        var parts = new[] { 130, 70, 200 }.Select(rows =>
+            torch.tensor(Enumerable.Range(0, rows * cols).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray(), [rows, cols])).ToList();
+        using var one = GramMatrix.Compute(parts, 1);
+        using var three = GramMatrix.Compute(parts, 3);
+        var g = one.data<double>().ToArray();
+        Assert.Equal(g, three.data<double>().ToArray());
+        using (var x = torch.cat([.. parts], 0).to(ScalarType.Float64))
+        using (var expected = x.t().matmul(x))
+        {
+            var e = expected.data<double>().ToArray();
+            for (int i = 0; i < g.Length; i++) Assert.True(Math.Abs(g[i] - e[i]) <= 1e-9 * Math.Max(1, Math.Abs(e[i])), $"entry {i}: {g[i]} vs {e[i]}");
+        }
+        for (int i = 0; i < cols; i++)
+            for (int j = 0; j < i; j++) Assert.Equal(g[i * cols + j], g[j * cols + i]);
+
+        var (f1, damping) = HessianFactor.Compute(one, threads: 1);
+        var (f3, _) = HessianFactor.Compute(one, threads: 3);
+        Assert.Equal(f1, f3);
+        Assert.Equal(HessianFactor.InitialDamping, damping);
+        double mean = Enumerable.Range(0, cols).Average(i => g[i * cols + i]);
+        using var u = torch.tensor(f1, [cols, cols]).to(ScalarType.Float64);
+        using var damped = one.clone();
+        damped.diagonal().add_(damping * mean);
+        using var product = u.t().matmul(u).matmul(damped);
+        using var error = product.sub(torch.eye(cols, dtype: ScalarType.Float64)).abs().max();
+        Assert.True(error.item<double>() < 1e-3, $"UᵀU·H deviates from I by {error.item<double>():G3}");
+        Assert.Equal(0f, f1[1 * cols + 0]);   // upper triangular
+        foreach (var p in parts) p.Dispose();
+    }
+
     [Fact]
     public void The_sweep_gives_the_same_bytes_at_any_thread_count()
     {

@@ -5,41 +5,45 @@ using static TorchSharp.torch;
 namespace HymbaTools.Quantization.Gptq;
 
 /// <summary>
-/// Calibration chunks pushed through a model one decoder layer at a time: the hidden states of every chunk (one
-/// batch, each chunk a fresh sequence with the meta tokens in front) and the cache the layers share (KV consumers
-/// read their producer's keys). A layer can run twice (once to measure its inputs, once rounded); its cache
-/// entries are reset in between. Memory holds the activations and whatever layer the caller loaded.
+/// Calibration chunks pushed through a model one decoder layer at a time. Every chunk is its own sequence (the meta
+/// tokens in front, its own cache for the KV consumers that read their producer's keys) and runs on its own libtorch
+/// worker thread, single-threaded inside libtorch: the chunks use every core, each chunk's arithmetic is the same at
+/// any thread count, and the statistics are merged in chunk order, so the bytes a walk writes do not depend on
+/// --threads. One chunk at a time also bounds the selective scan's [T, d_in, N] temporaries to one sequence's.
+/// A layer can run twice (once to measure its inputs, once rounded); its cache entries are reset in between.
 /// </summary>
 internal sealed class CalibrationActivations : IDisposable
 {
     private readonly HymbaConfig _config;
     private readonly RotaryEmbedding _rope;
-    private readonly HymbaCache _cache;
+    private readonly HymbaCache[] _caches;
+    private readonly Tensor[] _hidden;
     private readonly long[] _positions;
     private readonly (Tensor Cos, Tensor Sin)? _angles;
-    private Tensor _hidden;
+    private readonly int _threads;
 
-    public CalibrationActivations(IHymbaTensorSource source, long[][] chunks)
+    public CalibrationActivations(IHymbaTensorSource source, long[][] chunks, int? threads = null)
     {
         if (chunks.Length == 0 || chunks.Any(c => c.Length != chunks[0].Length || c.Length == 0)) throw new ArgumentException("calibration chunks must be non-empty and of one length");
         var c = _config = source.Config;
+        _threads = threads ?? Common.ComputeThreads.Count;
         using var grad = no_grad();
         _rope = new RotaryEmbedding(c);
-        _cache = new HymbaCache(c, chunks.Length, DecodeWindowMode.MatchFullForward);
-        int batch = chunks.Length, length = chunks[0].Length;
+        _caches = [.. chunks.Select(_ => new HymbaCache(c, 1, DecodeWindowMode.MatchFullForward))];
+        int length = chunks[0].Length;
         long meta = c.NumMemoryTokens;
         MetaSteps = meta;
+        _hidden = new Tensor[chunks.Length];
         using (var scope = NewDisposeScope())
         {
             var embedding = TorchMemory.Create([c.VocabSize, c.HiddenSize], span => source.CopyToFloat32(HymbaTensorCatalog.EmbedTokens, span));
-            var ids = torch.tensor(chunks.SelectMany(r => r).ToArray(), [batch * length]);
-            var x = embedding.index_select(0, ids).view(batch, length, c.HiddenSize);
-            if (meta > 0)
+            var tokens = meta > 0 ? TorchMemory.Create([meta, c.HiddenSize], span => source.CopyToFloat32(HymbaTensorCatalog.MemoryTokens, span)) : null;
+            for (int i = 0; i < chunks.Length; i++)
             {
-                var tokens = TorchMemory.Create([meta, c.HiddenSize], span => source.CopyToFloat32(HymbaTensorCatalog.MemoryTokens, span));
-                x = torch.cat([tokens.unsqueeze(0).expand(batch, -1, -1), x], 1);
+                var x = embedding.index_select(0, torch.tensor(chunks[i], [length])).unsqueeze(0);
+                if (tokens is not null) x = torch.cat([tokens.unsqueeze(0), x], 1);
+                _hidden[i] = x.contiguous().DetachFromDisposeScope();
             }
-            _hidden = x.contiguous().DetachFromDisposeScope();
         }
         _positions = [.. Enumerable.Range(0, (int)(meta + length)).Select(p => (long)p)];
         _angles = _rope.Enabled ? _rope.Angles(_positions) : null;
@@ -48,40 +52,56 @@ internal sealed class CalibrationActivations : IDisposable
     /// <summary>Positions of the meta tokens at the front of every chunk.</summary>
     public long MetaSteps { get; }
 
-    /// <summary>The current hidden states [chunks, M + T, d] (the next layer's input).</summary>
-    public Tensor Hidden => _hidden;
+    /// <summary>The current hidden states of each chunk [1, M + T, d] (the next layer's input), in chunk order.</summary>
+    public IReadOnlyList<Tensor> Hidden => _hidden;
 
-    /// <summary>Runs a layer on the current hidden states without moving on (to measure its inputs); its cache entries are reset after.</summary>
-    public void Probe(LayerWeights weights, ForwardOptions options)
+    /// <summary>Runs a layer on the current hidden states without moving on (to measure its inputs into <paramref name="statistics"/>); its cache entries are reset after.</summary>
+    public void Probe(LayerWeights weights, ActivationStatistics statistics)
     {
-        using (var scope = NewDisposeScope())
-            HymbaModel.DecoderLayer(_config, _rope, weights, _hidden, _positions, _cache, _angles, options);
+        Run(weights, statistics, keep: false);
         ResetCache(weights.Plan.Index);
     }
 
-    /// <summary>Runs a layer and makes its output the current hidden states.</summary>
-    public void Advance(LayerWeights weights, ForwardOptions options)
+    /// <summary>Runs a layer and makes its output the current hidden states (recording into <paramref name="statistics"/> when given).</summary>
+    public void Advance(LayerWeights weights, ActivationStatistics? statistics = null) => Run(weights, statistics, keep: true);
+
+    private void Run(LayerWeights weights, ActivationStatistics? statistics, bool keep)
     {
-        using var scope = NewDisposeScope();
-        var next = HymbaModel.DecoderLayer(_config, _rope, weights, _hidden, _positions, _cache, _angles, options);
-        _hidden.Dispose();
-        _hidden = next.DetachFromDisposeScope();
+        var perChunk = new ActivationStatistics?[_hidden.Length];
+        TorchWorkers.For(_hidden.Length, _threads, i =>
+        {
+            var recorded = statistics is null ? null : new ActivationStatistics { GramLayers = statistics.GramLayers, Threads = statistics.Threads };
+            using var scope = NewDisposeScope();
+            var next = HymbaModel.DecoderLayer(_config, _rope, weights, _hidden[i], _positions, _caches[i], _angles,
+                recorded is null ? ForwardOptions.Default : new ForwardOptions { Statistics = recorded });
+            if (keep)
+            {
+                _hidden[i].Dispose();
+                _hidden[i] = next.DetachFromDisposeScope();
+            }
+            perChunk[i] = recorded;
+        });
+        if (statistics is not null)
+            foreach (var recorded in perChunk) statistics.Merge(recorded!);
     }
 
     private void ResetCache(int layer)
     {
-        _cache.Kv[layer]?.Dispose();
-        _cache.Kv[layer] = null;
-        _cache.ConvStates[layer]?.Dispose();
-        _cache.ConvStates[layer] = null;
-        _cache.SsmStates[layer]?.Dispose();
-        _cache.SsmStates[layer] = null;
+        foreach (var cache in _caches)
+        {
+            cache.Kv[layer]?.Dispose();
+            cache.Kv[layer] = null;
+            cache.ConvStates[layer]?.Dispose();
+            cache.ConvStates[layer] = null;
+            cache.SsmStates[layer]?.Dispose();
+            cache.SsmStates[layer] = null;
+        }
     }
 
     public void Dispose()
     {
-        _hidden.Dispose();
-        _cache.Dispose();
+        foreach (var h in _hidden) h.Dispose();
+        foreach (var cache in _caches) cache.Dispose();
         _rope.Dispose();
         if (_angles is { } a) { a.Cos.Dispose(); a.Sin.Dispose(); }
     }

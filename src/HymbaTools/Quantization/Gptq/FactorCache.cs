@@ -15,10 +15,11 @@ internal sealed class FactorCache(ActivationStatistics statistics)
     {
         if (_factors.TryGetValue((layer, point), out var f)) return f;
         if (statistics.Gram(layer, point) is not { } gram) return null;
-        f = HessianFactor.Compute(gram);
+        f = HessianFactor.Compute(gram, statistics.Threads);
         _factors[(layer, point)] = f;
         statistics.ReleaseGram(layer, point);   // the factor is all that is read from here on
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true);   // the factorisation's temporaries, before the next
+        Common.NativeHeap.Trim();
         return f;
     }
 

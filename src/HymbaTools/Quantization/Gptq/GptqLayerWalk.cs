@@ -17,7 +17,8 @@ internal interface ITensorRounding
 /// i+1's input (so later layers compensate earlier layers' error, as GPTQ does). Memory holds one layer, its
 /// Gram matrices and the calibration activations, not the model. The embedding and an untied head are rounded
 /// plainly: the head's inputs exist only after the last layer, while the file stores the embedding first.
-/// libtorch runs on one thread here, so the bytes are the same at any --threads.
+/// Chunks run on worker threads and factors are solved in fixed blocks (see <see cref="CalibrationActivations"/>,
+/// <see cref="HessianFactor"/>), so the bytes are the same at any --threads.
 /// </summary>
 internal sealed class GptqLayerWalk : ITensorRounding, IDisposable
 {
@@ -47,7 +48,7 @@ internal sealed class GptqLayerWalk : ITensorRounding, IDisposable
         _progress = progress;
         _layout = HymbaStorageLayout.For(_config);
         using var pin = TorchThreadPin.Single();
-        _activations = new CalibrationActivations(source, chunks);
+        _activations = new CalibrationActivations(source, chunks, threads);
     }
 
     /// <summary>Layers whose Cholesky needed more than the initial damping.</summary>
@@ -77,10 +78,10 @@ internal sealed class GptqLayerWalk : ITensorRounding, IDisposable
         using var pin = TorchThreadPin.Single();
         using var grad = no_grad();
         var weights = HymbaWeights.LoadLayer(_source, plan);
-        var statistics = new ActivationStatistics { GramLayers = new HashSet<int> { plan.Index } };
+        var statistics = new ActivationStatistics { GramLayers = new HashSet<int> { plan.Index }, Threads = _threads ?? Common.ComputeThreads.Count };
         try
         {
-            _activations.Probe(weights, new ForwardOptions { Statistics = statistics });
+            _activations.Probe(weights, statistics);
             var factors = new FactorCache(statistics);
             var importance = _importance ?? (CalibrationImportance ? ImportanceMatrix.FromStatistics(c, statistics, "calibration", 0) : null);
             _current = new Dictionary<string, byte[]>(StringComparer.Ordinal);
@@ -96,7 +97,7 @@ internal sealed class GptqLayerWalk : ITensorRounding, IDisposable
                 maxDamping = Math.Max(maxDamping, rounded.Damping);
             }
             if (maxDamping > HessianFactor.InitialDamping) Notes.Add($"layer {plan.Index}: damping up to {maxDamping:G3} x mean(diag H)");
-            _activations.Advance(weights, ForwardOptions.Default);
+            _activations.Advance(weights);
         }
         finally
         {
@@ -107,6 +108,7 @@ internal sealed class GptqLayerWalk : ITensorRounding, IDisposable
             // would keep them, and peak memory would grow with the model instead of staying at one layer.
             GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true);
             GC.WaitForPendingFinalizers();   // tensors dropped without Dispose free their native memory here
+            Common.NativeHeap.Trim();
         }
         _nextLayer++;
         _progress?.Report(_nextLayer);

@@ -9,18 +9,17 @@ namespace HymbaTools.Quantization.Gptq;
 /// </summary>
 internal static class LayerwiseImportance
 {
-    public static ImportanceMatrix Collect(IHymbaTensorSource source, long[][] chunks, string dataset, IProgress<(long Done, long Total)>? progress = null, Action? releasePages = null)
+    public static ImportanceMatrix Collect(IHymbaTensorSource source, long[][] chunks, string dataset, IProgress<(long Done, long Total)>? progress = null, Action? releasePages = null, int? threads = null)
     {
         var c = source.Config;
         using var pin = TorchThreadPin.Single();
         using var grad = no_grad();
-        using var activations = new CalibrationActivations(source, chunks);
+        using var activations = new CalibrationActivations(source, chunks, threads);
         var statistics = new ActivationStatistics { Chunks = chunks.Length };
-        var options = new ForwardOptions { Statistics = statistics };
         foreach (var plan in c.Layers)
         {
             var weights = HymbaWeights.LoadLayer(source, plan);
-            try { activations.Advance(weights, options); }
+            try { activations.Advance(weights, statistics); }
             finally
             {
                 HymbaWeights.DisposeLayer(weights, ownsTensors: true);
@@ -31,8 +30,8 @@ internal static class LayerwiseImportance
         using (var scope = NewDisposeScope())
         {
             var norm = TorchMemory.Create([c.HiddenSize], span => source.CopyToFloat32(HymbaTensorCatalog.FinalNorm, span));
-            var normalized = RmsNorm.Apply(activations.Hidden, norm, c.RmsNormEps);
-            statistics.Record(-1, ActivationPoint.HeadInput, normalized[.., TensorIndex.Slice(activations.MetaSteps, null), ..]);
+            foreach (var hidden in activations.Hidden)
+                statistics.Record(-1, ActivationPoint.HeadInput, RmsNorm.Apply(hidden, norm, c.RmsNormEps)[.., TensorIndex.Slice(activations.MetaSteps, null), ..]);
         }
         progress?.Report((c.NumLayers + 1, c.NumLayers + 1));
         return ImportanceMatrix.FromStatistics(c, statistics, dataset, (long)chunks.Length * chunks[0].Length);
