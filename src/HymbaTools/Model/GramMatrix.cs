@@ -10,7 +10,7 @@ namespace HymbaTools.Model;
 /// </summary>
 internal static class GramMatrix
 {
-    private const int BlockColumns = 256;
+    private const int BlockColumns = TorchWorkers.FixedBlockColumns;
 
     /// <summary>The Gram matrix [cols, cols] of the row blocks (each [rows_i, cols], concatenated in order).</summary>
     public static Tensor Compute(IReadOnlyList<Tensor> parts, int threads)

@@ -12,6 +12,9 @@ namespace HymbaTools.Model;
 /// </summary>
 internal static class TorchWorkers
 {
+    /// <summary>Column block width of the fixed partitions of matrix work (Gram matrices, the inverse factor): part of the bytes, never the thread count.</summary>
+    public const int FixedBlockColumns = 256;
+
     /// <summary>Calls <paramref name="body"/> once for every index in [0, count) on up to <paramref name="threads"/> threads; rethrows the first failure.</summary>
     public static void For(int count, int threads, Action<int> body)
     {

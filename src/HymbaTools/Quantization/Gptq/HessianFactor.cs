@@ -16,7 +16,7 @@ internal static class HessianFactor
 {
     public const double InitialDamping = 0.01;
     private const int MaxDampingSteps = 10;
-    private const int BlockColumns = 256;
+    private const int BlockColumns = Model.TorchWorkers.FixedBlockColumns;
 
     /// <summary>The factor [cols, cols] row-major in float32, and the damping it needed.</summary>
     public static (float[] Factor, double Damping) Compute(Tensor hessian, int threads = 1)
