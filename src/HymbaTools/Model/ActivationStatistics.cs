@@ -99,7 +99,7 @@ internal sealed class ActivationStatistics
     /// <summary>Frees the Gram matrices and kept rows of a layer (a layer-by-layer walk keeps one layer's).</summary>
     public void ReleaseGrams(int layer)
     {
-        foreach (var point in _grams.Keys.Concat(_inputs.Keys).Where(k => k.Layer == layer).Select(k => k.Point).Distinct().ToList())
+        foreach (var point in _inputs.Keys.Where(k => k.Layer == layer).Select(k => k.Point).ToList())   // a Gram matrix exists only beside its rows
             ReleaseGram(layer, point);
     }
 

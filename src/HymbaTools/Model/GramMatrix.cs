@@ -17,7 +17,7 @@ internal static class GramMatrix
     {
         if (parts.Count == 0) throw new ArgumentException("no rows recorded");
         long cols = parts[0].shape[^1];
-        if (cols > int.MaxValue / 2 || cols * cols > int.MaxValue) throw new ArgumentException($"a Gram matrix of {cols} columns is too large");
+        if (cols * cols > int.MaxValue) throw new ArgumentException($"a Gram matrix of {cols} columns is too large");
         int n = (int)cols;
         using var rows = cat([.. parts], 0).to(ScalarType.Float64);
         var result = new double[cols * cols];

@@ -9,12 +9,12 @@ namespace HymbaTools.Quantization.Gptq;
 /// </summary>
 internal static class LayerwiseImportance
 {
-    public static ImportanceMatrix Collect(IHymbaTensorSource source, long[][] chunks, string dataset, IProgress<(long Done, long Total)>? progress = null, Action? releasePages = null, int? threads = null)
+    public static ImportanceMatrix Collect(IHymbaTensorSource source, long[][] chunks, string dataset, IProgress<(long Done, long Total)>? progress = null, Action? releasePages = null)
     {
         var c = source.Config;
         using var pin = TorchThreadPin.Single();
         using var grad = no_grad();
-        using var activations = new CalibrationActivations(source, chunks, threads);
+        using var activations = new CalibrationActivations(source, chunks);
         var statistics = new ActivationStatistics { Chunks = chunks.Length };
         foreach (var plan in c.Layers)
         {
