@@ -14,6 +14,12 @@ internal static class ExportCommand
         ["int4"] = OnnxExportType.Int4,
     };
 
+    private static readonly Dictionary<string, OnnxStateType> StateTypes = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["f16"] = OnnxStateType.F16,
+        ["f32"] = OnnxStateType.F32,
+    };
+
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
         var source = new Argument<string>("source") { Description = "HuggingFace checkpoint directory or .gguf file" + CheckpointInput.HubHelp };
@@ -26,6 +32,11 @@ internal static class ExportCommand
         var blockSize = new Option<int>("--block-size") { Description = "MatMulNBits block size for int8/int4 (16, 32, 64 or 128)", DefaultValueFactory = _ => 32 };
         var opset = new Option<long>("--opset") { Description = "Default-domain opset, 17 to 21 (the graph also uses ONNX Runtime's com.microsoft contrib ops, so it needs ONNX Runtime 1.31 or newer at any opset)", DefaultValueFactory = _ => 17 };
         var accuracy = new Option<int>("--accuracy-level") { Description = "MatMulNBits accuracy_level for int8/int4: 4 = int8 activations (about 3x faster int4 decode), 0 = float32 compute (int8 then matches GGUF q8_0's accuracy)", DefaultValueFactory = _ => 4 };
+        var stateType = new Option<string>("--state-dtype")
+        {
+            Description = "Element type of the K/V cache the graph takes and returns: f16 (half the bytes; the graph computes in float32) or f32. Conv and SSM state are float32 either way",
+            DefaultValueFactory = _ => "f16",
+        };
         var threshold = new Option<long>("--external-data-threshold") { Description = "Weights larger than this many bytes in total go to model.onnx.data (always above 2 GB)", DefaultValueFactory = _ => 512L << 20 };
         var allowRequantize = new Option<bool>("--allow-requantize") { Description = "Export a GGUF input whose tensors are quantized already (as `quantize`: a second rounding on top of the first; export the original checkpoint instead)" };
         var calibration = new Option<string?>("--calibration") { Description = "Calibration text for --method gptq (encoded with the source's tokenizer); never the text you evaluate on" };
@@ -38,7 +49,7 @@ internal static class ExportCommand
             "Export a model for a runtime: --format onnx writes model.onnx (+ model.onnx.data), genai_config.json, config.json, the tokenizer files and a README into a directory. " +
             "One graph serves prefill and decode, with K/V, conv and SSM state as inputs and outputs.")
         {
-            source, format, type, blockSize, opset, accuracy, threshold, allowRequantize, calibration, method, chunk, chunks, force, output,
+            source, format, type, blockSize, opset, accuracy, stateType, threshold, allowRequantize, calibration, method, chunk, chunks, force, output,
         };
         command.SetAction(parse => CommandRunner.Run(parse, stderr, () =>
         {
@@ -48,6 +59,9 @@ internal static class ExportCommand
             string typeName = parse.GetValue(type)!;
             if (!Types.TryGetValue(typeName, out var exportType))
                 throw new InvalidRequestException("--type", $"'{typeName}' (expected one of {string.Join(", ", Types.Keys)})");
+            string stateName = parse.GetValue(stateType)!;
+            if (!StateTypes.TryGetValue(stateName, out var keyValueType))
+                throw new InvalidRequestException("--state-dtype", $"'{stateName}' (expected f16 or f32)");
             int level = parse.GetValue(accuracy);
             if (level is not (0 or 1 or 2 or 3 or 4)) throw new InvalidRequestException("--accuracy-level", $"{level} (expected 0 to 4)");
             long limit = parse.GetValue(threshold);
@@ -65,6 +79,7 @@ internal static class ExportCommand
                 BlockSize = parse.GetValue(blockSize),
                 Opset = parse.GetValue(opset),
                 AccuracyLevel = level,
+                StateType = keyValueType,
                 ExternalDataThreshold = limit,
                 Force = parse.GetValue(force),
             };

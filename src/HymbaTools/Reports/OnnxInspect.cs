@@ -46,12 +46,12 @@ public static class OnnxInspect
             ("outputs", model.Graph.Output.Count.ToString(CultureInfo.InvariantCulture)),
         };
         var lengths = sequenceLengths is { Count: > 0 } ? sequenceLengths : InspectReport.DefaultSequenceLengths;
+        string? firstKey = config.KvOwners.Select(l => HymbaOnnxNames.PastKey(l.Index)).FirstOrDefault();
+        var keyInput = model.Graph.Input.FirstOrDefault(i => i.Name == firstKey);
+        var keyValueType = keyInput?.Type.TensorType.ElemType == (int)TensorProto.Types.DataType.Float16 ? OnnxStateType.F16 : OnnxStateType.F32;
         foreach (long s in lengths)
-        {
-            var state = Runtime.OnnxStateSize.At(config, s);
-            container.Add(($"state bytes at {s:N0} text tokens (float32)",
-                string.Create(CultureInfo.InvariantCulture, $"{state.HymbaBytes:N0} in hymba (sliding caches bounded), {state.GenAiBytes:N0} in onnxruntime-genai (grows with the context)")));
-        }
+            container.Add(($"state bytes at {s:N0} text tokens ({(keyValueType == OnnxStateType.F16 ? "float16" : "float32")} K/V)",
+                string.Create(CultureInfo.InvariantCulture, $"{Runtime.OnnxStateSize.At(config, keyValueType, s):N0} in hymba's runner and in onnxruntime-genai (sliding caches bounded by the graph)")));
         foreach (var p in model.MetadataProps.Where(p => p.Key is not (HymbaOnnxNames.MetaSourceSha256 or HymbaOnnxNames.MetaTensorChecksums or HymbaOnnxNames.MetaLegacyTensorSha256))) container.Add((p.Key, p.Value));
         if (model.MetadataProps.FirstOrDefault(p => p.Key is HymbaOnnxNames.MetaTensorChecksums or HymbaOnnxNames.MetaLegacyTensorSha256) is { } sums)
             container.Add((sums.Key == HymbaOnnxNames.MetaTensorChecksums ? "tensor xxh3-128" : "tensor sha256", $"{sums.Value.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length} recorded (inspect --checksums verifies them)"));

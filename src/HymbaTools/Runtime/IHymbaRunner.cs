@@ -18,6 +18,12 @@ public interface IHymbaRunner : IDisposable
     /// within the verify tolerance).
     /// </summary>
     double? ConsistencyTolerance => null;
+
+    /// <summary>
+    /// How far this runner's logits may legitimately be from an exact float32 forward pass because it keeps part of
+    /// its state in fewer bits (a float16 K/V cache), with the reason; null: within the verify tolerance.
+    /// </summary>
+    (double Tolerance, string Reason)? ReferenceTolerance => null;
 }
 
 /// <summary>Incremental decoding: the first call prefills, later calls decode.</summary>

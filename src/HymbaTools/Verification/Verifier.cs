@@ -14,32 +14,42 @@ public static class Verifier
 
     public static VerifyReport AgainstGolden(IHymbaRunner runner, GoldenData golden, double tolerance)
     {
+        var (bound, note, caseTolerance) = ReferenceBound(runner, tolerance);
         var cases = new List<VerifyCase>();
         foreach (var fc in golden.ForwardCases)
         {
             var logits = runner.Forward(fc.InputIds);
             var cmp = LogitComparison.Compare(fc.Logits, logits.Data, fc.Vocab);
-            cases.Add(new VerifyCase(fc.Name, "forward", cmp, cmp.MaxAbsDiff <= tolerance,
-                $"B={fc.InputIds.Length} T={fc.InputIds[0].Length}"));
+            cases.Add(new VerifyCase(fc.Name, "forward", cmp, cmp.MaxAbsDiff <= bound,
+                $"B={fc.InputIds.Length} T={fc.InputIds[0].Length}" + note, caseTolerance));
         }
         foreach (var dc in golden.DecodeCases)
         {
             if (dc.FullForwardLogits is not null)
-                cases.Add(DecodeCase(runner, dc, DecodeWindowMode.MatchFullForward, dc.FullForwardLogits, "decode", tolerance));
+                cases.Add(DecodeCase(runner, dc, DecodeWindowMode.MatchFullForward, dc.FullForwardLogits, "decode", bound, note, caseTolerance));
             if (dc.StepLogits is not null)
-                cases.Add(DecodeCase(runner, dc, DecodeWindowMode.OfficialGenerate, dc.StepLogits, "decode-official", tolerance));
+                cases.Add(DecodeCase(runner, dc, DecodeWindowMode.OfficialGenerate, dc.StepLogits, "decode-official", bound, note, caseTolerance));
         }
         return new VerifyReport(runner.Description, golden.Path, tolerance, cases, null);
     }
 
+    /// <summary>
+    /// The bound for comparing a runner with exact float32 logits: the tolerance, or the runner's own when it keeps
+    /// state in fewer bits and that is looser (then named in each case's detail and carried as the case's tolerance).
+    /// </summary>
+    private static (double Bound, string Note, double? CaseTolerance) ReferenceBound(IHymbaRunner runner, double tolerance) =>
+        runner.ReferenceTolerance is { } own && own.Tolerance > tolerance
+            ? (own.Tolerance, $"; tolerance {own.Tolerance.ToString(CultureInfo.InvariantCulture)} ({own.Reason})", own.Tolerance)
+            : (tolerance, "", null);
+
     /// <summary>Teacher-forced decode: prefill the prompt, then feed generated_ids[i-1] at step i.</summary>
-    private static VerifyCase DecodeCase(IHymbaRunner runner, GoldenDecodeCase dc, DecodeWindowMode mode, float[] reference, string kind, double tolerance)
+    private static VerifyCase DecodeCase(IHymbaRunner runner, GoldenDecodeCase dc, DecodeWindowMode mode, float[] reference, string kind, double bound, string note, double? caseTolerance)
     {
         var steps = DecodeLogits(runner, dc.PromptIds, dc.GeneratedIds, mode);
         var cmp = LogitComparison.Compare(reference, steps, dc.Vocab);
         string detail = (mode == DecodeWindowMode.MatchFullForward ? "vs full_forward_logits" : "vs step_logits (official generate)") +
-                        $", prompt {dc.PromptIds.Length}, steps {dc.GeneratedIds.Length}";
-        return new VerifyCase(dc.Name, kind, cmp, cmp.MaxAbsDiff <= tolerance, detail);
+                        $", prompt {dc.PromptIds.Length}, steps {dc.GeneratedIds.Length}" + note;
+        return new VerifyCase(dc.Name, kind, cmp, cmp.MaxAbsDiff <= bound, detail, caseTolerance);
     }
 
     public static float[] DecodeLogits(IHymbaRunner runner, long[] prompt, long[] generated, DecodeWindowMode mode)
@@ -116,8 +126,9 @@ public static class Verifier
         int length = Math.Clamp((c.SlidingWindow ?? 16) * 2 + 5, 8, 64);
         long[] ids = Enumerable.Range(0, length).Select(_ => (long)rng.Next(c.VocabSize)).ToArray();
         var cmp = LogitComparison.Compare(source.Forward([ids]).Data, candidate.Forward([ids]).Data, c.VocabSize);
+        var (bound, note, caseTolerance) = ReferenceBound(candidate, tolerance);
         string detail = $"vs {source.Description} on {length} random tokens: mean KL {cmp.MeanKl.ToString("0.###e+0", CultureInfo.InvariantCulture)}" +
-                        (lossless ? "" : " (quantized: reported, not gated)");
-        return new VerifyCase("source", "compare", cmp, !lossless || cmp.MaxAbsDiff <= tolerance, detail);
+                        (lossless ? note : " (quantized: reported, not gated)");
+        return new VerifyCase("source", "compare", cmp, !lossless || cmp.MaxAbsDiff <= bound, detail, lossless ? caseTolerance : null);
     }
 }

@@ -100,9 +100,9 @@ public class OnnxGenAiTests : IDisposable
             int newTokens = 2 * window + 5;
             var (expected, margins) = HymbaGreedy(runner, prompt, newTokens);
             var actual = GenAiGreedy(model, prompt, newTokens);
-            // genai grows every cache while hymba drops keys the window hides: the same logits up to the order of
-            // float sums (and, with int8 activations, their rounding). A random-weight fixture can meet a near-tie that
-            // this flips; then the runs part there, and only there, and the margin must be within that noise.
+            // The same graph and state in both: the same logits up to the order of float sums (and, with int8
+            // activations, their rounding). A random-weight fixture can meet a near-tie that this flips; then the runs
+            // part there, and only there, and the margin must be within that noise.
             int diverge = Enumerable.Range(0, Math.Min(expected.Length, actual.Length)).FirstOrDefault(k => expected[k] != actual[k], -1);
             if (diverge < 0) Assert.Equal(expected, actual);
             else Assert.True(margins[diverge] <= (runner.ConsistencyTolerance ?? 1e-4),
@@ -176,39 +176,51 @@ public class OnnxGenAiTests : IDisposable
         Assert.True(cmp.MaxAbsDiff <= 1e-5, $"genai vs hymba: {cmp.MaxAbsDiff:E3}");
     }
 
-    /// <summary>The state bytes inspect reports are what each runtime holds: genai's presents, hymba's pasts.</summary>
-    [Fact]
-    public void Inspect_state_bytes_are_what_genai_and_hymba_hold()
+    /// <summary>
+    /// The state genai holds (its presents, allocated from genai_config.json's sliding_window section and the graph's
+    /// input types) and the state hymba's runner feeds back are the same bytes, and what inspect and the formula say:
+    /// before the window fills, at the bound, and past it (sliding groups stop growing), for both K/V element types.
+    /// </summary>
+    [Theory]
+    [InlineData(OnnxStateType.F16)]
+    [InlineData(OnnxStateType.F32)]
+    public void Genai_and_hymba_hold_the_state_bytes_inspect_reports(OnnxStateType keyValueType)
     {
-        string dir = Export(Fixtures.TinyB, OnnxExportType.F32);
+        string dir = _dir.File($"state-{keyValueType}");
+        var run = CliRunner.Run("export", Fixtures.TinyB, "--state-dtype", keyValueType.ToString().ToLowerInvariant(), "-o", dir, "-q");
+        Assert.True(run.ExitCode == 0, run.Stderr);
         using var runner = OnnxRunner.Open(dir);
         var c = runner.Config;
-        int window = c.SlidingWindow!.Value;
+        long most = runner.State.SlidingCacheKeys!.Value;
         using var model = new GenAi.Model(dir);
-        foreach (int tokens in new[] { 3, (int)OnnxDecodeSession.MostKeysHeld(window), 3 * window })
+        foreach (int tokens in new[] { 3, (int)most, 3 * (int)most })
         {
             var prompt = Prompt(c, tokens, tokens);
-            var expected = OnnxStateSize.At(c, tokens);
+            long expected = OnnxStateSize.At(c, keyValueType, tokens);
 
             using var parameters = new GenAi.GeneratorParams(model);
             parameters.SetSearchOption("max_length", tokens + 2);
             using var generator = new GenAi.Generator(model, parameters);
             generator.AppendTokens(prompt.Select(id => (int)id).ToArray());
-            long genaiBytes = HymbaOnnxNames.States(c).Sum(s =>
+            long genaiBytes = runner.State.States.Sum(s =>
             {
                 using var present = generator.GetOutput(s.Present);
-                return present.NumElements() * sizeof(float);
+                return present.NumElements() * s.ElementBytes;
             });
-            Assert.Equal(expected.GenAiBytes, genaiBytes);
+            Assert.Equal(expected, genaiBytes);
 
             using var session = (OnnxDecodeSession)runner.StartDecode(1, DecodeWindowMode.MatchFullForward);
             session.Step([prompt]);
-            // At most the bound; exactly it until the first trim (which cuts sliding groups to the window).
-            if (tokens <= OnnxDecodeSession.MostKeysHeld(window)) Assert.Equal(expected.HymbaBytes, session.StateBytes);
-            else Assert.InRange(session.StateBytes, 1, expected.HymbaBytes);
-            Assert.True(expected.HymbaBytes < expected.GenAiBytes || tokens <= OnnxDecodeSession.MostKeysHeld(window), $"{tokens} tokens: sliding caches are not bounded");
+            Assert.Equal(expected, session.StateBytes);
+            var inspect = HymbaTools.Reports.OnnxInspect.For(dir, [tokens]);
+            Assert.Contains(inspect.Container!, kv => kv.Item1.StartsWith($"state bytes at {tokens:N0} text tokens", StringComparison.Ordinal) && kv.Item2.StartsWith($"{expected:N0} ", StringComparison.Ordinal));
         }
+        Assert.Equal(OnnxStateSize.At(c, keyValueType, most), OnnxStateSize.At(c, keyValueType, 3 * most) - (3 * most - most) * GlobalBytesPerToken(runner));
     }
+
+    /// <summary>State bytes one more text token adds once sliding groups are full: the global owners' key and value entries.</summary>
+    private static long GlobalBytesPerToken(OnnxRunner runner) =>
+        runner.State.States.Where(s => s.IsKeyOrValue && s.MaxKeys is null).Sum(s => (long)runner.Config.NumKvHeads * runner.State.EntryWidth * s.ElementBytes);
 
     [Fact]
     public void Genai_samples_until_max_length_or_eos()

@@ -10,11 +10,15 @@ namespace HymbaTools.Formats.Onnx;
 /// </summary>
 internal static class ExportInfo
 {
-    /// <summary>2: meta tokens inside the graph, genai's state names (1: meta tokens in the cache, hymba 0.2).</summary>
-    public const int LayoutVersion = 2;
+    /// <summary>
+    /// 3: K‖V rows halved into the key and value entries, float16 K/V by default, sliding groups bounded by the graph
+    /// (2: K/V zero-padded to one width, float32, hymba 0.3; 1: meta tokens in the cache, hymba 0.2).
+    /// </summary>
+    public const int LayoutVersion = 3;
 
-    public static JsonObject Create(HymbaConfig c, OnnxExportOptions options)
+    public static JsonObject Create(HymbaStateLayout state, OnnxExportOptions options)
     {
+        var c = state.Config;
         bool nbits = options.Type is OnnxExportType.Int4 or OnnxExportType.Int8;
         static JsonArray Numbers(IEnumerable<int> values) => new([.. values.Select(v => (JsonNode)v)]);
         return new JsonObject
@@ -31,16 +35,19 @@ internal static class ExportInfo
             },
             ["cache"] = new JsonObject
             {
-                ["head_size"] = HymbaOnnxNames.CacheHeadSize(c),
+                ["key_value_dtype"] = state.KeyValueType == OnnxStateType.F16 ? "float16" : "float32",
+                ["head_size"] = state.EntryWidth,
                 ["key_head_size"] = c.HeadDim,
                 ["value_head_size"] = c.VHeadDim,
-                ["padding"] = "the narrower of K and V is zero-padded to head_size in its last dimension",
+                ["entries"] = $"each head's row K ({c.HeadDim}) then V ({c.VHeadDim}){((c.HeadDim + c.VHeadDim) % 2 == 1 ? " then one zero" : "")} is cut in two halves of head_size: the first is the key entry, the second the value entry",
                 ["kv_owner_layers"] = Numbers(c.KvOwners.Select(l => l.Index)),
                 ["kv_source"] = Numbers(c.Layers.Select(l => l.KvSource)),
                 ["global_layers"] = Numbers(c.Layers.Where(l => l.Attention == AttentionKind.Global).Select(l => l.Index)),
                 ["sliding_window"] = c.SlidingWindow,
+                ["sliding_cache_keys"] = state.SlidingCacheKeys,
                 ["sliding_layers"] = Numbers(c.Layers.Where(l => l.Attention == AttentionKind.Sliding).Select(l => l.Index)),
                 ["conv_state_shape"] = new JsonArray("batch", c.DInner, c.ConvKernel - 1),
+                ["conv_and_recurrent_dtype"] = "float32",
                 ["recurrent_state_shape"] = new JsonArray("batch", c.DInner, c.SsmStateSize),
                 ["left_padding_supported"] = false,
             },

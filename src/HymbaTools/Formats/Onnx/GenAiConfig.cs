@@ -7,17 +7,19 @@ namespace HymbaTools.Formats.Onnx;
 /// genai_config.json as onnxruntime-genai reads it: a "decoder" model whose K/V layers it finds by scanning the graph's
 /// inputs with the key/value name templates, and whose conv and recurrent state (the Mamba heads) it finds the same
 /// way. Only keys genai knows are written (it rejects unknown ones); everything Hymba-specific is in
-/// hymba_export.json (<see cref="ExportInfo"/>). No sliding_window section: genai's default cache grows with the
-/// context and the graph masks keys older than the window.
+/// hymba_export.json (<see cref="ExportInfo"/>). The sliding_window section (window_size, the layers whose cache slides,
+/// cache_slack; no sliding of inputs or of the whole cache) makes genai's default cache hold window + slack keys for
+/// those layers, which is the present the graph returns for them; global layers keep every key.
 /// </summary>
 internal static class GenAiConfig
 {
-    public static JsonObject Create(HymbaConfig c, GenerationConfig generation)
+    public static JsonObject Create(HymbaStateLayout state, GenerationConfig generation)
     {
+        var c = state.Config;
         var decoder = new JsonObject
         {
             ["filename"] = HymbaOnnxNames.ModelFile,
-            ["head_size"] = HymbaOnnxNames.CacheHeadSize(c),
+            ["head_size"] = state.EntryWidth,
             ["hidden_size"] = c.HiddenSize,
             ["num_attention_heads"] = c.NumHeads,
             ["num_hidden_layers"] = c.NumLayers,
@@ -41,6 +43,15 @@ internal static class GenAiConfig
                 ["present_recurrent_names"] = HymbaOnnxNames.PresentSsmPattern,
             },
         };
+        if (state.SlidingCacheKeys is { } keys)
+            decoder["sliding_window"] = new JsonObject
+            {
+                ["window_size"] = keys - HymbaStateLayout.SlidingSlack,
+                ["cache_slack"] = HymbaStateLayout.SlidingSlack,
+                ["slide_key_value_cache"] = false,
+                ["slide_inputs"] = false,
+                ["layers"] = new JsonArray([.. c.SlidingKvWindows.Keys.Order().Select(l => (JsonNode)l)]),
+            };
         var eos = generation.EosTokenIds.Count > 0 ? generation.EosTokenIds : [c.EosTokenId];
         return new JsonObject
         {

@@ -1,5 +1,7 @@
+using HymbaTools.Formats.Onnx.Protos;
 using HymbaTools.Model;
 using static HymbaTools.Formats.Onnx.OnnxGraphBuilder;
+using DataType = HymbaTools.Formats.Onnx.Protos.TensorProto.Types.DataType;
 
 namespace HymbaTools.Formats.Onnx;
 
@@ -9,27 +11,28 @@ internal sealed partial class HymbaOnnxGraph
     /// <summary>
     /// Attention heads of one layer on h [B, T, d]; returns [B, T, H*d_v]. The keys a query reads are the meta tokens'
     /// (constants) followed by the text keys of the producer's cache; the two score blocks are joined, so the cache is
-    /// never copied to put the constants in front of it:
+    /// never copied to put the constants in front of it. The cache stores each head's K‖V row as two entries
+    /// (<see cref="HymbaStateLayout"/>); the products read the entries where K and V lie:
     /// <code>
     ///   q = RoPE(h·Wq)                                     [B, H_kv, g·T, d_h]   (head h = kv·g + j reads KV head kv)
-    ///   scores = [ q·metaKᵀ | pad(q)·presentKᵀ ] / √d_h    [B, H_kv, g·T, M + Tk]
+    ///   scores = [ q·metaKᵀ | q·Kᵀ ] / √d_h               [B, H_kv, g·T, M + Tk]   q·Kᵀ = Σ over entries holding K
     ///   p = softmax(scores + mask)                          mask: causal; sliding layers also the window over text keys
-    ///   out = p[.., :M]·metaV + p[.., M:]·presentV          [B, H_kv, g·T, d_v]
+    ///   out = p[.., :M]·metaV + p[.., M:]·V                 [B, H_kv, g·T, d_v]      p·V = the V columns of p·entry
     /// </code>
     /// </summary>
     private string MakeAttention(LayerPlan plan, string h)
     {
         var c = _c;
-        int i = plan.Index, kvHeads = c.NumKvHeads, group = c.GqaGroupSize, width = HymbaOnnxNames.CacheHeadSize(c);
+        int i = plan.Index, kvHeads = c.NumKvHeads, group = c.GqaGroupSize;
         long m = c.NumMemoryTokens;
         var q = Rope(MakeLinear(h, W(StoredRole.AttnQ, i)), c.NumHeads);
         q = _g.Op("Transpose", [_g.Op("Reshape", [q, Shape(_batch, _newTokens, kvHeads, group, c.HeadDim)])], [Ints("perm", 0, 2, 3, 1, 4)]);
         var queries = _g.Op("Reshape", [q, _g.Int64s(0, 0, -1, c.HeadDim)]);                                 // [B, H_kv, g*T, d_h]
         if (plan.OwnsKv) MakeKvOwner(plan, h);
-        var (keys, values) = _kv[plan.KvSource];
+        var entries = _kv[plan.KvSource];
 
         var scale = FloatAttribute("alpha", (float)(1.0 / Math.Sqrt(c.HeadDim)));
-        var textScores = _g.Op("FusedMatMul", [PadLast(queries, width - c.HeadDim), keys], [Int("transB", 1), scale], domain: OnnxConstants.MicrosoftDomain);
+        var textScores = MakeEntryScores(queries, entries, scale);
         var scores = HasMetaTokens
             ? _g.Op("Concat", [_g.Op("FusedMatMul", [queries, HymbaOnnxNames.MetaKeys(plan.KvSource)], [Int("transB", 1), scale], domain: OnnxConstants.MicrosoftDomain), textScores], [Int("axis", -1)])
             : textScores;
@@ -37,29 +40,80 @@ internal sealed partial class HymbaOnnxGraph
         var output = HasMetaTokens
             ? _g.Op("Add", [
                 _g.Op("MatMul", [_g.Op("Slice", [probabilities, _g.Int64s(0), _g.Int64s(m), _g.Int64s(-1)]), HymbaOnnxNames.MetaValues(plan.KvSource)]),
-                _g.Op("MatMul", [_g.Op("Slice", [probabilities, _g.Int64s(m), _g.Int64s(long.MaxValue), _g.Int64s(-1)]), values])])
-            : _g.Op("MatMul", [probabilities, values]);                                                        // [B, H_kv, g*T, width]
-        if (width > c.VHeadDim) output = _g.Op("Slice", [output, _g.Int64s(0), _g.Int64s(c.VHeadDim), _g.Int64s(-1)]);
+                MakeEntryReadout(_g.Op("Slice", [probabilities, _g.Int64s(m), _g.Int64s(long.MaxValue), _g.Int64s(-1)]), entries)])
+            : MakeEntryReadout(probabilities, entries);                                                       // [B, H_kv, g*T, d_v]
         output = _g.Op("Reshape", [output, Shape(_batch, kvHeads, group, _newTokens, c.VHeadDim)]);
         output = _g.Op("Transpose", [output], [Ints("perm", 0, 3, 1, 2, 4)]);                                 // [B, T, H_kv, g, d_v]
         return _g.Op("Reshape", [output, Shape(_batch, _newTokens, c.NumHeads * c.VHeadDim)]);
     }
 
     /// <summary>
-    /// K/V of a KV-owning layer: this call's post-RoPE keys and its values, padded to the cache head width, appended to
-    /// the past; the present is exactly past + new (what genai preallocates).
+    /// q·Kᵀ with the scale: for each entry holding key columns, the queries' matching columns (zero-padded where the
+    /// entry holds values, which then add exact zeros) times the entry, transposed in place by FusedMatMul.
+    /// </summary>
+    private string MakeEntryScores(string queries, KvEntries entries, AttributeProto scale)
+    {
+        string? sum = null;
+        foreach (var (entry, at, first, count) in Overlaps(entries, _state.KeyColumns))
+        {
+            var part = count == _c.HeadDim ? queries : _g.Op("Slice", [queries, _g.Int64s(first), _g.Int64s(first + count), _g.Int64s(-1)]);
+            var product = _g.Op("FusedMatMul", [PadColumns(part, at, _state.EntryWidth - at - count), entry], [Int("transB", 1), scale], domain: OnnxConstants.MicrosoftDomain);
+            sum = sum is null ? product : _g.Op("Add", [sum, product]);
+        }
+        return sum!;
+    }
+
+    /// <summary>p·V: for each entry holding value columns, p times the entry, narrowed to those columns, joined in order.</summary>
+    private string MakeEntryReadout(string probabilities, KvEntries entries)
+    {
+        var parts = new List<string>();
+        foreach (var (entry, at, _, count) in Overlaps(entries, _state.ValueColumns))
+        {
+            var product = _g.Op("MatMul", [probabilities, entry]);
+            parts.Add(count == _state.EntryWidth ? product : _g.Op("Slice", [product, _g.Int64s(at), _g.Int64s(at + count), _g.Int64s(-1)]));
+        }
+        return parts.Count == 1 ? parts[0] : _g.Op("Concat", [.. parts], [Int("axis", -1)]);
+    }
+
+    /// <summary>
+    /// The entries a column range of the K‖V row falls into, in order: the entry, where the range's part starts in it,
+    /// where the part starts in the range, and its width.
+    /// </summary>
+    private IEnumerable<(string Entry, int At, int First, int Count)> Overlaps(KvEntries entries, (int Start, int Length) range)
+    {
+        int w = _state.EntryWidth;
+        foreach (var (entry, offset) in new[] { (entries.Key, 0), (entries.Value, w) })
+        {
+            int from = Math.Max(range.Start, offset), to = Math.Min(range.Start + range.Length, offset + w);
+            if (from < to) yield return (entry, from - offset, from - range.Start, to - from);
+        }
+    }
+
+    /// <summary>
+    /// K/V of a KV-owning layer: this call's post-RoPE keys and its values as each head's K‖V row, halved into the key
+    /// and value entries (float16 by default), appended to the past. The present is past + new, of a sliding group its
+    /// last window + slack keys; attention reads past + new, in float32.
     /// </summary>
     private void MakeKvOwner(LayerPlan plan, string h)
     {
         var c = _c;
-        int i = plan.Index, width = HymbaOnnxNames.CacheHeadSize(c);
-        var k = Rope(MakeLinear(h, W(StoredRole.AttnK, i)), c.NumKvHeads);
-        k = _g.Op("Transpose", [_g.Op("Reshape", [k, Shape(_batch, _newTokens, c.NumKvHeads, c.HeadDim)])], [Ints("perm", 0, 2, 1, 3)]);
+        int i = plan.Index, w = _state.EntryWidth;
+        var k = _g.Op("Reshape", [Rope(MakeLinear(h, W(StoredRole.AttnK, i)), c.NumKvHeads), Shape(_batch, _newTokens, c.NumKvHeads, c.HeadDim)]);
         var v = _g.Op("Reshape", [MakeLinear(h, W(StoredRole.AttnV, i)), Shape(_batch, _newTokens, c.NumKvHeads, c.VHeadDim)]);
-        v = _g.Op("Transpose", [v], [Ints("perm", 0, 2, 1, 3)]);
-        var keys = _g.Op("Concat", [HymbaOnnxNames.PastKey(i), PadLast(k, width - c.HeadDim)], [Int("axis", 2)], HymbaOnnxNames.PresentKey(i));
-        var values = _g.Op("Concat", [HymbaOnnxNames.PastValue(i), PadLast(v, width - c.VHeadDim)], [Int("axis", 2)], HymbaOnnxNames.PresentValue(i));
-        _kv[i] = (keys, values);
+        var rows = _g.Op("Transpose", [_g.Op("Concat", [k, PadColumns(v, 0, 2 * w - c.HeadDim - c.VHeadDim)], [Int("axis", -1)])], [Ints("perm", 0, 2, 1, 3)]);
+        bool f16 = _state.KeyValueType == OnnxStateType.F16;
+        if (f16) rows = _g.Op("Cast", [rows], [Int("to", (long)DataType.Float16)]);
+        var halves = _g.Ops("Split", [rows, _g.Int64s(w, w)], 2, [Int("axis", -1)]);                          // [B, H_kv, T, w] each
+        long? bound = c.SlidingKvWindows.ContainsKey(i) ? _state.SlidingCacheKeys : null;
+        string Entry(string half, string past, string present)
+        {
+            var all = _g.Op("Concat", [past, half], [Int("axis", 2)], bound is null ? present : null);
+            if (bound is { } keys) _g.Op("Slice", [all, _g.Int64s(-keys), _g.Int64s(long.MaxValue), _g.Int64s(2)], output: present);
+            return f16 ? _g.Op("Cast", [all], [Int("to", (long)DataType.Float)]) : all;
+        }
+        _kv[i] = new KvEntries(
+            Entry(halves[0], HymbaOnnxNames.PastKey(i), HymbaOnnxNames.PresentKey(i)),
+            Entry(halves[1], HymbaOnnxNames.PastValue(i), HymbaOnnxNames.PresentValue(i)));
     }
 
     /// <summary>
@@ -99,7 +153,7 @@ internal sealed partial class HymbaOnnxGraph
     {
         if (_keyPositions.TryGetValue(bounded, out var cached)) return cached;
         int owner = _c.KvOwners.First(l => _c.SlidingKvWindows.ContainsKey(l.Index) == bounded).Index;
-        var length = _g.Op("Gather", [_g.Op("Shape", [_kv[owner].Keys]), _g.Int64s(2)]);
+        var length = _g.Op("Gather", [_g.Op("Shape", [_kv[owner].Key]), _g.Int64s(2)]);
         var start = _g.Op("Sub", [_endPosition, length]);
         return _keyPositions[bounded] = _g.Op("Range", [_g.Op("Squeeze", [start]), _g.Op("Squeeze", [_endPosition]), _g.Int64Scalar(1)]);
     }
@@ -134,3 +188,6 @@ internal sealed partial class HymbaOnnxGraph
         return (_g.Floats(cos, [positions, inv.Length], cosValues), _g.Floats(sin, [positions, inv.Length], sinValues));
     }
 }
+
+/// <summary>What attention reads of a KV owner's cache: its key and value entries, past + new, float32 [B, H_kv, Tk, w].</summary>
+internal sealed record KvEntries(string Key, string Value);

@@ -27,14 +27,13 @@ internal sealed partial class HymbaOnnxGraph
     private string MakeMamba(LayerPlan plan, string h)
     {
         var c = _c;
-        int i = plan.Index, dIn = c.DInner, n = c.SsmStateSize, r = c.DtRank, k = c.ConvKernel;
+        int i = plan.Index, dIn = c.DInner, n = c.SsmStateSize, r = c.DtRank;
         var x = MakeLinear(h, W(StoredRole.SsmIn, i));
         var z = MakeLinear(h, W(StoredRole.SsmGate, i));
 
         var bias = W(StoredRole.SsmConv1dBias, i);
-        var kernel = _g.Op("Reshape", [W(StoredRole.SsmConv1d, i), _g.Int64s(dIn, 1, k)]);        // folded when the session loads
         var conv = _g.Ops("CausalConvWithState",
-            [_g.Op("Transpose", [x], [Ints("perm", 0, 2, 1)]), kernel, _weights.ContainsKey(bias) ? bias : _g.Floats($"conv_zero_bias.{i}", [dIn], new float[dIn]),
+            [_g.Op("Transpose", [x], [Ints("perm", 0, 2, 1)]), Initializer(StoredRole.SsmConv1d, i), _weights.ContainsKey(bias) ? bias : _g.Floats($"conv_zero_bias.{i}", [dIn], new float[dIn]),
              Initial(HymbaOnnxNames.PastConv(i), HymbaOnnxNames.MetaConv(i))],
             2, [String("activation", "silu")], [_g.Fresh("conv"), HymbaOnnxNames.PresentConv(i)], OnnxConstants.MicrosoftDomain);
         var u = _g.Op("Transpose", [conv[0]], [Ints("perm", 0, 2, 1)]);                            // [B, T, d_in]
@@ -52,7 +51,7 @@ internal sealed partial class HymbaOnnxGraph
         var softplus = _g.Op("Log", [_g.Op("Add", [_g.Op("Exp", [preSoftplus]), _g.Float(1f)])]);
         var delta = _g.Op("Where", [_g.Op("Greater", [preSoftplus, _g.Float(20f)]), preSoftplus, softplus]);  // [B, T, d_in]
 
-        var a = _g.Op("Neg", [_g.Op("Exp", [W(StoredRole.SsmALog, i)])]);                                      // [d_in, N], folded
+        var a = Initializer(StoredRole.SsmALog, i);                                                            // A = -exp(A_log) [d_in, N]
         var decay = _g.Op("Exp", [_g.Op("Mul", [_g.Op("Reshape", [delta, Shape(_batch, _newTokens, dIn, 1)]), a])]); // exp(Δ·A) [B, T, d_in, N]
         var deltaU = _g.Op("Reshape", [_g.Op("Mul", [delta, u]), Shape(_batch, _newTokens, dIn, 1)]);
         var input = _g.Op("Mul", [deltaU, _g.Op("Reshape", [bm, Shape(_batch, _newTokens, 1, n)])]);          // Δ·u·B [B, T, d_in, N]

@@ -106,7 +106,7 @@ internal sealed partial class HymbaOnnxGraph
         return _shapes[key] = _g.Op("Concat", inputs, [Int("axis", 0)]);
     }
 
-    /// <summary>x with <paramref name="zeros"/> zeros appended to its last axis (rank 4), or x itself.</summary>
-    private string PadLast(string x, int zeros) =>
-        zeros == 0 ? x : _g.Op("Pad", [x, _g.Int64s(0, 0, 0, 0, 0, 0, 0, zeros)]);
+    /// <summary>x (rank 4) with zeros before and after its last axis's values, or x itself.</summary>
+    private string PadColumns(string x, int before, int after) =>
+        before == 0 && after == 0 ? x : _g.Op("Pad", [x, _g.Int64s(0, 0, 0, before, 0, 0, 0, after)]);
 }

@@ -5,7 +5,7 @@ using DataType = HymbaTools.Formats.Onnx.Protos.TensorProto.Types.DataType;
 namespace HymbaTools.Formats.Onnx;
 
 /// <summary>Options of the graph itself (not of the weights).</summary>
-internal sealed record HymbaGraphOptions(long Opset, int BlockSize, int AccuracyLevel);
+internal sealed record HymbaGraphOptions(long Opset, int BlockSize, int AccuracyLevel, OnnxStateType StateType = OnnxStateType.F16);
 
 /// <summary>
 /// The Hymba decoder as one ONNX graph for prefill and decode (docs/architecture.md §6 and the export README this
@@ -13,8 +13,9 @@ internal sealed record HymbaGraphOptions(long Opset, int BlockSize, int Accuracy
 /// (<see cref="HymbaModel"/>). The parts live in files of their own: this one (inputs, embedding, layer, head),
 /// <c>.Attention.cs</c>, <c>.Mamba.cs</c> and <c>.Primitives.cs</c> (linear layers, norms, shapes).
 /// <para>
-/// Decoding state in onnxruntime-genai's layout: K/V of KV-owning layers (consumers read their producer's), the
-/// last k-1 pre-conv inputs and the SSM state of every layer. The meta tokens are not in the state: their keys and
+/// Decoding state in onnxruntime-genai's layout (<see cref="HymbaStateLayout"/>): K/V of KV-owning layers (consumers
+/// read their producer's; float16 by default, each head's K‖V row halved into the key and value entries), the last
+/// k-1 pre-conv inputs and the SSM state of every layer (float32). Sliding groups return at most window + slack keys. The meta tokens are not in the state: their keys and
 /// values and the conv and SSM state after them are constants of the graph (computed at export time,
 /// <see cref="MetaTokenState"/>), so every present is exactly past + new tokens and attention_mask covers text tokens
 /// only. A first call (past length 0) starts the conv and SSM recurrences from the meta-token state whatever its
@@ -35,10 +36,11 @@ internal sealed partial class HymbaOnnxGraph
     private readonly Dictionary<string, OnnxWeight> _weights;
     private readonly Dictionary<string, OnnxInitializer> _initializerOf;
     private readonly HymbaGraphOptions _options;
+    private readonly HymbaStateLayout _state;
     private readonly Dictionary<string, string> _castWeights = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _linearOutputs = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _shapes = new(StringComparer.Ordinal);
-    private readonly Dictionary<int, (string Keys, string Values)> _kv = [];
+    private readonly Dictionary<int, KvEntries> _kv = [];
     private readonly Dictionary<(bool Bounded, AttentionKind Kind, int? Window), string> _masks = [];
     private readonly Dictionary<bool, string> _keyPositions = [];
 
@@ -56,6 +58,7 @@ internal sealed partial class HymbaOnnxGraph
         _initializerOf = OnnxInitializers.Plan(weights).SelectMany(i => i.Members.Select(m => (m.Tensor.Name, Initializer: i)))
             .ToDictionary(p => p.Name, p => p.Initializer, StringComparer.Ordinal);
         _options = options;
+        _state = new HymbaStateLayout(c, options.StateType);
     }
 
     private bool HasMetaTokens => _c.NumMemoryTokens > 0;
@@ -100,10 +103,10 @@ internal sealed partial class HymbaOnnxGraph
         _g.Input(HymbaOnnxNames.InputIds, DataType.Int64, "batch", "sequence");
         _g.Input(HymbaOnnxNames.AttentionMask, DataType.Int64, "batch", "total_sequence");
         _g.Output(HymbaOnnxNames.Logits, DataType.Float, "batch", "sequence", (long)c.VocabSize);
-        foreach (var state in HymbaOnnxNames.States(c))
+        foreach (var state in _state.States)
         {
-            _g.Input(state.Past, DataType.Float, Dims(state, "past_sequence"));
-            _g.Output(state.Present, DataType.Float, Dims(state, "present_sequence"));
+            _g.Input(state.Past, state.ElementType, Dims(state, "past_sequence"));
+            _g.Output(state.Present, state.ElementType, Dims(state, "present_sequence"));
         }
         static object[] Dims(StateTensor state, string sequence) =>
             state.Shape.Select(d => d switch { -1 => "batch", -2 => (object)$"{sequence}.{state.Layer}", _ => d }).ToArray();
@@ -132,7 +135,7 @@ internal sealed partial class HymbaOnnxGraph
     /// (normalised with <paramref name="nextNorm"/>) and the residual stream after this layer.
     /// <code>
     ///   a, s = attention(h), ssm(h)
-    ///   r += out_proj(norm1(a)·g1/2 + norm2(s)·g2/2)        (the halves fold into the gains: exact, a power of two)
+    ///   r += out_proj(norm1(a)·g1/2 + norm2(s)·g2/2)        (the gains are stored halved: exact, a power of two)
     ///   m = norm(r);  r += down(silu(gate(m)) ⊙ up(m));  next = norm'(r)
     /// </code>
     /// </summary>
@@ -141,12 +144,12 @@ internal sealed partial class HymbaOnnxGraph
         int i = plan.Index;
         var attention = MakeAttention(plan, h);
         var ssm = MakeMamba(plan, h);
-        var fused = _g.Op("Add", [MakeRmsNorm(attention, Halved(W(StoredRole.AttnOutNorm, i))), MakeRmsNorm(ssm, Halved(W(StoredRole.SsmOutNorm, i)))]);
+        var fused = _g.Op("Add", [MakeRmsNorm(attention, Initializer(StoredRole.AttnOutNorm, i)), MakeRmsNorm(ssm, Initializer(StoredRole.SsmOutNorm, i))]);
         var (m, afterMixer) = MakeSkipRmsNorm(residual, MakeLinear(fused, W(StoredRole.MixerOut, i)), W(StoredRole.FfnNorm, i));
         var hidden = _g.Op("Mul", [Silu(MakeLinear(m, W(StoredRole.FfnGate, i))), MakeLinear(m, W(StoredRole.FfnUp, i))]);
         return MakeSkipRmsNorm(afterMixer, MakeLinear(hidden, W(StoredRole.FfnDown, i)), nextNorm);
     }
 
-    /// <summary>A gain times 1/2 (constant-folded by ONNX Runtime when the session loads).</summary>
-    private string Halved(string gain) => _g.Op("Mul", [gain, _g.Float(0.5f)]);
+    /// <summary>The initializer a stored tensor is written as: its own name, or the name of its derived value (<see cref="OnnxDerivedWeights"/>).</summary>
+    private string Initializer(StoredRole role, int layer) => _initializerOf[W(role, layer)].Name;
 }

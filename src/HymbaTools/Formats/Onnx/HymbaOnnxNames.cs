@@ -1,5 +1,4 @@
 using System.Globalization;
-using HymbaTools.Model;
 
 namespace HymbaTools.Formats.Onnx;
 
@@ -49,30 +48,6 @@ internal static class HymbaOnnxNames
     public static string MetaConv(int layer) => $"meta_tokens.{layer}.conv_state";
     public static string MetaSsm(int layer) => $"meta_tokens.{layer}.recurrent_state";
 
-    /// <summary>
-    /// Head width of both cache tensors: genai sizes the value cache from the key input, so K (d_h wide) and V (d_v
-    /// wide) are stored with the same last dimension, the narrower one zero-padded (Hymba: K padded from 64 to 128).
-    /// </summary>
-    public static int CacheHeadSize(HymbaConfig c) => Math.Max(c.HeadDim, c.VHeadDim);
-
-    /// <summary>
-    /// Every state tensor of the graph, in input order: K and V of each KV-owning layer (text tokens only), then conv
-    /// and SSM state of every layer. Shape entries: -1 = batch, -2 = the layer's sequence axis (K/V only), else a fixed size.
-    /// </summary>
-    public static IReadOnlyList<StateTensor> States(HymbaConfig c) =>
-    [
-        .. c.KvOwners.SelectMany(l => new[]
-        {
-            new StateTensor(PastKey(l.Index), PresentKey(l.Index), l.Index, [-1, c.NumKvHeads, -2, CacheHeadSize(c)]),
-            new StateTensor(PastValue(l.Index), PresentValue(l.Index), l.Index, [-1, c.NumKvHeads, -2, CacheHeadSize(c)]),
-        }),
-        .. c.Layers.SelectMany(l => new[]
-        {
-            new StateTensor(PastConv(l.Index), PresentConv(l.Index), l.Index, [-1, c.DInner, c.ConvKernel - 1]),
-            new StateTensor(PastSsm(l.Index), PresentSsm(l.Index), l.Index, [-1, c.DInner, c.SsmStateSize]),
-        }),
-    ];
-
     /// <summary>Model metadata_props keys.</summary>
     public const string MetaSourceSha256 = "hymba.source.sha256";
     public const string MetaSourcePath = "hymba.source.path";
@@ -87,12 +62,7 @@ internal static class HymbaOnnxNames
     public const string MetaPreset = "hymba.export.preset";
     public const string MetaBlockSize = "hymba.export.block_size";
     public const string MetaAccuracyLevel = "hymba.export.accuracy_level";
+    public const string MetaStateType = "hymba.export.state_dtype";
     public const string MetaMethod = "hymba.export.method";
     public const string MetaCalibration = "hymba.export.calibration";
-}
-
-/// <summary>One decoding-state tensor: its input and output names, its layer, and its shape (-1 batch, -2 sequence).</summary>
-internal sealed record StateTensor(string Past, string Present, int Layer, long[] Shape)
-{
-    public bool IsKeyOrValue => Shape.Contains(-2);
 }

@@ -44,17 +44,22 @@ internal static class OnnxExportReadme
             print(stream.decode(generator.get_next_tokens()[0]), end="", flush=True)
         """;
 
-    public static string Create(HymbaConfig c, OnnxExportOptions options, IReadOnlyList<OnnxWeight> weights)
+    public static string Create(HymbaStateLayout state, OnnxExportOptions options, IReadOnlyList<OnnxWeight> weights)
     {
+        var c = state.Config;
         var inv = CultureInfo.InvariantCulture;
         var owners = string.Join(", ", c.KvOwners.Select(l => l.Index.ToString(inv)));
         var consumers = c.Layers.Where(l => !l.OwnsKv).Select(l => $"{l.Index}<-{l.KvSource}").ToList();
         var sliding = c.Layers.Where(l => l.Attention == AttentionKind.Sliding).Select(l => l.Index.ToString(inv)).ToList();
         var kinds = weights.GroupBy(w => w.Kind == OnnxWeightKind.NBits ? $"MatMulNBits {w.Bits}-bit" : w.Kind.ToString().ToLowerInvariant())
             .Select(g => $"{g.Key}: {g.Count()} tensors");
-        int width = HymbaOnnxNames.CacheHeadSize(c);
-        string padding = width == c.HeadDim && width == c.VHeadDim ? ""
-            : $" Keys are {c.HeadDim} wide and values {c.VHeadDim}; both are stored {width} wide (the narrower zero-padded) because onnxruntime-genai sizes both caches from the key input.";
+        int width = state.EntryWidth;
+        string kvType = state.KeyValueType == OnnxStateType.F16 ? "float16" : "float32";
+        string entries = c.HeadDim == c.VHeadDim ? ""
+            : $" Keys are {c.HeadDim} wide and values {c.VHeadDim}, but onnxruntime-genai gives a layer's key and value inputs one shape: each head's row of {c.HeadDim} key values then {c.VHeadDim} value values{((c.HeadDim + c.VHeadDim) % 2 == 1 ? " then one zero" : "")} is cut into two halves of {width}, the first stored in `.key`, the second in `.value` (no padding).";
+        string bound = state.SlidingCacheKeys is { } most
+            ? $"The presents of the sliding groups ({string.Join(", ", c.SlidingKvWindows.Keys.Order().Select(l => l.ToString(inv)))}) hold at most {most:N0} text keys (the window plus {HymbaStateLayout.SlidingSlack}): the graph drops older ones, as genai_config.json's `sliding_window` section tells genai; global layers keep every key."
+            : "Every present is exactly past + new tokens.";
         var b = new StringBuilder();
         b.Append(inv, $"""
             # Hymba decoder for ONNX Runtime and onnxruntime-genai
@@ -81,7 +86,7 @@ internal static class OnnxExportReadme
             {GenAiPythonLoop}
             ```
 
-            Batch 1. genai grows every cache with the context; the graph masks keys older than the window in sliding layers.
+            Batch 1. genai holds the sliding groups' keys up to the window plus {HymbaStateLayout.SlidingSlack} and every key of global layers.
 
             ## Inputs and outputs (to drive the graph without genai)
 
@@ -89,12 +94,12 @@ internal static class OnnxExportReadme
             |---|---|---|
             | `input_ids` | int64 | [batch, sequence] |
             | `attention_mask` | int64 | [batch, text tokens so far + sequence], all ones |
-            | `past_key_values.{"{i}"}.key` (layers {owners}) | float32 | [batch, {c.NumKvHeads}, past_i, {width}] |
-            | `past_key_values.{"{i}"}.value` (same layers) | float32 | [batch, {c.NumKvHeads}, past_i, {width}] |
+            | `past_key_values.{"{i}"}.key` (layers {owners}) | {kvType} | [batch, {c.NumKvHeads}, past_i, {width}] |
+            | `past_key_values.{"{i}"}.value` (same layers) | {kvType} | [batch, {c.NumKvHeads}, past_i, {width}] |
             | `past_key_values.{"{i}"}.conv_state` (every layer 0..{c.NumLayers - 1}) | float32 | [batch, {c.DInner}, {c.ConvKernel - 1}] |
             | `past_key_values.{"{i}"}.recurrent_state` (every layer) | float32 | [batch, {c.DInner}, {c.SsmStateSize}] |
             | `logits` (output) | float32 | [batch, sequence, {c.VocabSize}] |
-            | `present.{"{i}"}.key` / `.value` / `.conv_state` / `.recurrent_state` (outputs) | float32 | as the matching past |
+            | `present.{"{i}"}.key` / `.value` / `.conv_state` / `.recurrent_state` (outputs) | as the past | as the matching past, but see below |
 
             1. First call: `input_ids` = the prompt, `attention_mask` = ones of the prompt's length, every key/value input with
                a zero-length third axis, every conv and recurrent state zeros (they are not read). The {c.NumMemoryTokens} meta
@@ -102,15 +107,15 @@ internal static class OnnxExportReadme
                at export time, and a first call (attention_mask as long as input_ids) starts from them. The first text token
                has position {c.NumMemoryTokens}.
             2. Later calls (any number of new tokens): `input_ids` = the new tokens, `attention_mask` = ones of length (text
-               tokens so far + new), each past = the matching present of the previous call. Every present is exactly past + new
-               tokens: the state holds text tokens only.
+               tokens so far + new), each past = the matching present of the previous call. The state holds text tokens
+               only. {bound}
             3. Batches: rows of equal length only; left padding is not supported (the SSM state would see the padding).
 
-            KV sharing: only KV-owning layers ({owners}) have key/value inputs and outputs; {(consumers.Count == 0 ? "no layer reuses another's K/V" : "consumers read their producer's cache (" + string.Join(", ", consumers) + ")")}.{padding}
-            Sliding window: layers {(sliding.Count == 0 ? "none" : string.Join(", ", sliding))} attend to the meta tokens plus the last {c.SlidingWindow?.ToString(inv) ?? "-"} text positions.
-            A client may drop the oldest keys of a group whose layers all slide, keeping at least the last
-            {c.SlidingWindow?.ToString(inv) ?? "-"} (the graph places the cached keys by the attention mask's length), so the cache stops growing;
-            global layers need every key. Decoding through the state gives the same logits as one call over the whole sequence.
+            KV sharing: only KV-owning layers ({owners}) have key/value inputs and outputs; {(consumers.Count == 0 ? "no layer reuses another's K/V" : "consumers read their producer's cache (" + string.Join(", ", consumers) + ")")}.{entries}
+            K/V are {kvType}; conv and recurrent state float32 (16-bit recurrences would drift from one call over the whole text).
+            Sliding window: layers {(sliding.Count == 0 ? "none" : string.Join(", ", sliding))} attend to the meta tokens plus the last {c.SlidingWindow?.ToString(inv) ?? "-"} text positions
+            (the graph places the cached keys by the attention mask's length, so a client may also keep fewer, down to the
+            window). Decoding through the state gives the same logits as one call over the whole sequence.
 
             Verify, generate and compare with HymbaTools: `hymba verify DIR`, `hymba generate DIR --prompt ...`,
             `hymba compare <checkpoint> DIR`.

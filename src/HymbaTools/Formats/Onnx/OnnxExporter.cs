@@ -23,6 +23,8 @@ public sealed record OnnxExportOptions
     /// decode here for int4; 0 computes in float32 (int8 exports then match GGUF q8_0's KL, see README).
     /// </summary>
     public int AccuracyLevel { get; init; } = 4;
+    /// <summary>Element type of the K/V cache (conv and SSM state are float32 either way): see <see cref="HymbaStateLayout"/>.</summary>
+    public OnnxStateType StateType { get; init; } = OnnxStateType.F16;
     /// <summary>Weights go to model.onnx.data when their total exceeds this; always beyond 2 GiB (the protobuf limit).</summary>
     public long ExternalDataThreshold { get; init; } = 512L << 20;
     /// <summary>Replace a non-empty output directory.</summary>
@@ -72,7 +74,8 @@ public static class OnnxExporter
         var weights = OnnxPrecision.Plan(config, options.Type);
         long weightBytes = weights.Sum(w => w.Bytes(options.BlockSize));
         bool external = weightBytes > Math.Min(options.ExternalDataThreshold, ProtobufLimit - (64L << 20));
-        var graph = HymbaOnnxGraph.Build(config, weights, new HymbaGraphOptions(options.Opset, options.BlockSize, options.AccuracyLevel));
+        var graph = HymbaOnnxGraph.Build(config, weights, new HymbaGraphOptions(options.Opset, options.BlockSize, options.AccuracyLevel, options.StateType));
+        var state = new HymbaStateLayout(config, options.StateType);
         // The meta tokens' state first (one pass over the layers), reported as the first half of the work.
         var metaState = MetaTokenState.Compute(source.Tensors, ProgressPart.Of(progress, 0, 2, weightBytes));
         long modelBytes = 0, dataBytes = 0;
@@ -105,10 +108,10 @@ public static class OnnxExporter
             WriteFile(Path.Combine(directory, HymbaOnnxNames.ModelFile), model.ToByteArray());
 
             WriteFile(Path.Combine(directory, "config.json"), Json(config.Json));
-            WriteFile(Path.Combine(directory, HymbaOnnxNames.GenAiConfigFile), Json(GenAiConfig.Create(config, source.GenerationConfig)));
-            WriteFile(Path.Combine(directory, HymbaOnnxNames.ExportInfoFile), Json(ExportInfo.Create(config, options)));
+            WriteFile(Path.Combine(directory, HymbaOnnxNames.GenAiConfigFile), Json(GenAiConfig.Create(state, source.GenerationConfig)));
+            WriteFile(Path.Combine(directory, HymbaOnnxNames.ExportInfoFile), Json(ExportInfo.Create(state, options)));
             tokenizer.Write(directory, WriteFile);
-            WriteFile(Path.Combine(directory, "README.md"), Encoding.UTF8.GetBytes(OnnxExportReadme.Create(config, options, weights)));
+            WriteFile(Path.Combine(directory, "README.md"), Encoding.UTF8.GetBytes(OnnxExportReadme.Create(state, options, weights)));
             modelBytes = new FileInfo(Path.Combine(directory, HymbaOnnxNames.ModelFile)).Length;
             dataBytes = external ? new FileInfo(Path.Combine(directory, HymbaOnnxNames.DataFile)).Length : 0;
         });
@@ -141,6 +144,7 @@ public static class OnnxExporter
         yield return (HymbaOnnxNames.MetaPreset, OnnxPrecision.PresetOf(options.Type));
         yield return (HymbaOnnxNames.MetaBlockSize, options.BlockSize.ToString(System.Globalization.CultureInfo.InvariantCulture));
         yield return (HymbaOnnxNames.MetaAccuracyLevel, options.AccuracyLevel.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        yield return (HymbaOnnxNames.MetaStateType, options.StateType.ToString().ToLowerInvariant());
         if (options.GptqCalibration is not null)
         {
             yield return (HymbaOnnxNames.MetaMethod, "gptq");
@@ -207,7 +211,14 @@ public static class OnnxExporter
             if (!initializer.IsFused && initializer.Kind == OnnxWeightKind.Float32)
             {
                 // The common case of a float export written straight from the source values, without a copy.
-                store.Add(initializer.Name, initializer.Shape, DataType.Float, MemoryMarshal.AsBytes(ValuesOf(initializer.First.Tensor)));
+                var values = ValuesOf(initializer.First.Tensor);
+                if (initializer.Derivation is { } derived)
+                {
+                    var mapped = new float[values.Length];
+                    for (int i = 0; i < values.Length; i++) mapped[i] = derived.Map(values[i]);
+                    values = mapped;
+                }
+                store.Add(initializer.Name, initializer.Shape, DataType.Float, MemoryMarshal.AsBytes(values));
                 progress?.Report((done, totalBytes));
                 continue;
             }

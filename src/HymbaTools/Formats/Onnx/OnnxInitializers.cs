@@ -10,6 +10,8 @@ namespace HymbaTools.Formats.Onnx;
 /// </summary>
 internal sealed record OnnxInitializer(string Name, IReadOnlyList<OnnxWeight> Members)
 {
+    /// <summary>The constant expression the stored tensor is written as (one member), or null.</summary>
+    public OnnxDerivation? Derivation { get; init; }
     public OnnxWeight First => Members[0];
     public OnnxWeightKind Kind => First.Kind;
     public int Bits => First.Bits;
@@ -17,7 +19,7 @@ internal sealed record OnnxInitializer(string Name, IReadOnlyList<OnnxWeight> Me
     public long Columns => First.Tensor.Columns;
     public bool IsFused => Members.Count > 1;
     /// <summary>The initializer's shape in HuggingFace order [rows, columns] (1-D tensors keep their shape).</summary>
-    public long[] Shape => IsFused ? [Rows, Columns] : First.Tensor.Shape;
+    public long[] Shape => IsFused ? [Rows, Columns] : Derivation?.Shape ?? First.Tensor.Shape;
 }
 
 /// <summary>
@@ -51,7 +53,8 @@ internal static class OnnxInitializers
         var result = new List<OnnxInitializer>();
         foreach (var w in weights)
         {
-            if (!fusedInto.TryGetValue(w, out var linear)) result.Add(new OnnxInitializer(w.Tensor.Name, [w]));
+            if (!fusedInto.TryGetValue(w, out var linear))
+                result.Add(OnnxDerivedWeights.Of(w) is { } derived ? new OnnxInitializer(derived.Name, [w]) { Derivation = derived } : new OnnxInitializer(w.Tensor.Name, [w]));
             else if (ReferenceEquals(linear.First, w)) result.Add(linear);
         }
         return result;
