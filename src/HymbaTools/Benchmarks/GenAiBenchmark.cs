@@ -45,7 +45,8 @@ internal sealed class GenAiBenchmark : IDisposable
         }
     }
 
-    private GenAi.Generator NewGenerator(int maxLength)
+    /// <summary>A greedy generator for sequences up to <paramref name="maxLength"/> tokens.</summary>
+    public GenAi.Generator NewGenerator(int maxLength)
     {
         using var parameters = new GenAi.GeneratorParams(_model);
         parameters.SetSearchOption("max_length", maxLength);

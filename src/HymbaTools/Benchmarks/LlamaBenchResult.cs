@@ -36,6 +36,36 @@ internal static class LlamaBenchResult
         return new Figures(label, work.PromptTokens / shortPrompt, longPrompt, generation, size);
     }
 
+    /// <summary>The arguments that measure decode after <see cref="DepthBenchmark.Workload.Depth"/> context tokens (llama-bench's -d), one repetition.</summary>
+    public static IEnumerable<string> DepthArguments(string model, DepthBenchmark.Workload work, int threads) =>
+        ["-m", model, "-t", threads.ToString(CultureInfo.InvariantCulture), "-p", "0", "-n", work.DecodeTokens.ToString(CultureInfo.InvariantCulture),
+         "-d", work.Depth.ToString(CultureInfo.InvariantCulture), "-r", "1", "-o", "json"];
+
+    /// <summary>The decode rate (tokens/s) of the tg test at the workload's depth.</summary>
+    public static double ParseDepth(string json, DepthBenchmark.Workload work)
+    {
+        using var doc = JsonDocument.Parse(json);
+        if (doc.RootElement.ValueKind != JsonValueKind.Array) throw new FormatException("llama-bench printed no JSON array");
+        foreach (var test in doc.RootElement.EnumerateArray())
+            if (test.TryGetProperty("n_gen", out var g) && g.GetInt32() == work.DecodeTokens &&
+                test.TryGetProperty("n_depth", out var d) && d.GetInt32() == work.Depth)
+                return test.GetProperty("avg_ts").GetDouble();
+        throw new FormatException($"llama-bench has no tg{work.DecodeTokens} result at depth {work.Depth} (is it older than its -d option?)");
+    }
+
+    /// <summary>
+    /// Bytes of llama.cpp's K/V cache after <paramref name="tokens"/> tokens, from the GGUF's shapes: a key and a value
+    /// per layer, KV head and token, float16 (llama-bench's default cache type).
+    /// </summary>
+    public static long CacheBytes(Formats.Gguf.GgufFile model, long tokens)
+    {
+        string arch = model.Get("general.architecture").Value as string ?? throw new FormatException("general.architecture is not a string");
+        long Number(string key) => System.Convert.ToInt64(model.Get($"{arch}.{key}").Value, CultureInfo.InvariantCulture);
+        long headDim = model.TryGet($"{arch}.attention.key_length", out var k) ? System.Convert.ToInt64(k.Value, CultureInfo.InvariantCulture) : Number("embedding_length") / Number("attention.head_count");
+        long valueDim = model.TryGet($"{arch}.attention.value_length", out var v) ? System.Convert.ToInt64(v.Value, CultureInfo.InvariantCulture) : headDim;
+        return Number("block_count") * Number("attention.head_count_kv") * (headDim + valueDim) * 2 * tokens;
+    }
+
     /// <summary>Medians over rounds.</summary>
     public static Figures Median(IReadOnlyList<Figures> rounds) => new(rounds[0].Label,
         BenchTiming.Median([.. rounds.Select(r => r.FirstCallSeconds)]), BenchTiming.Median([.. rounds.Select(r => r.PrefillTokensPerSecond)]),

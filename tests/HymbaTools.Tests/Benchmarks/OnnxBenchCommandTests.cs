@@ -46,6 +46,43 @@ public class OnnxBenchCommandTests : IDisposable
         Assert.Contains("read bandwidth", run.Stdout, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// --depth: decode after a context in hymba's runner, genai and the llama-bench stand-in (its tg at that depth), with
+    /// each runtime's state bytes there: hymba's and genai's measured and equal to the export's formula, llama.cpp's
+    /// from the GGUF's shapes (a Hymba GGUF here: its llama.cpp-style keys give the same formula).
+    /// </summary>
+    [Fact]
+    public void Bench_onnx_depth_times_decode_after_a_context_and_reports_each_runtime_s_state()
+    {
+        string export = _dir.File("export-depth");
+        Assert.Equal(0, CliRunner.Run("export", Fixtures.TinyB, "--type", "int4", "-o", export, "-q").ExitCode);
+        using var runner = HymbaTools.Runtime.OnnxRunner.Open(export);
+        var c = runner.Config;
+        int depth = 3 * c.SlidingWindow!.Value;
+        string llama = FakeLlamaBench($$"""
+            [{"model_size": 4000000, "n_prompt": 0, "n_gen": 2, "n_depth": {{depth}}, "avg_ts": 10.0}]
+            """);
+        string gguf = _dir.File("llama-depth.gguf");
+        Assert.Equal(0, CliRunner.Run("quantize", Fixtures.TinyB, "--type", "q8_0", "-o", gguf, "-q").ExitCode);
+        var run = CliRunner.Run("bench", "onnx", export, "--rounds", "1", "--decode", "2", "--depth", depth.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "--chunk", "7", "--llama-bench", llama, "--llama-model", gguf);
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        var lines = run.Stdout.Split('\n');
+        Assert.Contains($"decode tokens/s at depth {depth}", run.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain(lines, l => l.StartsWith("runtime ", StringComparison.Ordinal) && l.Contains("first call", StringComparison.Ordinal)); // depth 0 not asked for
+        string bytes = HymbaTools.Runtime.OnnxStateSize.At(c, HymbaTools.Formats.Onnx.OnnxStateType.F16, depth).ToString("N0", System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Contains(lines, l => l.StartsWith("hymba runner, int4", StringComparison.Ordinal) && l.Contains(bytes, StringComparison.Ordinal) && l.EndsWith('x'));
+        Assert.Contains(lines, l => l.StartsWith("onnxruntime-genai, int4", StringComparison.Ordinal) && l.Contains(bytes, StringComparison.Ordinal));
+        var llamaRow = Assert.Single(lines, l => l.StartsWith("llama.cpp llama-depth.gguf", StringComparison.Ordinal));
+        Assert.Contains("10.00", llamaRow, StringComparison.Ordinal);
+        Assert.Contains("1.00x", llamaRow, StringComparison.Ordinal);
+
+        var tooDeep = CliRunner.Run("bench", "onnx", export, "--depth", c.MaxPositionEmbeddings.ToString(System.Globalization.CultureInfo.InvariantCulture), "--no-genai");
+        Assert.Equal(2, tooDeep.ExitCode);
+        Assert.StartsWith("error: --depth:", tooDeep.FirstErrorLine, StringComparison.Ordinal);
+        Assert.Equal(2, CliRunner.Run("bench", "onnx", export, "--depth", "-5").ExitCode);
+    }
+
     [Fact]
     public void A_llama_bench_whose_output_cannot_be_read_is_named()
     {
