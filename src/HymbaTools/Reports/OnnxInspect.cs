@@ -49,9 +49,13 @@ public static class OnnxInspect
         string? firstKey = config.KvOwners.Select(l => HymbaOnnxNames.PastKey(l.Index)).FirstOrDefault();
         var keyInput = model.Graph.Input.FirstOrDefault(i => i.Name == firstKey);
         var keyValueType = keyInput?.Type.TensorType.ElemType == (int)TensorProto.Types.DataType.Float16 ? OnnxStateType.F16 : OnnxStateType.F32;
-        foreach (long s in lengths)
-            container.Add(($"state bytes at {s:N0} text tokens ({(keyValueType == OnnxStateType.F16 ? "float16" : "float32")} K/V)",
-                string.Create(CultureInfo.InvariantCulture, $"{Runtime.OnnxStateSize.At(config, keyValueType, s):N0} in hymba's runner and in onnxruntime-genai (sliding caches bounded by the graph)")));
+        var layout = new HymbaStateLayout(config, keyValueType);
+        if (keyInput is not null && keyInput.Type.TensorType.Shape.Dim.Count == 4 && keyInput.Type.TensorType.Shape.Dim[3].DimValue != layout.EntryWidth)
+            container.Add(("state", "an earlier hymba's layout (K/V zero-padded to one width, sliding groups unbounded in genai): export the checkpoint again"));
+        else
+            foreach (long s in lengths)
+                container.Add(($"state bytes at {s:N0} text tokens ({(keyValueType == OnnxStateType.F16 ? "float16" : "float32")} K/V)",
+                    string.Create(CultureInfo.InvariantCulture, $"{layout.BytesAt(s):N0} in hymba's runner and in onnxruntime-genai (sliding caches bounded by the graph)")));
         foreach (var p in model.MetadataProps.Where(p => p.Key is not (HymbaOnnxNames.MetaSourceSha256 or HymbaOnnxNames.MetaTensorChecksums or HymbaOnnxNames.MetaLegacyTensorSha256))) container.Add((p.Key, p.Value));
         if (model.MetadataProps.FirstOrDefault(p => p.Key is HymbaOnnxNames.MetaTensorChecksums or HymbaOnnxNames.MetaLegacyTensorSha256) is { } sums)
             container.Add((sums.Key == HymbaOnnxNames.MetaTensorChecksums ? "tensor xxh3-128" : "tensor sha256", $"{sums.Value.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length} recorded (inspect --checksums verifies them)"));

@@ -22,9 +22,9 @@ public enum OnnxStateType
 /// the value entry, each w = ⌈(d_h + d_v) / 2⌉ wide (96 at 1.5B: K and the first 32 values, then the last 96 values).
 /// </para>
 /// <para>
-/// K/V are float16 by default; conv and SSM state stay float32: a recurrence rounded to 16 bits between calls would
-/// make decoding drift from one call over the whole text (README, "ONNX export"), and they are 9 % of the state at
-/// 8K tokens at 1.5B. Sliding groups hold at most window + <see cref="SlidingSlack"/> text keys: the graph drops older
+/// K/V are float16 by default; conv and SSM state stay float32: rounded to 16 bits between calls, decoding moved
+/// 2.4e-3 and 5.2e-3 (max abs logit) away from one call over the same text on the fixtures, where float32 state gives
+/// 0, to save 3.9 of the 82.9 MB of state at 8K tokens at 1.5B. Sliding groups hold at most window + <see cref="SlidingSlack"/> text keys: the graph drops older
 /// ones from the present it returns, as genai's windowed cache expects (genai_config's sliding_window section).
 /// </para>
 /// </summary>
