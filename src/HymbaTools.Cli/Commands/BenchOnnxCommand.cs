@@ -48,12 +48,7 @@ internal static class BenchOnnxCommand
             foreach (var (option, value) in new[] { ("--prompt", promptTokens), ("--prefill", prefillTokens), ("--decode", decodeTokens), ("--rounds", n), ("--chunk", chunkTokens) })
                 if (value < 1) throw new InvalidRequestException(option, $"{value}, expected >= 1");
             var depths = ParseDepths(parse.GetValue(depth)!);
-            var keyValueType = parse.GetValue(stateType)!.ToLowerInvariant() switch
-            {
-                "f16" => OnnxStateType.F16,
-                "f32" => OnnxStateType.F32,
-                var other => throw new InvalidRequestException("--state-dtype", $"'{other}' (expected f16 or f32)"),
-            };
+            var keyValueType = ExportCommand.ParseStateType(parse.GetValue(stateType)!);
             string? llamaBinary = parse.GetValue(llamaBench), llamaGguf = parse.GetValue(llamaModel);
             if ((llamaBinary is null) != (llamaGguf is null)) throw new InvalidRequestException(llamaBinary is null ? "--llama-bench" : "--llama-model", "give --llama-bench and --llama-model together");
             if (llamaBinary is not null && !File.Exists(llamaBinary)) throw new InvalidRequestException("--llama-bench", $"{llamaBinary}: no such file");

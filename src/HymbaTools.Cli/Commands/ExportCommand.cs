@@ -20,6 +20,10 @@ internal static class ExportCommand
         ["f32"] = OnnxStateType.F32,
     };
 
+    /// <summary>The K/V element type named by --state-dtype (export and bench onnx).</summary>
+    public static OnnxStateType ParseStateType(string name) =>
+        StateTypes.TryGetValue(name, out var type) ? type : throw new InvalidRequestException("--state-dtype", $"'{name}' (expected f16 or f32)");
+
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
         var source = new Argument<string>("source") { Description = "HuggingFace checkpoint directory or .gguf file" + CheckpointInput.HubHelp };
@@ -59,9 +63,7 @@ internal static class ExportCommand
             string typeName = parse.GetValue(type)!;
             if (!Types.TryGetValue(typeName, out var exportType))
                 throw new InvalidRequestException("--type", $"'{typeName}' (expected one of {string.Join(", ", Types.Keys)})");
-            string stateName = parse.GetValue(stateType)!;
-            if (!StateTypes.TryGetValue(stateName, out var keyValueType))
-                throw new InvalidRequestException("--state-dtype", $"'{stateName}' (expected f16 or f32)");
+            var keyValueType = ParseStateType(parse.GetValue(stateType)!);
             int level = parse.GetValue(accuracy);
             if (level is not (0 or 1 or 2 or 3 or 4)) throw new InvalidRequestException("--accuracy-level", $"{level} (expected 0 to 4)");
             long limit = parse.GetValue(threshold);
