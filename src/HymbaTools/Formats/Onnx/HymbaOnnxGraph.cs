@@ -5,7 +5,7 @@ using DataType = HymbaTools.Formats.Onnx.Protos.TensorProto.Types.DataType;
 namespace HymbaTools.Formats.Onnx;
 
 /// <summary>Options of the graph itself (not of the weights).</summary>
-internal sealed record HymbaGraphOptions(long Opset, int BlockSize, int AccuracyLevel);
+internal sealed record HymbaGraphOptions(long Opset, int BlockSize, int AccuracyLevel, OnnxOps Ops = OnnxOps.OnnxRuntime);
 
 /// <summary>
 /// The Hymba decoder as one ONNX graph for prefill and decode (docs/architecture.md §6 and the export README this
