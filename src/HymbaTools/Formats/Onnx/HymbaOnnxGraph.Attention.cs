@@ -28,10 +28,9 @@ internal sealed partial class HymbaOnnxGraph
         if (plan.OwnsKv) MakeKvOwner(plan, h);
         var (keys, values) = _kv[plan.KvSource];
 
-        var scale = FloatAttribute("alpha", (float)(1.0 / Math.Sqrt(c.HeadDim)));
-        var textScores = _g.Op("FusedMatMul", [PadLast(queries, width - c.HeadDim), keys], [Int("transB", 1), scale], domain: OnnxConstants.MicrosoftDomain);
+        var textScores = MakeScores(PadLast(queries, width - c.HeadDim), keys);
         var scores = HasMetaTokens
-            ? _g.Op("Concat", [_g.Op("FusedMatMul", [queries, HymbaOnnxNames.MetaKeys(plan.KvSource)], [Int("transB", 1), scale], domain: OnnxConstants.MicrosoftDomain), textScores], [Int("axis", -1)])
+            ? _g.Op("Concat", [MakeScores(queries, HymbaOnnxNames.MetaKeys(plan.KvSource), keyRank: 3), textScores], [Int("axis", -1)])
             : textScores;
         var probabilities = _g.Op("Softmax", [_g.Op("Add", [scores, MakeMask(plan)])], [Int("axis", -1)]);  // [B, H_kv, g*T, M+Tk]
         var output = HasMetaTokens
@@ -105,15 +104,14 @@ internal sealed partial class HymbaOnnxGraph
     }
 
     /// <summary>
-    /// Rotate-half RoPE on [B, T, heads·d_h] with ONNX Runtime's RotaryEmbedding: cos/sin tables of float32 angles
+    /// Rotate-half RoPE on [B, T, heads·d_h] (the op set's RotaryEmbedding or its decomposition): cos/sin tables of float32 angles
     /// position × inv_freq (the reference's precision) for every position up to <see cref="MaxPositions"/>, read from
     /// this call's first position on.
     /// </summary>
     private string Rope(string x, int heads)
     {
         if (!_c.Rope) return x;
-        var (cos, sin) = RopeTables();
-        return _g.Op("RotaryEmbedding", [x, _startPosition, cos, sin], [Int("interleaved", 0), Int("num_heads", heads)], domain: OnnxConstants.MicrosoftDomain);
+        return _ops.Rope(x, heads);
     }
 
     private (string Cos, string Sin) RopeTables()

@@ -35,6 +35,7 @@ internal sealed partial class HymbaOnnxGraph
     private readonly Dictionary<string, OnnxWeight> _weights;
     private readonly Dictionary<string, OnnxInitializer> _initializerOf;
     private readonly HymbaGraphOptions _options;
+    private readonly OpChoices _ops;
     private readonly Dictionary<string, string> _castWeights = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _linearOutputs = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _shapes = new(StringComparer.Ordinal);
@@ -56,6 +57,7 @@ internal sealed partial class HymbaOnnxGraph
         _initializerOf = OnnxInitializers.Plan(weights).SelectMany(i => i.Members.Select(m => (m.Tensor.Name, Initializer: i)))
             .ToDictionary(p => p.Name, p => p.Initializer, StringComparer.Ordinal);
         _options = options;
+        _ops = ChooseOps();
     }
 
     private bool HasMetaTokens => _c.NumMemoryTokens > 0;

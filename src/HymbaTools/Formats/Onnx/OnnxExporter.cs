@@ -25,7 +25,7 @@ public sealed record OnnxExportOptions
     public OnnxExportType Type { get; init; } = OnnxExportType.F32;
     /// <summary>MatMulNBits block size (int8/int4).</summary>
     public int BlockSize { get; init; } = 32;
-    /// <summary>Default-domain opset: 17 passes the onnx 1.12 checker; the contrib ops (com.microsoft) set the runtime floor, ONNX Runtime 1.31.</summary>
+    /// <summary>Default-domain opset, 17 to 21 (ONNX Runtime's ops; they set the runtime floor, ONNX Runtime 1.31) or to 23 (standard ops; N-bit weights from 21).</summary>
     public long Opset { get; init; } = 17;
     /// <summary>Which operators the graph is built from: ONNX Runtime's fused contrib ops (the fastest graph there) or only ONNX-domain ops of <see cref="Opset"/>.</summary>
     public OnnxOps Ops { get; init; } = OnnxOps.OnnxRuntime;
@@ -73,7 +73,10 @@ public static class OnnxExporter
     public static OnnxExportResult Export(OnnxExportSource source, string outputDirectory, OnnxExportOptions options, IProgress<(long Done, long Total)>? progress = null)
     {
         var config = source.Tensors.Config;
-        if (options.Opset is < 17 or > 21) throw new InvalidRequestException("--opset", $"{options.Opset} is not supported (expected 17 to 21)");
+        long highest = options.Ops == OnnxOps.Standard ? 23 : 21, lowest = HymbaOnnxGraph.MinimumOpset(options.Ops, options.Type);
+        if (options.Opset < lowest || options.Opset > highest)
+            throw new InvalidRequestException("--opset", $"{options.Opset} is not supported with --ops {OpsName(options.Ops)} --type {options.Type.ToString().ToLowerInvariant()} (expected {lowest} to {highest}" +
+                (lowest > 17 ? "; N-bit weights need blocked DequantizeLinear and int4, opset 21)" : ")"));
         if (!MatMulNBitsPacker.SupportedBlockSizes.Contains(options.BlockSize))
             throw new InvalidRequestException("--block-size", $"{options.BlockSize} is not supported (expected {string.Join(", ", MatMulNBitsPacker.SupportedBlockSizes)})");
         if (config.ConvKernel < 2) throw new InvalidConfigException(config.SourcePath, "$.mamba_d_conv", $"{config.ConvKernel} is not supported by the ONNX export (expected at least 2)", unsupported: true);
@@ -101,15 +104,16 @@ public static class OnnxExporter
             }
             var model = new ModelProto
             {
-                IrVersion = options.Opset >= 21 ? 10 : 8,
+                IrVersion = IrVersionOf(options.Opset),
                 ProducerName = "HymbaTools",
                 ProducerVersion = Gguf.GgufExporter.ToolVersion,
                 Graph = graph,
                 DocString = "Hymba decoder with decoding state: see README.md in this directory.",
             };
             model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = options.Opset });
-            // ONNX Runtime's contrib ops (fused norms, RoPE, conv with state, linear attention, MatMulNBits).
-            model.OpsetImport.Add(new OperatorSetIdProto { Domain = OnnxConstants.MicrosoftDomain, Version = OnnxConstants.MicrosoftOpset });
+            // ONNX Runtime's contrib ops (fused norms, RoPE, conv with state, MatMulNBits); a standard graph has none.
+            if (options.Ops == OnnxOps.OnnxRuntime)
+                model.OpsetImport.Add(new OperatorSetIdProto { Domain = OnnxConstants.MicrosoftDomain, Version = OnnxConstants.MicrosoftOpset });
             foreach (var (key, value) in Metadata(source, options))
                 model.MetadataProps.Add(new StringStringEntryProto { Key = key, Value = value });
             model.MetadataProps.Add(new StringStringEntryProto { Key = HymbaOnnxNames.MetaTensorChecksums, Value = checksums });
@@ -125,6 +129,12 @@ public static class OnnxExporter
         });
         return new OnnxExportResult(destination, weights, modelBytes, dataBytes, external);
     }
+
+    /// <summary>The `--ops` spelling of an op set.</summary>
+    public static string OpsName(OnnxOps ops) => ops == OnnxOps.Standard ? "standard" : "ort";
+
+    /// <summary>The IR version ONNX released with each opset (17-18: 8, 19-20: 9, 21-22: 10, 23: 11).</summary>
+    private static long IrVersionOf(long opset) => opset switch { <= 18 => 8, <= 20 => 9, <= 22 => 10, _ => 11 };
 
     /// <summary>GPTQ over the layers for every MatMulNBits weight whose rows are whole blocks (the rest round to nearest).</summary>
     private static GptqLayerWalk GptqWalk(IHymbaTensorSource source, long[][] chunks, IReadOnlyList<OnnxWeight> weights, int blockSize)
@@ -152,6 +162,7 @@ public static class OnnxExporter
         yield return (HymbaOnnxNames.MetaPreset, OnnxPrecision.PresetOf(options.Type));
         yield return (HymbaOnnxNames.MetaBlockSize, options.BlockSize.ToString(System.Globalization.CultureInfo.InvariantCulture));
         yield return (HymbaOnnxNames.MetaAccuracyLevel, options.AccuracyLevel.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        yield return ("hymba.export.ops", OpsName(options.Ops));
         if (options.GptqCalibration is not null)
         {
             yield return (HymbaOnnxNames.MetaMethod, "gptq");

@@ -85,7 +85,7 @@ internal sealed class OnnxWeightWriter
             return;
         }
         int n = checked((int)initializer.Rows), k = checked((int)initializer.Columns), bits = initializer.Bits, blocks = BlocksPerRow(k);
-        if (_ops == OnnxOps.Standard)
+        if (HymbaOnnxGraph.UsesDequantizeLayout(_source.Config, initializer.Name, initializer.Kind, _ops))
         {
             // DequantizeLinear's blocked layout: signed levels [K, N] (int4 packed two to a byte), scales [k_blocks, N].
             int length = DequantizeLinearLayout.Rearrange(_bytes.AsSpan(0, at), _scales.AsSpan(0, scalesAt), n, k, bits, _blockSize, _layout, _layoutScales);
