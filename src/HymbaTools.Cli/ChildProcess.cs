@@ -41,7 +41,7 @@ internal static class ChildProcess
         string? host = Environment.ProcessPath;
         var info = host is not null && Path.GetFileNameWithoutExtension(host) == "hymba"
             ? new ProcessStartInfo(host)
-            : new ProcessStartInfo("dotnet") { ArgumentList = { typeof(Program).Assembly.Location } };
+            : new ProcessStartInfo("dotnet") { ArgumentList = { Path.Combine(AppContext.BaseDirectory, "hymba.dll") } };   // a single-file app has no assembly path
         foreach (string a in args) info.ArgumentList.Add(a);
         string peakFile = Path.Combine(Path.GetTempPath(), $"hymba-peak-{Environment.ProcessId}-{Guid.NewGuid():N}");
         info.Environment[PeakMemoryFileVariable] = peakFile;

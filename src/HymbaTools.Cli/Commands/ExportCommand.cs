@@ -34,7 +34,12 @@ internal static class ExportCommand
             DefaultValueFactory = _ => "f32",
         };
         var blockSize = new Option<int>("--block-size") { Description = "MatMulNBits block size for int8/int4 (16, 32, 64 or 128)", DefaultValueFactory = _ => 32 };
-        var opset = new Option<long>("--opset") { Description = "Default-domain opset, 17 to 21 (the graph also uses ONNX Runtime's com.microsoft contrib ops, so it needs ONNX Runtime 1.31 or newer at any opset)", DefaultValueFactory = _ => 17 };
+        var opset = new Option<long?>("--opset") { Description = "Default-domain opset: 17 to 21 with --ops ort (default 17), 17 to 23 with --ops standard (default 17 for f32/f16, 21 for int8/int4: blocked DequantizeLinear; 23 uses ONNX's RMSNormalization and RotaryEmbedding)" };
+        var ops = new Option<string>("--ops")
+        {
+            Description = "Operators: ort (default) = ONNX Runtime's fused contrib ops, the fastest graph there, loaded by ONNX Runtime (and onnxruntime-genai) only; standard = only ONNX-domain ops of --opset, for any ONNX runtime (passes onnx.checker's full check)",
+            DefaultValueFactory = _ => "ort",
+        };
         var accuracy = new Option<int>("--accuracy-level") { Description = "MatMulNBits accuracy_level for int8/int4: 4 = int8 activations (about 3x faster int4 decode), 0 = float32 compute (int8 then matches GGUF q8_0's accuracy)", DefaultValueFactory = _ => 4 };
         var stateType = new Option<string>("--state-dtype")
         {
@@ -53,7 +58,7 @@ internal static class ExportCommand
             "Export a model for a runtime: --format onnx writes model.onnx (+ model.onnx.data), genai_config.json, config.json, the tokenizer files and a README into a directory. " +
             "One graph serves prefill and decode, with K/V, conv and SSM state as inputs and outputs.")
         {
-            source, format, type, blockSize, opset, accuracy, stateType, threshold, allowRequantize, calibration, method, chunk, chunks, force, output,
+            source, format, type, ops, blockSize, opset, accuracy, stateType, threshold, allowRequantize, calibration, method, chunk, chunks, force, output,
         };
         command.SetAction(parse => CommandRunner.Run(parse, stderr, () =>
         {
@@ -75,11 +80,19 @@ internal static class ExportCommand
             if (rounding == "gptq" && parse.GetValue(calibration) is null) throw new InvalidRequestException("--calibration", "--method gptq needs calibration text (its input Hessians come from it)");
             if (parse.GetValue(chunk) < 1) throw new InvalidRequestException("--chunk", $"{parse.GetValue(chunk)}, expected >= 1");
             if (parse.GetValue(chunks) < 1) throw new InvalidRequestException("--chunks", $"{parse.GetValue(chunks)}, expected >= 1");
+            string opsName = parse.GetValue(ops)!.ToLowerInvariant();
+            var opSet = opsName switch
+            {
+                "ort" => OnnxOps.OnnxRuntime,
+                "standard" => OnnxOps.Standard,
+                _ => throw new InvalidRequestException("--ops", $"'{opsName}' (expected ort or standard)"),
+            };
             var options = new OnnxExportOptions
             {
                 Type = exportType,
+                Ops = opSet,
                 BlockSize = parse.GetValue(blockSize),
-                Opset = parse.GetValue(opset),
+                Opset = parse.GetValue(opset) ?? HymbaOnnxGraph.MinimumOpset(opSet, exportType),
                 AccuracyLevel = level,
                 StateType = keyValueType,
                 ExternalDataThreshold = limit,

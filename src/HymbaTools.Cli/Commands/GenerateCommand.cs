@@ -12,7 +12,7 @@ internal static class GenerateCommand
     {
         var artifact = new Argument<string>("artifact") { Description = "HuggingFace checkpoint directory, .gguf file or ONNX export directory" + CheckpointInput.HubHelp };
         var prompt = new Option<string>("--prompt") { Description = "Prompt text", Required = true };
-        var maxNew = new Option<int>("--max-new-tokens") { Description = "Most tokens to generate (stops earlier at EOS)", DefaultValueFactory = _ => 64 };
+        var maxNew = new Option<int>("--max-new-tokens") { Description = "Most tokens to generate (stops earlier at EOS; at most what the model's context leaves after the prompt: a larger request generates up to the context with a warning)", DefaultValueFactory = _ => 64 };
         var temperature = new Option<double>("--temperature") { Description = "Sampling temperature; 0 = greedy", DefaultValueFactory = _ => 0.8 };
         var topK = new Option<int>("--top-k") { Description = "Sample among the K most likely tokens (0 = all)", DefaultValueFactory = _ => 40 };
         var topP = new Option<double>("--top-p") { Description = "Nucleus sampling mass", DefaultValueFactory = _ => 0.95 };
@@ -46,29 +46,34 @@ internal static class GenerateCommand
             using var runner = ArtifactLoader.Open(path, stderr);
             if (ids.Any(id => id >= runner.Config.VocabSize))
                 throw new InvalidRequestException("--tokenizer", $"the tokenizer produces ids beyond the model's vocabulary of {runner.Config.VocabSize}");
+            var budget = ContextBudget.Fit(ids.Length, max, runner.Config);
+            if (budget.Warning is { } warning) stderr.WriteLine(warning);
             bool asJson = parse.GetValue(json);
             // A completion continues the prompt on the same line; a chat reply is a turn of its own, labelled as such.
             if (!asJson) stdout.Write(asChat ? $"User: {text}\nAssistant: " : text);
-            var result = TextGenerator.Generate(runner, tok, ids, max,
+            var result = TextGenerator.Generate(runner, tok, ids, budget.MaxNewTokens,
                 new SamplingOptions { Temperature = t, TopK = parse.GetValue(topK), TopP = p, Seed = parse.GetValue(seed) },
                 asJson ? null : piece => { stdout.Write(piece); stdout.Flush(); });
-            if (asJson) stdout.WriteLine(GenerationReport(runner.Description, result).ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+            bool atContext = budget.Limited && !result.StoppedAtEos && result.GeneratedIds.Count == budget.MaxNewTokens;
+            if (asJson) stdout.WriteLine(GenerationReport(runner.Description, result, atContext).ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
             else stdout.WriteLine();
+            string stop = result.StoppedAtEos ? ", stopped at EOS" : atContext ? $", stopped at the context of {budget.Context} tokens" : "";
             stderr.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{result.GeneratedIds.Count} tokens, {result.TokensPerSecond:F1} tokens/s (prefill of {ids.Length} tokens: {result.PrefillTime.TotalSeconds:F2} s){(result.StoppedAtEos ? ", stopped at EOS" : "")}"));
+                $"{result.GeneratedIds.Count} tokens, {result.TokensPerSecond:F1} tokens/s (prefill of {ids.Length} tokens: {result.PrefillTime.TotalSeconds:F2} s){stop}"));
             return ExitCodes.Success;
         }));
         return command;
     }
 
     /// <summary>The --json object (schemas/generate-report.schema.json).</summary>
-    private static System.Text.Json.Nodes.JsonObject GenerationReport(string runtime, GenerationResult result) => new()
+    private static System.Text.Json.Nodes.JsonObject GenerationReport(string runtime, GenerationResult result, bool stoppedAtContext) => new()
     {
         ["runtime"] = runtime,
         ["prompt_ids"] = new System.Text.Json.Nodes.JsonArray([.. result.PromptIds.Select(id => (System.Text.Json.Nodes.JsonNode)id)]),
         ["generated_ids"] = new System.Text.Json.Nodes.JsonArray([.. result.GeneratedIds.Select(id => (System.Text.Json.Nodes.JsonNode)id)]),
         ["text"] = result.Text,
         ["stopped_at_eos"] = result.StoppedAtEos,
+        ["stopped_at_context"] = stoppedAtContext,
         ["prefill_seconds"] = result.PrefillTime.TotalSeconds,
         ["decode_tokens_per_second"] = result.TokensPerSecond,
     };

@@ -143,4 +143,5 @@ public sealed class CheckpointTensorSource(HymbaCheckpoint checkpoint) : IHymbaT
     public bool Contains(string name) => checkpoint.Tensors.TryGet(name, out _) || (name == HymbaTensorCatalog.LmHead && checkpoint.Config.TieWordEmbeddings);
     public IReadOnlyList<long> ShapeOf(string name) => checkpoint.Get(name).Shape;
     public void CopyToFloat32(string name, Span<float> destination) => checkpoint.Get(name).CopyToFloat32(destination);
+    public void ReleaseResidentPages() => checkpoint.ReleaseResidentPages();
 }

@@ -12,4 +12,10 @@ public interface IHymbaTensorSource
     IReadOnlyList<long> ShapeOf(string name);
     /// <summary>Writes the tensor as float32 (row-major, HuggingFace shape) into destination.</summary>
     void CopyToFloat32(string name, Span<float> destination);
+
+    /// <summary>
+    /// Tells a memory-mapped source that a streaming pass is done with what it read so far: the mapped pages stop
+    /// counting toward the process's resident memory (reading again is still correct). Sources in memory ignore it.
+    /// </summary>
+    void ReleaseResidentPages() { }
 }

@@ -57,7 +57,13 @@ public sealed class MetaTokenState
                 using var layerScope = torch.NewDisposeScope();
                 x = HymbaModel.DecoderLayer(c, rope, weights, x, positions, cache, angles, ForwardOptions.Default).MoveToOuterDisposeScope();
             }
-            finally { HymbaWeights.DisposeLayer(weights, ownsTensors: true); }
+            finally
+            {
+                HymbaWeights.DisposeLayer(weights, ownsTensors: true);
+                // One layer resident at a time: the layer's mapped source pages and libtorch's freed buffers go back.
+                source.ReleaseResidentPages();
+                Common.NativeHeap.Trim();
+            }
             progress?.Report((plan.Index + 1, c.NumLayers));
         }
 

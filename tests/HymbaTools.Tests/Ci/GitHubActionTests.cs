@@ -7,8 +7,9 @@ namespace HymbaTools.Tests.Ci;
 /// action.yml (the composite action other repositories call) run step by step as GitHub's runner runs it, on the
 /// example model: outputs, job summary, gate failures, the matrix's gather by `report merge`, bad input. The
 /// `uses:` steps cannot run here: setup-dotnet is this machine's SDK, and the cache step's restore is played by
-/// putting the already-built CLI where the cache would restore it (the build step then finds it and skips the
-/// publish, as on a cache hit). The cache-miss publish and the hosted runner itself are not tested here (README).
+/// putting the already-built CLI's command where the cache would restore the installed tool (the build step then finds
+/// it and skips the pack and install, as on a cache hit). The cache-miss path (the tool package packed and installed)
+/// runs in .ci/install-check; the hosted runner itself is not tested here (README).
 /// </summary>
 public class GitHubActionTests : IDisposable
 {
@@ -28,7 +29,9 @@ public class GitHubActionTests : IDisposable
         string workspace = Directory.CreateDirectory(_dir.File("workspace")).FullName, runnerTemp = Directory.CreateDirectory(_dir.File("runner-temp")).FullName;
         // The model repository's checkout holds the checkpoint; the cache step "restores" the built CLI.
         Directory.CreateSymbolicLink(Path.Combine(workspace, "hymba-austen"), Path.Combine(AppContext.BaseDirectory, "example-model"));
-        Directory.CreateSymbolicLink(Path.Combine(runnerTemp, "hymbatools-build"), AppContext.BaseDirectory.TrimEnd('/'));
+        // An installed tool's command: the built app host (it finds hymba.dll beside its real path).
+        string tools = Directory.CreateDirectory(Path.Combine(runnerTemp, "hymbatools-build", "tools")).FullName;
+        File.CreateSymbolicLink(Path.Combine(tools, "hymba"), Path.Combine(AppContext.BaseDirectory, "hymba"));
         return (runner, workspace, runnerTemp);
     }
 
@@ -58,7 +61,7 @@ public class GitHubActionTests : IDisposable
         Assert.Equal("0", pass.Outputs["exit-code"]);
         Assert.Equal("", pass.Outputs["gate-failures"]);
         Assert.Equal(Path.Combine(workspace, "report-gguf-q8_0"), pass.Outputs["report-dir"]);
-        Assert.Equal($"dotnet {runnerTemp}/hymbatools-build/hymba.dll", pass.Outputs["hymba"]);
+        Assert.Equal($"{runnerTemp}/hymbatools-build/tools/hymba", pass.Outputs["hymba"]);
         var report = JsonDocument.Parse(File.ReadAllText(Path.Combine(pass.Outputs["report-dir"], "report.json"))).RootElement;
         Assert.Equal("gguf:q8_0", Assert.Single(report.GetProperty("targets").EnumerateArray()).GetProperty("name").GetString());
         Assert.StartsWith("# Conversion report", pass.Summary, StringComparison.Ordinal);

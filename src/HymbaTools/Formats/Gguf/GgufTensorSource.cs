@@ -76,6 +76,8 @@ public sealed class GgufTensorSource : IHymbaTensorSource, IDisposable
         }
     }
 
+    public void ReleaseResidentPages() => _file.ReleaseResidentPages();
+
     /// <summary>Dequantizes rows [firstRow, firstRow+count) of a stored tensor, row by row (thread-safe).</summary>
     public void DequantizeRows(GgufTensorInfo info, int cols, long firstRow, int count, Span<float> destination)
     {

@@ -1,4 +1,3 @@
-using HymbaTools.Formats.Onnx.Protos;
 using HymbaTools.Model;
 using static HymbaTools.Formats.Onnx.OnnxGraphBuilder;
 using DataType = HymbaTools.Formats.Onnx.Protos.TensorProto.Types.DataType;
@@ -31,10 +30,9 @@ internal sealed partial class HymbaOnnxGraph
         if (plan.OwnsKv) MakeKvOwner(plan, h);
         var entries = _kv[plan.KvSource];
 
-        var scale = FloatAttribute("alpha", (float)(1.0 / Math.Sqrt(c.HeadDim)));
-        var textScores = MakeEntryScores(queries, entries, scale);
+        var textScores = MakeEntryScores(queries, entries);
         var scores = HasMetaTokens
-            ? _g.Op("Concat", [_g.Op("FusedMatMul", [queries, HymbaOnnxNames.MetaKeys(plan.KvSource)], [Int("transB", 1), scale], domain: OnnxConstants.MicrosoftDomain), textScores], [Int("axis", -1)])
+            ? _g.Op("Concat", [MakeScores(queries, HymbaOnnxNames.MetaKeys(plan.KvSource), keyRank: 3), textScores], [Int("axis", -1)])
             : textScores;
         var probabilities = _g.Op("Softmax", [_g.Op("Add", [scores, MakeMask(plan)])], [Int("axis", -1)]);  // [B, H_kv, g*T, M+Tk]
         var output = HasMetaTokens
@@ -48,16 +46,16 @@ internal sealed partial class HymbaOnnxGraph
     }
 
     /// <summary>
-    /// q·Kᵀ with the scale: for each entry holding key columns, the queries' matching columns (zero-padded where the
-    /// entry holds values, which then add exact zeros) times the entry, transposed in place by FusedMatMul.
+    /// q·Kᵀ / √d_h: for each entry holding key columns, the queries' matching columns (zero-padded where the entry holds
+    /// values, which then add exact zeros) times the entry, transposed.
     /// </summary>
-    private string MakeEntryScores(string queries, KvEntries entries, AttributeProto scale)
+    private string MakeEntryScores(string queries, KvEntries entries)
     {
         string? sum = null;
         foreach (var (entry, at, first, count) in Overlaps(entries, _state.KeyColumns))
         {
             var part = count == _c.HeadDim ? queries : _g.Op("Slice", [queries, _g.Int64s(first), _g.Int64s(first + count), _g.Int64s(-1)]);
-            var product = _g.Op("FusedMatMul", [PadColumns(part, at, _state.EntryWidth - at - count), entry], [Int("transB", 1), scale], domain: OnnxConstants.MicrosoftDomain);
+            var product = MakeScores(PadColumns(part, at, _state.EntryWidth - at - count), entry);
             sum = sum is null ? product : _g.Op("Add", [sum, product]);
         }
         return sum!;
@@ -159,15 +157,14 @@ internal sealed partial class HymbaOnnxGraph
     }
 
     /// <summary>
-    /// Rotate-half RoPE on [B, T, heads·d_h] with ONNX Runtime's RotaryEmbedding: cos/sin tables of float32 angles
+    /// Rotate-half RoPE on [B, T, heads·d_h] (the op set's RotaryEmbedding or its decomposition): cos/sin tables of float32 angles
     /// position × inv_freq (the reference's precision) for every position up to <see cref="MaxPositions"/>, read from
     /// this call's first position on.
     /// </summary>
     private string Rope(string x, int heads)
     {
         if (!_c.Rope) return x;
-        var (cos, sin) = RopeTables();
-        return _g.Op("RotaryEmbedding", [x, _startPosition, cos, sin], [Int("interleaved", 0), Int("num_heads", heads)], domain: OnnxConstants.MicrosoftDomain);
+        return _ops.Rope(x, heads);
     }
 
     private (string Cos, string Sin) RopeTables()

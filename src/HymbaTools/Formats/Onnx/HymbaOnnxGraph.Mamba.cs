@@ -17,7 +17,7 @@ internal sealed partial class HymbaOnnxGraph
     /// SSM heads of one layer on h [B, T, d]; returns [B, T, d_in].
     /// <code>
     ///   x, z = h·Wx, h·Wz
-    ///   u = silu(conv([state | x]))          CausalConvWithState; state: k-1 past inputs (the meta tokens' on a first call)
+    ///   u = silu(conv([state | x]))          MakeCausalConv; state: k-1 past inputs (the meta tokens' on a first call)
     ///   Δ, B, C = split(u·Wx_proj); inner RMSNorms; Δ = softplus(Δ·Wdt + b)
     ///   S_t = exp(Δ_t·A) ⊙ S_{t-1} + Δ_t·u_t·B_t;  y_t = S_t·C_t     exp and Δ·u·B for all steps at once, then an If:
     ///                                                                one step updates the state directly, more run a Scan
@@ -32,11 +32,9 @@ internal sealed partial class HymbaOnnxGraph
         var z = MakeLinear(h, W(StoredRole.SsmGate, i));
 
         var bias = W(StoredRole.SsmConv1dBias, i);
-        var conv = _g.Ops("CausalConvWithState",
-            [_g.Op("Transpose", [x], [Ints("perm", 0, 2, 1)]), Initializer(StoredRole.SsmConv1d, i), _weights.ContainsKey(bias) ? bias : _g.Floats($"conv_zero_bias.{i}", [dIn], new float[dIn]),
-             Initial(HymbaOnnxNames.PastConv(i), HymbaOnnxNames.MetaConv(i))],
-            2, [String("activation", "silu")], [_g.Fresh("conv"), HymbaOnnxNames.PresentConv(i)], OnnxConstants.MicrosoftDomain);
-        var u = _g.Op("Transpose", [conv[0]], [Ints("perm", 0, 2, 1)]);                            // [B, T, d_in]
+        var conv = MakeCausalConv(_g.Op("Transpose", [x], [Ints("perm", 0, 2, 1)]), Initializer(StoredRole.SsmConv1d, i), _weights.ContainsKey(bias) ? bias : _g.Floats($"conv_zero_bias.{i}", [dIn], new float[dIn]),
+            Initial(HymbaOnnxNames.PastConv(i), HymbaOnnxNames.MetaConv(i)), HymbaOnnxNames.PresentConv(i));
+        var u = _g.Op("Transpose", [conv.Output], [Ints("perm", 0, 2, 1)]);                         // [B, T, d_in]
 
         var parts = _g.Ops("Split", [MakeLinear(u, W(StoredRole.SsmXProj, i)), _g.Int64s(r, n, n)], 3, [Int("axis", -1)]);
         // mamba_inner_layernorms = false: no normalisation at all (the norm weights are absent).

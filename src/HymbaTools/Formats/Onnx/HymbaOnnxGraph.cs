@@ -5,7 +5,7 @@ using DataType = HymbaTools.Formats.Onnx.Protos.TensorProto.Types.DataType;
 namespace HymbaTools.Formats.Onnx;
 
 /// <summary>Options of the graph itself (not of the weights).</summary>
-internal sealed record HymbaGraphOptions(long Opset, int BlockSize, int AccuracyLevel, OnnxStateType StateType = OnnxStateType.F16);
+internal sealed record HymbaGraphOptions(long Opset, int BlockSize, int AccuracyLevel, OnnxOps Ops = OnnxOps.OnnxRuntime, OnnxStateType StateType = OnnxStateType.F16);
 
 /// <summary>
 /// The Hymba decoder as one ONNX graph for prefill and decode (docs/architecture.md §6 and the export README this
@@ -37,6 +37,7 @@ internal sealed partial class HymbaOnnxGraph
     private readonly Dictionary<string, OnnxInitializer> _initializerOf;
     private readonly HymbaGraphOptions _options;
     private readonly HymbaStateLayout _state;
+    private readonly OpChoices _ops;
     private readonly Dictionary<string, string> _castWeights = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _linearOutputs = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _shapes = new(StringComparer.Ordinal);
@@ -59,6 +60,7 @@ internal sealed partial class HymbaOnnxGraph
             .ToDictionary(p => p.Name, p => p.Initializer, StringComparer.Ordinal);
         _options = options;
         _state = new HymbaStateLayout(c, options.StateType);
+        _ops = ChooseOps();
     }
 
     private bool HasMetaTokens => _c.NumMemoryTokens > 0;

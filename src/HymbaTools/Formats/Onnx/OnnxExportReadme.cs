@@ -8,12 +8,16 @@ namespace HymbaTools.Formats.Onnx;
 internal static class OnnxExportReadme
 {
     /// <summary>
-    /// The genai loop in C#, as in the repository README; tests run the same code (GenAiReadmeExample) and check that
-    /// this text is what they run.
+    /// The genai loop in C#, as in the repository README: ReadmeCodeTests compile the block of both READMEs verbatim and
+    /// run it on an export (and check that both are this text). genai's tokenizer starts with add_special_tokens off
+    /// (onnxruntime-genai's Tokenizer constructor; no genai_config or tokenizer setting turns it on), so the loop
+    /// turns it on to get hymba's ids, BOS first.
     /// </summary>
     public const string GenAiCSharpLoop = """
         using var model = new Model(exportDirectory);
         using var tokenizer = new Tokenizer(model);
+        // genai encodes without special tokens unless told; with this, tokenizer_config.json's BOS rule applies (hymba's ids).
+        tokenizer.UpdateOptions(new Dictionary<string, string> { ["add_special_tokens"] = "true" });
         using var sequences = tokenizer.Encode(prompt);
         using var options = new GeneratorParams(model);
         options.SetSearchOption("max_length", 200);
@@ -28,21 +32,39 @@ internal static class OnnxExportReadme
         }
         """;
 
-    /// <summary>The same calls in Python (onnxruntime-genai's Python package; not run by the tests: no PyPI here).</summary>
+    /// <summary>The same calls in Python (onnxruntime-genai's Python package; not run by the tests: no PyPI here; ReadmeCodeTests check that it makes the C# loop's calls in the same order).</summary>
     public const string GenAiPythonLoop = """
         import onnxruntime_genai as og
 
         model = og.Model(export_directory)
         tokenizer = og.Tokenizer(model)
+        # genai encodes without special tokens unless told; with this, tokenizer_config.json's BOS rule applies (hymba's ids).
+        tokenizer.update_options(add_special_tokens="true")
+        sequences = tokenizer.encode(prompt)
         options = og.GeneratorParams(model)
         options.set_search_options(max_length=200)
         generator = og.Generator(model, options)
-        generator.append_tokens(tokenizer.encode(prompt))
+        generator.append_tokens(sequences)
         stream = tokenizer.create_stream()
+        text = ""
         while not generator.is_done():
             generator.generate_next_token()
-            print(stream.decode(generator.get_next_tokens()[0]), end="", flush=True)
+            text += stream.decode(generator.get_next_tokens()[0])
         """;
+
+    /// <summary>Which runtimes load an export of each op set.</summary>
+    private static string Runtimes(OnnxExportOptions options) => options.Ops == OnnxOps.Standard
+        ? $"""
+          Only ONNX-domain operators of opset {options.Opset} (`--ops standard`): any runtime that implements that opset loads it
+          (ONNX Runtime and onnxruntime-genai too; there the default `--ops ort` export of the same model is the faster graph).
+          N-bit weights are blocked DequantizeLinear + MatMul (opset 21), which ONNX Runtime fuses into MatMulNBits.
+          """
+        : """
+          Loads in ONNX Runtime 1.31 or newer (and onnxruntime-genai 0.18, which runs on it) only: the graph uses ONNX Runtime's
+          CPU contrib ops (com.microsoft: MatMulNBits, FusedMatMul, SkipSimplifiedLayerNormalization, RotaryEmbedding,
+          CausalConvWithState; SimplifiedLayerNormalization, which ONNX Runtime registers in the ONNX domain), the fastest
+          graph there. For other runtimes export with `--ops standard`.
+          """;
 
     public static string Create(HymbaStateLayout state, OnnxExportOptions options, IReadOnlyList<OnnxWeight> weights)
     {
@@ -64,10 +86,9 @@ internal static class OnnxExportReadme
         b.Append(inv, $"""
             # Hymba decoder for ONNX Runtime and onnxruntime-genai
 
-            Exported by {Gguf.GgufExporter.ToolVersion} (`hymba export --format onnx --type {options.Type.ToString().ToLowerInvariant()}`), opset {options.Opset}.
-            Runs in ONNX Runtime 1.31 or newer: the graph uses its CPU contrib ops (com.microsoft: MatMulNBits, FusedMatMul,
-            SkipSimplifiedLayerNormalization, RotaryEmbedding, CausalConvWithState).
-            Weights: {string.Join("; ", kinds)}{(options.Type is OnnxExportType.Int4 or OnnxExportType.Int8 ? $", block size {options.BlockSize}" : "")}.
+            Exported by {Gguf.GgufExporter.ToolVersion} (`hymba export --format onnx --type {options.Type.ToString().ToLowerInvariant()} --ops {OnnxExporter.OpsName(options.Ops)}`), opset {options.Opset}.
+            {Runtimes(options)}
+            Weights: {string.Join("; ", kinds).Replace("MatMulNBits", options.Ops == OnnxOps.Standard ? "DequantizeLinear" : "MatMulNBits", StringComparison.Ordinal)}{(options.Type is OnnxExportType.Int4 or OnnxExportType.Int8 ? $", block size {options.BlockSize}" : "")}.
 
             Files: `model.onnx` (+ `model.onnx.data` for large models), `genai_config.json` (onnxruntime-genai's configuration),
             `hymba_export.json` (what genai's configuration has no words for: weight type, KV sharing, window, cache layout),

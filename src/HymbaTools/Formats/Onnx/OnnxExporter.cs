@@ -11,13 +11,24 @@ using DataType = HymbaTools.Formats.Onnx.Protos.TensorProto.Types.DataType;
 
 namespace HymbaTools.Formats.Onnx;
 
+/// <summary>Which operators an export's graph is built from (<c>hymba export --ops</c>).</summary>
+public enum OnnxOps
+{
+    /// <summary>ONNX Runtime's fused CPU contrib ops (com.microsoft, and its own ops in the ONNX domain): the fastest graph in ONNX Runtime, which alone loads it.</summary>
+    OnnxRuntime,
+    /// <summary>Only ONNX-domain operators of the chosen opset (blockwise DequantizeLinear + MatMul for N-bit weights): any conforming runtime.</summary>
+    Standard,
+}
+
 public sealed record OnnxExportOptions
 {
     public OnnxExportType Type { get; init; } = OnnxExportType.F32;
     /// <summary>MatMulNBits block size (int8/int4).</summary>
     public int BlockSize { get; init; } = 32;
-    /// <summary>Default-domain opset: 17 passes the onnx 1.12 checker; the contrib ops (com.microsoft) set the runtime floor, ONNX Runtime 1.31.</summary>
+    /// <summary>Default-domain opset, 17 to 21 (ONNX Runtime's ops; they set the runtime floor, ONNX Runtime 1.31) or to 23 (standard ops; N-bit weights from 21).</summary>
     public long Opset { get; init; } = 17;
+    /// <summary>Which operators the graph is built from: ONNX Runtime's fused contrib ops (the fastest graph there) or only ONNX-domain ops of <see cref="Opset"/>.</summary>
+    public OnnxOps Ops { get; init; } = OnnxOps.OnnxRuntime;
     /// <summary>
     /// MatMulNBits accuracy_level: 4 (default) quantizes activations to int8 inside the kernel, 3x faster
     /// decode here for int4; 0 computes in float32 (int8 exports then match GGUF q8_0's KL, see README).
@@ -64,7 +75,10 @@ public static class OnnxExporter
     public static OnnxExportResult Export(OnnxExportSource source, string outputDirectory, OnnxExportOptions options, IProgress<(long Done, long Total)>? progress = null)
     {
         var config = source.Tensors.Config;
-        if (options.Opset is < 17 or > 21) throw new InvalidRequestException("--opset", $"{options.Opset} is not supported (expected 17 to 21)");
+        long highest = options.Ops == OnnxOps.Standard ? 23 : 21, lowest = HymbaOnnxGraph.MinimumOpset(options.Ops, options.Type);
+        if (options.Opset < lowest || options.Opset > highest)
+            throw new InvalidRequestException("--opset", $"{options.Opset} is not supported with --ops {OpsName(options.Ops)} --type {options.Type.ToString().ToLowerInvariant()} (expected {lowest} to {highest}" +
+                (lowest > 17 ? "; N-bit weights need blocked DequantizeLinear and int4, opset 21)" : ")"));
         if (!MatMulNBitsPacker.SupportedBlockSizes.Contains(options.BlockSize))
             throw new InvalidRequestException("--block-size", $"{options.BlockSize} is not supported (expected {string.Join(", ", MatMulNBitsPacker.SupportedBlockSizes)})");
         if (config.ConvKernel < 2) throw new InvalidConfigException(config.SourcePath, "$.mamba_d_conv", $"{config.ConvKernel} is not supported by the ONNX export (expected at least 2)", unsupported: true);
@@ -74,7 +88,7 @@ public static class OnnxExporter
         var weights = OnnxPrecision.Plan(config, options.Type);
         long weightBytes = weights.Sum(w => w.Bytes(options.BlockSize));
         bool external = weightBytes > Math.Min(options.ExternalDataThreshold, ProtobufLimit - (64L << 20));
-        var graph = HymbaOnnxGraph.Build(config, weights, new HymbaGraphOptions(options.Opset, options.BlockSize, options.AccuracyLevel, options.StateType));
+        var graph = HymbaOnnxGraph.Build(config, weights, new HymbaGraphOptions(options.Opset, options.BlockSize, options.AccuracyLevel, options.Ops, options.StateType));
         var state = new HymbaStateLayout(config, options.StateType);
         // The meta tokens' state first (one pass over the layers), reported as the first half of the work.
         var metaState = MetaTokenState.Compute(source.Tensors, ProgressPart.Of(progress, 0, 2, weightBytes));
@@ -85,7 +99,7 @@ public static class OnnxExporter
             using (var store = new OnnxInitializerStore(external ? Path.Combine(directory, HymbaOnnxNames.DataFile) : null))
             using (var walk = options.GptqCalibration is { } chunks ? GptqWalk(source.Tensors, chunks, weights, options.BlockSize) : null)
             {
-                WriteWeights(source.Tensors, weights, options.BlockSize, store, ProgressPart.Of(progress, 1, 2, weightBytes), weightBytes, walk);
+                new OnnxWeightWriter(source.Tensors, weights, options.BlockSize, options.Ops, walk).WriteAll(store, ProgressPart.Of(progress, 1, 2, weightBytes), weightBytes);
                 WriteMetaTokenState(metaState, store);
                 store.Complete();
                 graph.Initializer.AddRange(store.Tensors);
@@ -93,15 +107,16 @@ public static class OnnxExporter
             }
             var model = new ModelProto
             {
-                IrVersion = options.Opset >= 21 ? 10 : 8,
+                IrVersion = IrVersionOf(options.Opset),
                 ProducerName = "HymbaTools",
                 ProducerVersion = Gguf.GgufExporter.ToolVersion,
                 Graph = graph,
                 DocString = "Hymba decoder with decoding state: see README.md in this directory.",
             };
             model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = options.Opset });
-            // ONNX Runtime's contrib ops (fused norms, RoPE, conv with state, linear attention, MatMulNBits).
-            model.OpsetImport.Add(new OperatorSetIdProto { Domain = OnnxConstants.MicrosoftDomain, Version = OnnxConstants.MicrosoftOpset });
+            // ONNX Runtime's contrib ops (fused norms, RoPE, conv with state, MatMulNBits); a standard graph has none.
+            if (options.Ops == OnnxOps.OnnxRuntime)
+                model.OpsetImport.Add(new OperatorSetIdProto { Domain = OnnxConstants.MicrosoftDomain, Version = OnnxConstants.MicrosoftOpset });
             foreach (var (key, value) in Metadata(source, options))
                 model.MetadataProps.Add(new StringStringEntryProto { Key = key, Value = value });
             model.MetadataProps.Add(new StringStringEntryProto { Key = HymbaOnnxNames.MetaTensorChecksums, Value = checksums });
@@ -117,6 +132,12 @@ public static class OnnxExporter
         });
         return new OnnxExportResult(destination, weights, modelBytes, dataBytes, external);
     }
+
+    /// <summary>The `--ops` spelling of an op set.</summary>
+    public static string OpsName(OnnxOps ops) => ops == OnnxOps.Standard ? "standard" : "ort";
+
+    /// <summary>The IR version ONNX released with each opset (17-18: 8, 19-20: 9, 21-22: 10, 23: 11).</summary>
+    private static long IrVersionOf(long opset) => opset switch { <= 18 => 8, <= 20 => 9, <= 22 => 10, _ => 11 };
 
     /// <summary>GPTQ over the layers for every MatMulNBits weight whose rows are whole blocks (the rest round to nearest).</summary>
     private static GptqLayerWalk GptqWalk(IHymbaTensorSource source, long[][] chunks, IReadOnlyList<OnnxWeight> weights, int blockSize)
@@ -145,6 +166,7 @@ public static class OnnxExporter
         yield return (HymbaOnnxNames.MetaBlockSize, options.BlockSize.ToString(System.Globalization.CultureInfo.InvariantCulture));
         yield return (HymbaOnnxNames.MetaAccuracyLevel, options.AccuracyLevel.ToString(System.Globalization.CultureInfo.InvariantCulture));
         yield return (HymbaOnnxNames.MetaStateType, options.StateType.ToString().ToLowerInvariant());
+        yield return ("hymba.export.ops", OpsName(options.Ops));
         if (options.GptqCalibration is not null)
         {
             yield return (HymbaOnnxNames.MetaMethod, "gptq");
@@ -178,91 +200,6 @@ public static class OnnxExporter
         {
             store.Add(HymbaOnnxNames.MetaConv(plan.Index), [1, c.DInner, c.ConvKernel - 1], DataType.Float, MemoryMarshal.AsBytes(state.ConvStates[plan.Index].AsSpan()));
             store.Add(HymbaOnnxNames.MetaSsm(plan.Index), [1, c.DInner, c.SsmStateSize], DataType.Float, MemoryMarshal.AsBytes(state.SsmStates[plan.Index].AsSpan()));
-        }
-    }
-
-    /// <summary>
-    /// Converts every initializer in layout order, a fused one member by member into one buffer (members are rows of
-    /// the same width; MatMulNBits packs each row on its own, so packed members concatenate). A source tensor is read
-    /// once for all the stored tensors taken from it (in_proj's row blocks).
-    /// </summary>
-    private static void WriteWeights(IHymbaTensorSource source, IReadOnlyList<OnnxWeight> weights, int blockSize, OnnxInitializerStore store,
-        IProgress<(long Done, long Total)>? progress, long totalBytes, GptqLayerWalk? walk)
-    {
-        string? cachedName = null;
-        float[] cached = [];
-        long done = 0;
-        ReadOnlySpan<float> ValuesOf(StoredTensor t)
-        {
-            if (cachedName != t.SourceName)
-            {
-                long count = source.ShapeOf(t.SourceName).Aggregate(1L, (a, b) => checked(a * b));
-                cached = new float[count];
-                source.CopyToFloat32(t.SourceName, cached);
-                cachedName = t.SourceName;
-            }
-            int columns = checked((int)t.Columns);
-            return cached.AsSpan(checked((t.SourceRows?.Start ?? 0) * columns), checked((int)t.Rows * columns));
-        }
-        foreach (var initializer in OnnxInitializers.Plan(weights))
-        {
-            Interruption.ThrowIfRequested();
-            done += initializer.Members.Sum(w => w.Bytes(blockSize));
-            if (!initializer.IsFused && initializer.Kind == OnnxWeightKind.Float32)
-            {
-                // The common case of a float export written straight from the source values, without a copy.
-                var values = ValuesOf(initializer.First.Tensor);
-                if (initializer.Derivation is { } derived)
-                {
-                    var mapped = new float[values.Length];
-                    for (int i = 0; i < values.Length; i++) mapped[i] = derived.Map(values[i]);
-                    values = mapped;
-                }
-                store.Add(initializer.Name, initializer.Shape, DataType.Float, MemoryMarshal.AsBytes(values));
-                progress?.Report((done, totalBytes));
-                continue;
-            }
-            var parts = initializer.Members.Select(w => walk?.TryRound(w.Tensor) is { } rounded
-                ? Split(rounded, w, blockSize)
-                : Convert(ValuesOf(w.Tensor), w, blockSize)).ToList();
-            if (initializer.Kind == OnnxWeightKind.NBits)
-            {
-                var blocks = parts.SelectMany(p => p.Bytes).ToArray();
-                var scales = parts.SelectMany(p => p.Scales!).ToArray();
-                long perRow = blocks.Length / initializer.Rows;
-                store.Add(HymbaOnnxGraph.BlocksName(initializer.Name), [initializer.Rows, perRow / (blockSize * initializer.Bits / 8), blockSize * initializer.Bits / 8], DataType.Uint8, blocks);
-                store.Add(HymbaOnnxGraph.ScalesName(initializer.Name), [scales.Length], DataType.Float, MemoryMarshal.AsBytes(scales.AsSpan()));
-            }
-            else
-            {
-                var bytes = parts.Count == 1 ? parts[0].Bytes : parts.SelectMany(p => p.Bytes).ToArray();
-                store.Add(initializer.Name, initializer.Shape, initializer.Kind == OnnxWeightKind.Float16 ? DataType.Float16 : DataType.Float, bytes);
-            }
-            progress?.Report((done, totalBytes));
-        }
-    }
-
-    /// <summary>GPTQ-rounded rows of a MatMulNBits weight, as the operator's blocks and scales.</summary>
-    private static (byte[] Bytes, float[]? Scales) Split(byte[] rows, OnnxWeight w, int blockSize)
-    {
-        var (b, scales) = new MatMulNBitsGrid(w.Bits, blockSize).Split(rows, checked((int)w.Tensor.Rows), checked((int)w.Tensor.Columns));
-        return (b, scales);
-    }
-
-    /// <summary>One stored tensor in its ONNX representation: float32 or float16 bytes, or MatMulNBits blocks and scales.</summary>
-    private static (byte[] Bytes, float[]? Scales) Convert(ReadOnlySpan<float> values, OnnxWeight w, int blockSize)
-    {
-        switch (w.Kind)
-        {
-            case OnnxWeightKind.Float32:
-                return (MemoryMarshal.AsBytes(values).ToArray(), null);
-            case OnnxWeightKind.Float16:
-                var half = new Half[values.Length];
-                for (int i = 0; i < values.Length; i++) half[i] = (Half)values[i];
-                return (MemoryMarshal.AsBytes(half.AsSpan()).ToArray(), null);
-            default:
-                var packed = MatMulNBitsPacker.Quantize(values, checked((int)w.Tensor.Rows), checked((int)w.Tensor.Columns), w.Bits, blockSize, symmetric: true);
-                return (packed.B, packed.Scales);
         }
     }
 }

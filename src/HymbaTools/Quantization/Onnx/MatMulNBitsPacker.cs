@@ -27,17 +27,38 @@ internal static class MatMulNBitsPacker
 
     public static MatMulNBitsWeight Quantize(ReadOnlySpan<float> weight, int n, int k, int bits, int blockSize, bool symmetric)
     {
+        Check(weight.Length, n, k, bits, blockSize);
+        int blocks = (k + blockSize - 1) / blockSize;
+        var b = new byte[(long)n * blocks * (blockSize * bits / 8)];
+        var scales = new float[(long)n * blocks];
+        byte[]? zeroPoints = symmetric ? null : new byte[(long)n * ((blocks * bits + 7) / 8)];
+        QuantizeInto(weight, n, k, bits, blockSize, b, scales, zeroPoints);
+        return new MatMulNBitsWeight(n, k, bits, blockSize, b, scales, zeroPoints);
+    }
+
+    private static void Check(int length, int n, int k, int bits, int blockSize)
+    {
         if (bits is not (4 or 8)) throw new ArgumentOutOfRangeException(nameof(bits), "bits must be 4 or 8");
         if (!SupportedBlockSizes.Contains(blockSize)) throw new ArgumentOutOfRangeException(nameof(blockSize), "block size must be 16, 32, 64 or 128");
-        if (weight.Length != (long)n * k) throw new ArgumentException($"weight has {weight.Length} values, expected {n} x {k}");
+        if (length != (long)n * k) throw new ArgumentException($"weight has {length} values, expected {n} x {k}");
+    }
+
+    /// <summary>
+    /// <see cref="Quantize"/> into the caller's buffers (B [N * k_blocks * blob], scales [N * k_blocks], zero points or
+    /// null for symmetric), so a streaming writer reuses one buffer for every weight instead of allocating each.
+    /// </summary>
+    public static void QuantizeInto(ReadOnlySpan<float> weight, int n, int k, int bits, int blockSize, Span<byte> b, Span<float> scales, Span<byte> zeroPoints)
+    {
+        Check(weight.Length, n, k, bits, blockSize);
+        bool symmetric = zeroPoints.IsEmpty;
         int blocks = (k + blockSize - 1) / blockSize;
         int blob = blockSize * bits / 8;
         int levels = (1 << bits) - 1;
         int defaultZero = 1 << (bits - 1);
-        var b = new byte[(long)n * blocks * blob];
-        var scales = new float[(long)n * blocks];
         int zpBytesPerRow = (blocks * bits + 7) / 8;
-        byte[]? zeroPoints = symmetric ? null : new byte[(long)n * zpBytesPerRow];
+        if (b.Length < (long)n * blocks * blob || scales.Length < (long)n * blocks || (!symmetric && zeroPoints.Length < (long)n * zpBytesPerRow))
+            throw new ArgumentException("output buffers are too small");
+        if (!symmetric) zeroPoints[..(n * zpBytesPerRow)].Clear();
         Span<int> q = stackalloc int[blockSize];
         for (int row = 0; row < n; row++)
         {
@@ -66,21 +87,20 @@ internal static class MatMulNBitsPacker
                 float reciprocal = scale != 0 ? 1f / scale : 0f;
                 for (int j = 0; j < blockSize; j++)
                     q[j] = j < length ? Math.Clamp((int)MathF.Round(x[j] * reciprocal, MidpointRounding.ToEven) + zero, 0, levels) : zero;
-                scales[(long)row * blocks + block] = scale;
-                var dst = b.AsSpan((int)(((long)row * blocks + block) * blob), blob);
+                scales[row * blocks + block] = scale;
+                var dst = b.Slice((int)(((long)row * blocks + block) * blob), blob);
                 if (bits == 4)
                     for (int j = 0; j < blockSize; j += 2) dst[j / 2] = (byte)(q[j] | (q[j + 1] << 4));
                 else
                     for (int j = 0; j < blockSize; j++) dst[j] = (byte)q[j];
-                if (zeroPoints is not null)
+                if (!symmetric)
                 {
-                    long at = (long)row * zpBytesPerRow;
+                    int at = row * zpBytesPerRow;
                     if (bits == 4) zeroPoints[at + block / 2] |= (byte)(block % 2 == 0 ? zero : zero << 4);
                     else zeroPoints[at + block] = (byte)zero;
                 }
             }
         }
-        return new MatMulNBitsWeight(n, k, bits, blockSize, b, scales, zeroPoints);
     }
 
     /// <summary>The weight [N, K] that MatMulNBits computes with (for tests and accuracy reports).</summary>
