@@ -226,7 +226,7 @@ internal static class BenchOnnxCommand
                 ($"first call ({work.PromptTokens})", new Range(second, second + 1)),
                 ("decode", new Range(second + 1, second + 1 + work.DecodeTokens)),
                 ($"prefill ({work.PrefillTokens})", new Range(second + 1 + work.DecodeTokens, second + perRound)),
-            ]));
+            ], OnnxProfile.MatMulNBitsWidths(Path.Combine(directory, HymbaOnnxNames.ModelFile))));
         }
         finally { File.Delete(trace); }
     }

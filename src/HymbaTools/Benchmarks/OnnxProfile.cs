@@ -25,8 +25,11 @@ internal static class OnnxProfile
     /// <summary>Ops whose time is their subgraph's: the trace holds every body node too, so counting these would count it twice.</summary>
     private static readonly HashSet<string> ControlFlow = new(["If", "Scan", "Loop"], StringComparer.Ordinal);
 
-    /// <summary>Reads a trace and splits its runs into phases by index ranges (e.g. run 0 = first call, 1..32 = decode).</summary>
-    public static IReadOnlyList<Phase> Read(string tracePath, IReadOnlyList<(string Name, Range Runs)> phases)
+    /// <summary>
+    /// Reads a trace and splits its runs into phases by index ranges (e.g. run 0 = first call, 1..32 = decode); nodes
+    /// named in <paramref name="labels"/> are counted under that label instead of their op type.
+    /// </summary>
+    public static IReadOnlyList<Phase> Read(string tracePath, IReadOnlyList<(string Name, Range Runs)> phases, IReadOnlyDictionary<string, string>? labels = null)
     {
         using var stream = File.OpenRead(tracePath);
         using var trace = JsonDocument.Parse(stream);
@@ -41,7 +44,7 @@ internal static class OnnxProfile
             else if (category == "Node" && name.EndsWith("_kernel_time", StringComparison.Ordinal)
                      && e.TryGetProperty("args", out var args) && args.TryGetProperty("op_name", out var op)
                      && op.GetString() is { } opType && !ControlFlow.Contains(opType))
-                nodes.Add((start, duration, opType));
+                nodes.Add((start, duration, labels?.GetValueOrDefault(name[..^"_kernel_time".Length]) ?? opType));
         }
         runs.Sort();
         var result = new List<Phase>();
@@ -56,6 +59,18 @@ internal static class OnnxProfile
             result.Add(new Phase(phaseName, length, inPhase.Sum(r => r.End - r.Start), ops));
         }
         return result;
+    }
+
+    /// <summary>
+    /// Labels that split MatMulNBits by weight width ("MatMulNBits 8-bit": the tied head and x_proj/dt_proj of an int4
+    /// export), from the graph's node names and bits attributes (the names the profiler reports).
+    /// </summary>
+    public static IReadOnlyDictionary<string, string> MatMulNBitsWidths(string modelPath)
+    {
+        using var stream = File.OpenRead(modelPath);
+        var graph = Formats.Onnx.Protos.ModelProto.Parser.ParseFrom(stream).Graph;
+        return graph.Node.Where(n => n.OpType == "MatMulNBits")
+            .ToDictionary(n => n.Name, n => $"MatMulNBits {n.Attribute.FirstOrDefault(a => a.Name == "bits")?.I ?? 0}-bit", StringComparer.Ordinal);
     }
 
     /// <summary>Share of kernel time per op type, phases side by side; rows under 0.5 % in every phase folded into one.</summary>

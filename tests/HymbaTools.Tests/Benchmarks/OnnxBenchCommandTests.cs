@@ -109,7 +109,9 @@ public class OnnxBenchCommandTests : IDisposable
         Assert.True(run.ExitCode == 0, run.Stderr);
         var lines = run.Stdout.Split('\n');
         Assert.Contains(lines, l => l.StartsWith("ONNX Runtime profile of int4", StringComparison.Ordinal));
-        Assert.Contains(lines, l => l.StartsWith("MatMulNBits ", StringComparison.Ordinal));
+        // MatMulNBits split by weight width: 4-bit blocks, and 8 bits for x_proj/dt_proj and the tied head.
+        Assert.Contains(lines, l => l.StartsWith("MatMulNBits 4-bit ", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("MatMulNBits 8-bit ", StringComparison.Ordinal));
         Assert.Contains(lines, l => l.StartsWith("kernels, all", StringComparison.Ordinal));
         Assert.DoesNotContain(lines, l => l.StartsWith("If ", StringComparison.Ordinal) || l.StartsWith("Scan ", StringComparison.Ordinal));
         Assert.Empty(Directory.EnumerateFileSystemEntries(work));
