@@ -101,8 +101,9 @@ public sealed class OnnxRunner : IHymbaRunner
             var declared = _session.InputMetadata[state.Past].Dimensions;
             bool matches = declared.Length == state.Shape.Length && declared.Select((d, k) => state.Shape[k] < 0 || d == state.Shape[k]).All(x => x);
             if (!matches)
-                throw new InvalidCheckpointException(_modelPath, state.Past,
-                    $"shape [{string.Join(", ", declared)}] is an earlier hymba's state layout (K/V zero-padded to one width); export the checkpoint again with this version");
+                throw new InvalidCheckpointException(_modelPath, state.Past, state.IsKeyOrValue
+                    ? $"shape [{string.Join(", ", declared)}] is an earlier hymba's state layout (K/V zero-padded to one width); export the checkpoint again with this version"
+                    : $"shape [{string.Join(", ", declared)}], expected [{string.Join(", ", state.Shape)}] from config.json (-1: any)");
         }
         var outputs = _session.OutputMetadata.Keys.ToHashSet(StringComparer.Ordinal);
         foreach (var name in PresentNames.Append(HymbaOnnxNames.Logits))

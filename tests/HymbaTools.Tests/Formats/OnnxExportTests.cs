@@ -152,6 +152,24 @@ public class OnnxExportTests : IDisposable
         }
     }
 
+    /// <summary>
+    /// A state saved after a prefill (float16 K/V widened to float32 data) and loaded into a new session decodes exactly as
+    /// the session it came from: what bench onnx --depth relies on to start every round at the same depth.
+    /// </summary>
+    [Fact]
+    public void A_saved_state_decodes_as_the_session_it_came_from()
+    {
+        using var runner = OnnxRunner.Open(Export(Fixtures.TinyB));
+        Assert.Equal(OnnxStateType.F16, runner.State.KeyValueType);
+        var ids = LongSequence(runner.Config, 5);
+        using var original = (OnnxDecodeSession)runner.StartDecode(1, DecodeWindowMode.MatchFullForward);
+        original.Step([ids[..^3]]);
+        using var restored = runner.StartFrom(1, original.TextLength, original.SaveState());
+        Assert.Equal(original.StateBytes, restored.StateBytes);
+        foreach (long id in ids[^3..])
+            Assert.Equal(original.Step([[id]]).Data, restored.Step([[id]]).Data);
+    }
+
     [Fact]
     public void A_batch_gives_the_rows_of_single_runs()
     {
@@ -380,6 +398,17 @@ public class OnnxExportTests : IDisposable
         Assert.Contains("export the checkpoint again", e.Message, StringComparison.Ordinal);
         var cli = CliRunner.Run("generate", dir, "--prompt", "x", "--tokenizer", Path.Combine(AppContext.BaseDirectory, "example-model"));
         Assert.Equal(2, cli.ExitCode);
+
+        // hymba 0.3's layout (K/V padded to one width): a key input whose last dimension is not this layout's is named.
+        string padded = Export(Fixtures.TinyA, new OnnxExportOptions(), "padded");
+        string modelPath = Path.Combine(padded, HymbaOnnxNames.ModelFile);
+        var export = ModelProto.Parser.ParseFrom(File.ReadAllBytes(modelPath));
+        var key = export.Graph.Input.Single(i => i.Name == HymbaOnnxNames.PastKey(0));
+        key.Type.TensorType.Shape.Dim[3] = new TensorShapeProto.Types.Dimension { DimParam = "head_size" };
+        File.WriteAllBytes(modelPath, Google.Protobuf.MessageExtensions.ToByteArray(export));
+        var refused = Assert.Throws<InvalidCheckpointException>(() => OnnxRunner.Open(padded));
+        Assert.Contains(HymbaOnnxNames.PastKey(0), refused.Message, StringComparison.Ordinal);
+        Assert.Contains("export the checkpoint again", refused.Message, StringComparison.Ordinal);
     }
 
     [Fact]
