@@ -71,8 +71,10 @@ internal static class BenchOnnxCommand
                 using (var input = isExport ? null : ArtifactLoader.OpenExportSource(path, stderr))
                 {
                     var config = isExport ? HymbaConfig.Load(Path.Combine(path, "config.json")) : input!.Source.Tensors.Config;
-                    foreach (int d in depths.Where(d => d > 0 && d + decodeTokens > config.MaxPositionEmbeddings))
-                        throw new InvalidRequestException("--depth", $"{d} context + {decodeTokens} decoded tokens exceed the model's context of {config.MaxPositionEmbeddings} (max_position_embeddings)");
+                    // genai decodes every round's tokens after the same context (it cannot restore a recurrent state).
+                    int decodedAfterDepth = parse.GetValue(noGenAi) ? decodeTokens : (n + 1) * decodeTokens;
+                    foreach (int d in depths.Where(d => d > 0 && (long)d + decodedAfterDepth > config.MaxPositionEmbeddings))
+                        throw new InvalidRequestException("--depth", $"{d} context + {decodedAfterDepth} decoded tokens ({(parse.GetValue(noGenAi) ? "--decode" : "--decode for the warm-up and each round in genai's one sequence")}) exceed the model's context of {config.MaxPositionEmbeddings} (max_position_embeddings); at most {config.MaxPositionEmbeddings - decodedAfterDepth}");
                     workload = new OnnxBenchmark.Workload(promptTokens, prefillTokens, decodeTokens, config.VocabSize);
                     if (isExport)
                     {
