@@ -73,7 +73,11 @@ internal static class OnnxExportReadme
         var owners = string.Join(", ", c.KvOwners.Select(l => l.Index.ToString(inv)));
         var consumers = c.Layers.Where(l => !l.OwnsKv).Select(l => $"{l.Index}<-{l.KvSource}").ToList();
         var sliding = c.Layers.Where(l => l.Attention == AttentionKind.Sliding).Select(l => l.Index.ToString(inv)).ToList();
-        var kinds = weights.GroupBy(w => w.Kind == OnnxWeightKind.NBits ? $"MatMulNBits {w.Bits}-bit" : w.Kind.ToString().ToLowerInvariant())
+        // An N-bit weight is MatMulNBits blocks, DequantizeLinear levels (standard ops), or, for an untied embedding only Gather
+        // reads, packed rows in either.
+        string NBitsForm(OnnxWeight w) => HymbaOnnxGraph.UsesDequantizeLayout(c, w.Tensor.Name, w.Kind, options.Ops) ? "DequantizeLinear"
+            : options.Ops == OnnxOps.Standard ? "packed rows (Gather)" : "MatMulNBits";
+        var kinds = weights.GroupBy(w => w.Kind == OnnxWeightKind.NBits ? $"{NBitsForm(w)} {w.Bits}-bit" : w.Kind.ToString().ToLowerInvariant())
             .Select(g => $"{g.Key}: {g.Count()} tensors");
         int width = state.EntryWidth;
         string kvType = state.KeyValueType == OnnxStateType.F16 ? "float16" : "float32";
@@ -88,7 +92,7 @@ internal static class OnnxExportReadme
 
             Exported by {Gguf.GgufExporter.ToolVersion} (`hymba export --format onnx --type {options.Type.ToString().ToLowerInvariant()} --ops {OnnxExporter.OpsName(options.Ops)}`), opset {options.Opset}.
             {Runtimes(options)}
-            Weights: {string.Join("; ", kinds).Replace("MatMulNBits", options.Ops == OnnxOps.Standard ? "DequantizeLinear" : "MatMulNBits", StringComparison.Ordinal)}{(options.Type is OnnxExportType.Int4 or OnnxExportType.Int8 ? $", block size {options.BlockSize}" : "")}.
+            Weights: {string.Join("; ", kinds)}{(options.Type is OnnxExportType.Int4 or OnnxExportType.Int8 ? $", block size {options.BlockSize}" : "")}.
 
             Files: `model.onnx` (+ `model.onnx.data` for large models), `genai_config.json` (onnxruntime-genai's configuration),
             `hymba_export.json` (what genai's configuration has no words for: weight type, KV sharing, window, cache layout),
