@@ -52,11 +52,11 @@ internal static class ExportCommand
             if (level is not (0 or 1 or 2 or 3 or 4)) throw new InvalidRequestException("--accuracy-level", $"{level} (expected 0 to 4)");
             long limit = parse.GetValue(threshold);
             if (limit < 0) throw new InvalidRequestException("--external-data-threshold", $"{limit} (expected a non-negative byte count)");
-            string rounding = parse.GetValue(method)!.ToLowerInvariant();
-            if (rounding is not ("rtn" or "gptq")) throw new InvalidRequestException("--method", $"'{rounding}', expected rtn or gptq");
-            if (rounding == "gptq" && exportType is not (OnnxExportType.Int4 or OnnxExportType.Int8))
+            var rounding = HymbaTools.Quantization.RoundingMethods.Parse(parse.GetValue(method)!);
+            bool gptq = rounding == HymbaTools.Quantization.RoundingMethod.Gptq;
+            if (gptq && exportType is not (OnnxExportType.Int4 or OnnxExportType.Int8))
                 throw new InvalidRequestException("--method", "gptq rounds MatMulNBits blocks: use it with --type int4 or int8");
-            if (rounding == "gptq" && parse.GetValue(calibration) is null) throw new InvalidRequestException("--calibration", "--method gptq needs calibration text (its input Hessians come from it)");
+            if (gptq && parse.GetValue(calibration) is null) throw new InvalidRequestException("--calibration", "--method gptq needs calibration text (its input Hessians come from it)");
             if (parse.GetValue(chunk) < 1) throw new InvalidRequestException("--chunk", $"{parse.GetValue(chunk)}, expected >= 1");
             if (parse.GetValue(chunks) < 1) throw new InvalidRequestException("--chunks", $"{parse.GetValue(chunks)}, expected >= 1");
             var options = new OnnxExportOptions
@@ -71,10 +71,10 @@ internal static class ExportCommand
             string sourcePath = CheckpointInput.Resolve(parse.GetValue(source)!, stderr);
             ArtifactKinds.Require(sourcePath, "export", ArtifactKind.Checkpoint | ArtifactKind.Gguf);
             using var input = ArtifactLoader.OpenExportSource(sourcePath, stderr, parse.GetValue(allowRequantize));
-            if (rounding == "gptq")
+            if (gptq)
             {
                 var (ids, name) = CalibrationText.Read(sourcePath, parse.GetValue(calibration)!, input.Source.Tensors.Config.VocabSize);
-                var split = HymbaTools.Quantization.CalibrationChunks.Split(ids, parse.GetValue(chunk), parse.GetValue(chunks));
+                var split = HymbaTools.Quantization.Calibration.CalibrationChunks.Split(ids, parse.GetValue(chunk), parse.GetValue(chunks));
                 options = options with { GptqCalibration = split, CalibrationSource = $"{name} ({split.Length} x {parse.GetValue(chunk)} tokens)" };
             }
             using var progress = new ConsoleProgress(stderr, $"export onnx {typeName}");

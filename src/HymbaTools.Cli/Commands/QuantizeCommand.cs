@@ -5,6 +5,7 @@ using HymbaTools.Model;
 using HymbaTools.Quantization;
 using HymbaTools.Quantization.BitBudget;
 using HymbaTools.Quantization.Gptq;
+using HymbaTools.Quantization.Calibration;
 
 namespace HymbaTools.Cli.Commands;
 
@@ -38,8 +39,7 @@ internal static class QuantizeCommand
             if ((presetName is null) == (target is null)) throw new InvalidRequestException("--type", "give a preset (--type) or a bit budget (--target-bpw), one of them");
             var preset = presetName is null ? null : QuantizationPreset.Find(presetName)
                 ?? throw new InvalidRequestException("--type", $"unknown preset '{presetName}' (expected one of {string.Join(", ", QuantizationPreset.All.Select(p => p.Name))})");
-            string rounding = parse.GetValue(method)!.ToLowerInvariant();
-            if (rounding is not ("rtn" or "gptq")) throw new InvalidRequestException("--method", $"'{rounding}', expected rtn or gptq");
+            var rounding = RoundingMethods.Parse(parse.GetValue(method)!);
             CostMeasure? measure = parse.GetValue(cost)?.ToLowerInvariant() switch
             {
                 null => null,
@@ -63,7 +63,7 @@ internal static class QuantizeCommand
                 AllowRequantize = parse.GetValue(allowRequantize),
             };
             string input = CheckpointInput.Resolve(parse.GetValue(checkpoint)!, stderr);
-            bool calibrated = target is not null || rounding == "gptq" || parse.GetValue(calibration) is not null;
+            bool calibrated = target is not null || rounding == RoundingMethod.Gptq || parse.GetValue(calibration) is not null;
             var kind = ArtifactKinds.Require(input, "quantize", dry ? ArtifactKind.Checkpoint | ArtifactKind.ConfigOnly | ArtifactKind.Gguf : ArtifactKind.Checkpoint | ArtifactKind.Gguf);
             if (kind == ArtifactKind.Gguf)
             {
@@ -88,7 +88,7 @@ internal static class QuantizeCommand
     /// <summary>What -o replaces without --force: a previous GGUF file (its magic bytes).</summary>
     internal static readonly OutputKind GgufOutput = new("a GGUF file", GgufFile.IsGguf);
 
-    private sealed record Calibration(double? Target, string? Text, string Method, CostMeasure? Measure, int ChunkLength, int MaxChunks);
+    private sealed record Calibration(double? Target, string? Text, RoundingMethod Method, CostMeasure? Measure, int ChunkLength, int MaxChunks);
 
     /// <summary>A bit budget and/or GPTQ: calibration chunks, measured costs and the knapsack's plan, the layer walk that rounds.</summary>
     private static int Calibrated(HymbaCheckpoint ckpt, GgufExportOptions options, Calibration calibration, bool dry, string? outPath, TextWriter stdout, TextWriter stderr)
@@ -101,7 +101,7 @@ internal static class QuantizeCommand
             chunks = CalibrationChunks.Split(ids, calibration.ChunkLength, calibration.MaxChunks);
             source = $"{name} ({chunks.Length} x {calibration.ChunkLength} tokens)";
         }
-        if (calibration.Method == "gptq" && chunks is null) throw new InvalidRequestException("--calibration", "--method gptq needs calibration text (its input Hessians come from it)");
+        if (calibration.Method == RoundingMethod.Gptq && chunks is null) throw new InvalidRequestException("--calibration", "--method gptq needs calibration text (its input Hessians come from it)");
         var notes = new List<string>();
         if (calibration.Target is { } target)
         {
@@ -119,7 +119,7 @@ internal static class QuantizeCommand
         else if (chunks is not null) notes.Add($"calibration={source}");
         options = options with { Method = calibration.Method, PlanNotes = notes };
         if (dry) return PrintPlan(GgufExporter.Prepare(ckpt, options), stdout);
-        if (calibration.Method != "gptq") return Write(progress => GgufExporter.Export(ckpt, outPath!, options, progress), options.Preset, stdout, stderr);
+        if (calibration.Method != RoundingMethod.Gptq) return Write(progress => GgufExporter.Export(ckpt, outPath!, options, progress), options.Preset, stdout, stderr);
         var plan = options.Plan ?? QuantizationPlan.Create(ckpt.Config, options.Preset, options.Overrides);
         using var walk = GptqLayerWalk.ForGgml(new CheckpointTensorSource(ckpt), chunks!, plan, options.Importance, options.Threads, ckpt.ReleaseResidentPages);
         var result = Write(progress => GgufExporter.Export(ckpt, outPath!, options with { Plan = plan, Rounding = walk }, progress), options.Preset, stdout, stderr);

@@ -1,7 +1,10 @@
 using HymbaTools.Formats.Gguf;
 using HymbaTools.Model;
 using HymbaTools.Quantization;
+using HymbaTools.Quantization.BlockFormats;
+using HymbaTools.Quantization.Calibration;
 using HymbaTools.Quantization.Gptq;
+using HymbaTools.Quantization.Onnx;
 using HymbaTools.Tests.TestData;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -221,7 +224,7 @@ public class GptqTests : IDisposable
             var preset = QuantizationPreset.Find("q4_0")!;
             var plan = QuantizationPlan.Create(ckpt.Config, preset);
             using var walk = GptqLayerWalk.ForGgml(new CheckpointTensorSource(ckpt), RandomChunks(3, 48, ckpt.Config.VocabSize, 11), plan, null, threads);
-            GgufExporter.Export(ckpt, path, new GgufExportOptions { Preset = preset, Plan = plan, Rounding = walk, Method = "gptq", Threads = threads });
+            GgufExporter.Export(ckpt, path, new GgufExportOptions { Preset = preset, Plan = plan, Rounding = walk, Method = RoundingMethod.Gptq, Threads = threads });
             return path;
         }
         string a = Write(1), b = Write(2);

@@ -143,7 +143,7 @@ public static class OnnxExporter
         yield return (HymbaOnnxNames.MetaAccuracyLevel, options.AccuracyLevel.ToString(System.Globalization.CultureInfo.InvariantCulture));
         if (options.GptqCalibration is not null)
         {
-            yield return (HymbaOnnxNames.MetaMethod, "gptq");
+            yield return (HymbaOnnxNames.MetaMethod, Quantization.RoundingMethods.NameOf(Quantization.RoundingMethod.Gptq));
             yield return (HymbaOnnxNames.MetaCalibration, options.CalibrationSource);
         }
         yield return (HymbaOnnxNames.MetaSourcePath, System.IO.Path.GetFullPath(source.Path));

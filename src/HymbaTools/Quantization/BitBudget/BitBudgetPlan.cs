@@ -52,7 +52,7 @@ public sealed class BitBudgetPlan
         var dominant = choices.GroupBy(c => c.Type).OrderByDescending(g => g.Sum(c => c.Bytes)).ThenBy(g => g.Key).First().Key;
         string name = "bpw-" + targetBitsPerWeight.ToString("0.###", CultureInfo.InvariantCulture);
         var preset = new QuantizationPreset(name, dominant, QuantizationPreset.FileTypeOf(dominant), dominant, dominant, null,
-            $"types chosen per tensor by measured cost ({MeasureName(costs)}, {costs.Method} rounding) within {targetBitsPerWeight.ToString("0.###", CultureInfo.InvariantCulture)} bits per weight");
+            $"types chosen per tensor by measured cost ({MeasureName(costs)}, {RoundingMethods.NameOf(costs.Method)} rounding) within {targetBitsPerWeight.ToString("0.###", CultureInfo.InvariantCulture)} bits per weight");
         var plan = QuantizationPlan.FromChoices(config, preset, choices.ToDictionary(c => c.Tensor.Name,
             c => (c.Type, $"budget: cost {c.Cost.ToString("G4", CultureInfo.InvariantCulture)} (at {GgmlTypes.NameOf(CandidateTypes.Smallest(c.Tensor))}: {c.SmallestCost.ToString("G4", CultureInfo.InvariantCulture)})")));
         return new BitBudgetPlan(targetBitsPerWeight, costs, choices, plan, calibration);
@@ -66,7 +66,7 @@ public sealed class BitBudgetPlan
         $"target_bpw={TargetBitsPerWeight.ToString("0.###", CultureInfo.InvariantCulture)}",
         $"bits_per_weight={Plan.BitsPerWeight.ToString("F4", CultureInfo.InvariantCulture)}",
         $"cost={(Costs.Measure == CostMeasure.Kl ? "kl" : "proxy")}",
-        $"cost_rounding={Costs.Method}",
+        $"cost_rounding={RoundingMethods.NameOf(Costs.Method)}",
         $"calibration={Calibration}",
         .. Choices.Select(c => $"{c.Tensor.Name}={GgmlTypes.NameOf(c.Type)} cost={c.Cost.ToString("G6", CultureInfo.InvariantCulture)}"),
     ];
@@ -77,7 +77,7 @@ public sealed class BitBudgetPlan
         foreach (var c in Choices)
             table.Add(c.Tensor.Name, "[" + string.Join(", ", c.Tensor.Shape) + "]", GgmlTypes.NameOf(c.Type), c.Bytes, c.Cost, c.SmallestCost);
         return $"bit budget {TargetBitsPerWeight.ToString("0.###", CultureInfo.InvariantCulture)} bits per weight; cost = {MeasureName(Costs)} " +
-               $"({Costs.Method} rounding), measured on {Calibration}\n{table}" +
+               $"({RoundingMethods.NameOf(Costs.Method)} rounding), measured on {Calibration}\n{table}" +
                $"\ntotal cost {TotalCost.ToString("G6", CultureInfo.InvariantCulture)}; " +
                string.Join(", ", Choices.GroupBy(c => c.Type).OrderBy(g => g.Key).Select(g => $"{GgmlTypes.NameOf(g.Key)} x{g.Count()}")) + "\n";
     }

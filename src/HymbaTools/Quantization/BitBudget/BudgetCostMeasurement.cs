@@ -1,5 +1,6 @@
 using HymbaTools.Model;
 using HymbaTools.Quantization.Gptq;
+using HymbaTools.Quantization.Calibration;
 
 namespace HymbaTools.Quantization.BitBudget;
 
@@ -10,8 +11,8 @@ public sealed record BudgetCostRequest
     public long[][]? Chunks { get; init; }
     /// <summary>The user's importance matrix: weights the scale search (as in the export) and the proxy.</summary>
     public ImportanceMatrix? Importance { get; init; }
-    /// <summary>"rtn" or "gptq": the rounding the costs are measured with (the export's).</summary>
-    public string Method { get; init; } = "rtn";
+    /// <summary>The export's rounding: KL costs are measured with it.</summary>
+    public RoundingMethod Method { get; init; } = RoundingMethod.Rtn;
     /// <summary>Null: KL when calibration text is given and the model is small enough, else the proxy.</summary>
     public CostMeasure? Measure { get; init; }
 }
@@ -40,7 +41,7 @@ internal static class BudgetCostMeasurement
             var chunks = request.Chunks ?? throw new Common.InvalidRequestException("--calibration", "measuring KL costs needs calibration text");
             using var model = HymbaModel.Load(source);
             FactorCache? factors = null;
-            if (request.Method == "gptq")
+            if (request.Method == RoundingMethod.Gptq)
             {
                 // The whole model's Gram matrices at once: fine at the sizes KL is measured at.
                 var statistics = new ActivationStatistics { GramLayers = new HashSet<int>(config.Layers.Select(l => l.Index)) };

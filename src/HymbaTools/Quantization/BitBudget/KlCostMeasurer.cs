@@ -1,5 +1,5 @@
 using HymbaTools.Model;
-using HymbaTools.Quantization.Gptq;
+using HymbaTools.Quantization.Calibration;
 
 namespace HymbaTools.Quantization.BitBudget;
 
@@ -14,7 +14,7 @@ internal delegate float[] RoundTrip(StoredTensor tensor, GgmlType type, float[] 
 /// </summary>
 internal static class KlCostMeasurer
 {
-    public static TensorCosts Measure(HymbaModel model, long[][] chunks, IEnumerable<StoredTensor> tensors, RoundTrip roundTrip, string method,
+    public static TensorCosts Measure(HymbaModel model, long[][] chunks, IEnumerable<StoredTensor> tensors, RoundTrip roundTrip, RoundingMethod method,
         IProgress<(long Done, long Total)>? progress = null)
     {
         using var pin = TorchThreadPin.Single();

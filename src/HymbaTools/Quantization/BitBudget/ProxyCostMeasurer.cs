@@ -16,7 +16,7 @@ internal static class ProxyCostMeasurer
     private const int ChunkRows = 256;
 
     public static TensorCosts Measure(IReadOnlyList<StoredTensor> tensors, Func<StoredTensor, RowSource> rowsOf, Action<StoredTensor> release, ImportanceMatrix importance,
-        bool weightedSearch, string method, IProgress<(long Done, long Total)>? progress = null)
+        bool weightedSearch, RoundingMethod method, IProgress<(long Done, long Total)>? progress = null)
     {
         var costs = new TensorCosts(CostMeasure.Proxy, method);
         long total = tensors.Sum(t => t.ElementCount), done = 0;

@@ -13,13 +13,13 @@ public enum CostMeasure
 /// The measured cost of each chosen tensor at each candidate type (F16 counts as 0: its rounding is below what
 /// the measures resolve). Costs are additive across tensors (each is measured with only its own tensor rounded).
 /// </summary>
-public sealed class TensorCosts(CostMeasure measure, string method)
+public sealed class TensorCosts(CostMeasure measure, RoundingMethod method)
 {
     private readonly Dictionary<string, Dictionary<GgmlType, double>> _costs = new(StringComparer.Ordinal);
 
     public CostMeasure Measure { get; } = measure;
-    /// <summary>The rounding the costs were measured with ("rtn" or "gptq").</summary>
-    public string Method { get; } = method;
+    /// <summary>The rounding the costs were measured with (recorded as cost_rounding).</summary>
+    public RoundingMethod Method { get; } = method;
 
     public void Set(string tensor, GgmlType type, double cost)
     {
@@ -31,6 +31,4 @@ public sealed class TensorCosts(CostMeasure measure, string method)
     public double Get(string tensor, GgmlType type) =>
         type is GgmlType.F16 or GgmlType.F32 ? 0 : _costs.TryGetValue(tensor, out var byType) && byType.TryGetValue(type, out double c) ? c
             : throw new KeyNotFoundException($"no cost measured for {tensor} at {GgmlTypes.NameOf(type)}");
-
-    public bool Has(string tensor, GgmlType type) => type is GgmlType.F16 or GgmlType.F32 || (_costs.TryGetValue(tensor, out var b) && b.ContainsKey(type));
 }

@@ -1,4 +1,5 @@
 using HymbaTools.Model;
+using HymbaTools.Quantization.BlockFormats;
 
 namespace HymbaTools.Quantization.Gptq;
 

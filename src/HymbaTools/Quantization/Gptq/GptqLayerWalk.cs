@@ -1,5 +1,7 @@
 using HymbaTools.Model;
 using static TorchSharp.torch;
+using HymbaTools.Quantization.BlockFormats;
+using HymbaTools.Quantization.Calibration;
 
 namespace HymbaTools.Quantization.Gptq;
 

@@ -1,7 +1,7 @@
 using HymbaTools.Model;
 using static TorchSharp.torch;
 
-namespace HymbaTools.Quantization.Gptq;
+namespace HymbaTools.Quantization.Calibration;
 
 /// <summary>
 /// An importance matrix (mean squared input activation per column) collected one layer at a time, for models

@@ -2,7 +2,7 @@ using HymbaTools.Model;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace HymbaTools.Quantization.Gptq;
+namespace HymbaTools.Quantization.Calibration;
 
 /// <summary>Where a stored linear weight lives among the forward pass's float32 tensors: a tensor and its first row.</summary>
 internal readonly record struct WeightSlot(Tensor Tensor, long FirstRow, long Rows, long Columns)

@@ -1,6 +1,6 @@
 using HymbaTools.Model;
 
-namespace HymbaTools.Quantization;
+namespace HymbaTools.Quantization.Calibration;
 
 /// <summary>
 /// Calibration: runs the reference forward over a token stream in fixed-length chunks (each a fresh

@@ -2,7 +2,7 @@ using HymbaTools.Model;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace HymbaTools.Quantization.Gptq;
+namespace HymbaTools.Quantization.Calibration;
 
 /// <summary>
 /// Calibration chunks pushed through a model one decoder layer at a time. Every chunk is its own sequence (the meta
