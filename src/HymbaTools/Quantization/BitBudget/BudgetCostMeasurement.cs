@@ -40,14 +40,8 @@ internal static class BudgetCostMeasurement
         {
             var chunks = request.Chunks ?? throw new Common.InvalidRequestException("--calibration", "measuring KL costs needs calibration text");
             using var model = HymbaModel.Load(source);
-            FactorCache? factors = null;
-            if (request.Method == RoundingMethod.Gptq)
-            {
-                // The whole model's Gram matrices at once: fine at the sizes KL is measured at.
-                var statistics = new ActivationStatistics { GramLayers = new HashSet<int>(config.Layers.Select(l => l.Index)) };
-                using (TorchThreadPin.Single()) model.Forward(chunks, new ForwardOptions { Statistics = statistics });
-                factors = new FactorCache(statistics);
-            }
+            // The whole model's Hessians at once: fine at the sizes KL is measured at.
+            using var factors = request.Method == RoundingMethod.Gptq ? FactorCache.Measure(source, chunks, Common.ComputeThreads.Count) : null;
             float[] RoundTrip(StoredTensor t, GgmlType type, float[] weights)
             {
                 if (factors is not null && t.Layer >= 0 && CompensatedTensorRounding.Round(t, type, weights, factors, config, request.Importance) is { } rounded)

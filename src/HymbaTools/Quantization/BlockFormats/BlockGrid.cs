@@ -16,6 +16,15 @@ internal abstract class BlockGrid
     public abstract long RowBytes(int columns);
     /// <summary>The block's scale, chosen from its current values by the type's own search (importance-weighted when given).</summary>
     public abstract BlockScale Choose(ReadOnlySpan<float> block, ReadOnlySpan<float> importance);
+
+    /// <summary>
+    /// <see cref="Choose"/> for several blocks of the same columns (one per row of a tile, one after the other in
+    /// <paramref name="blocks"/>), with the same results; a grid may search them together (IQ4_NL: eight blocks per vector).
+    /// </summary>
+    public virtual void ChooseBlocks(ReadOnlySpan<float> blocks, ReadOnlySpan<float> importance, Span<BlockScale> scales)
+    {
+        for (int b = 0; b < scales.Length; b++) scales[b] = Choose(blocks.Slice(b * BlockSize, BlockSize), importance);
+    }
     /// <summary>The level index whose value is nearest to <paramref name="value"/>.</summary>
     public abstract int Nearest(in BlockScale scale, float value);
     /// <summary>The value a decoder reads for a level (the same float arithmetic as the dequantizer).</summary>
@@ -42,12 +51,19 @@ internal sealed class GgmlBlockGrid : BlockGrid
     private readonly bool _hasMin;
     private readonly LevelPacking _pack;
     private readonly sbyte[]? _table;
+    private readonly float[]? _midpoints;
+    private readonly int _zeroLevel;
+    private readonly bool _blockLocal;
 
     /// <param name="levels">number of levels (q is 0 .. levels-1)</param>
     /// <param name="offset">the level that reads 0 for symmetric grids (q − offset)</param>
     /// <param name="hasMin">an fp16 min follows the scale and levels read q·d + m</param>
-    /// <param name="table">non-linear levels: q reads d·table[q]</param>
-    public GgmlBlockGrid(IBlockFormat format, int levels, int offset, bool hasMin, LevelPacking pack, ReadOnlySpan<sbyte> table = default)
+    /// <param name="table">non-linear levels in increasing order: q reads d·table[q]</param>
+    /// <param name="weightsPerBlock">
+    /// the codec's importance-weighted search reads nothing beyond the block (its plain search never does), so blocks
+    /// can be quantized as one row (<see cref="ChooseBlocks"/>)
+    /// </param>
+    public GgmlBlockGrid(IBlockFormat format, int levels, int offset, bool hasMin, LevelPacking pack, ReadOnlySpan<sbyte> table = default, bool weightsPerBlock = false)
     {
         if (format.BlockSize != 32) throw new ArgumentException("ggml grids here are 32-value blocks", nameof(format));
         _format = format;
@@ -56,6 +72,12 @@ internal sealed class GgmlBlockGrid : BlockGrid
         _hasMin = hasMin;
         _pack = pack;
         _table = table.IsEmpty ? null : table.ToArray();
+        if (_table is not null)
+        {
+            _midpoints = [.. _table.Zip(_table.Skip(1), (a, b) => (a + b) / 2f)];
+            _zeroLevel = Array.IndexOf(_table, _table.MinBy(Math.Abs));   // what every level reads when d = 0
+        }
+        _blockLocal = weightsPerBlock || !format.UsesImportance;
     }
 
     /// <summary>Levels 0..15 as nibbles: byte j holds element j (low) and j + 16 (high), as Q4_0, Q4_1 and IQ4_NL store them.</summary>
@@ -77,6 +99,32 @@ internal sealed class GgmlBlockGrid : BlockGrid
         return new BlockScale(QuantMath.FromHalfBits(d), _hasMin ? QuantMath.FromHalfBits(m) : 0f, d, m);
     }
 
+    public override void ChooseBlocks(ReadOnlySpan<float> blocks, ReadOnlySpan<float> importance, Span<BlockScale> scales)
+    {
+        bool weighted = _format.UsesImportance && !importance.IsEmpty;
+        if (weighted && !_blockLocal)
+        {
+            base.ChooseBlocks(blocks, importance, scales);   // the weighted search reads its row's mean square: one block at a time
+            return;
+        }
+        int count = scales.Length, bytes = _format.BlockBytes;
+        var quantized = new byte[count * bytes];
+        float[]? repeated = null;
+        if (weighted)
+        {
+            repeated = new float[count * 32];
+            for (int b = 0; b < count; b++) importance.CopyTo(repeated.AsSpan(b * 32, 32));
+        }
+        _format.QuantizeRow(blocks[..(count * 32)], quantized, repeated);
+        for (int b = 0; b < count; b++)
+        {
+            var y = quantized.AsSpan(b * bytes, bytes);
+            ushort d = (ushort)(y[0] | (y[1] << 8));
+            ushort m = _hasMin ? (ushort)(y[2] | (y[3] << 8)) : (ushort)0;
+            scales[b] = new BlockScale(QuantMath.FromHalfBits(d), _hasMin ? QuantMath.FromHalfBits(m) : 0f, d, m);
+        }
+    }
+
     public override int Nearest(in BlockScale scale, float value)
     {
         if (_table is not null) return NearestInTable(scale.D, value);
@@ -87,19 +135,15 @@ internal sealed class GgmlBlockGrid : BlockGrid
         return Math.Clamp(q, 0, _levels - 1);
     }
 
+    /// <summary>The table level nearest value / d: the number of midpoints between levels below it (ties and NaN to the lower level).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private int NearestInTable(float d, float value)
     {
-        var table = _table!;
-        if (d == 0 || !float.IsFinite(d)) return Array.IndexOf(table, table.MinBy(Math.Abs));   // the level nearest 0
+        if (d == 0 || !float.IsFinite(d)) return _zeroLevel;
         float t = value / d;
-        int best = 0;
-        float bestError = float.PositiveInfinity;
-        for (int q = 0; q < table.Length; q++)
-        {
-            float e = MathF.Abs(t - table[q]);
-            if (e < bestError) { bestError = e; best = q; }
-        }
-        return best;
+        int q = 0;
+        foreach (float midpoint in _midpoints!) q += t > midpoint ? 1 : 0;
+        return q;
     }
 
     public override float Value(in BlockScale scale, int level) =>

@@ -9,7 +9,10 @@ namespace HymbaTools.Quantization.Calibration;
 /// tokens in front, its own cache for the KV consumers that read their producer's keys) and runs on its own libtorch
 /// worker thread, single-threaded inside libtorch: the chunks use every core, each chunk's arithmetic is the same at
 /// any thread count, and the statistics are merged in chunk order, so the bytes a walk writes do not depend on
-/// --threads. One chunk at a time also bounds the selective scan's [T, d_in, N] temporaries to one sequence's.
+/// --threads (see <see cref="ChunkRecording"/>). One chunk at a time also bounds the selective scan's [T, d_in, N]
+/// temporaries to one sequence's. Blocks of 4 MB and more are mapped on their own while a walk runs
+/// (<see cref="Common.NativeHeap.ReturnBlocksFrom"/>): freed by one worker thread's layer, they would otherwise stay in
+/// its heap arena (2-layer 1.5B cut: peak resident 2.04 GB without, 1.61 GB with, about 3 % more CPU time).
 /// A layer can run twice (once to measure its inputs, once rounded); its cache entries are reset in between.
 /// </summary>
 internal sealed class CalibrationActivations : IDisposable
@@ -27,6 +30,7 @@ internal sealed class CalibrationActivations : IDisposable
         if (chunks.Length == 0 || chunks.Any(c => c.Length != chunks[0].Length || c.Length == 0)) throw new ArgumentException("calibration chunks must be non-empty and of one length");
         var c = _config = source.Config;
         _threads = threads ?? Common.ComputeThreads.Count;
+        Common.NativeHeap.ReturnBlocksFrom(4 << 20);
         using var grad = no_grad();
         _rope = new RotaryEmbedding(c);
         _caches = [.. chunks.Select(_ => new HymbaCache(c, 1, DecodeWindowMode.MatchFullForward))];
@@ -55,34 +59,39 @@ internal sealed class CalibrationActivations : IDisposable
     /// <summary>The current hidden states of each chunk [1, M + T, d] (the next layer's input), in chunk order.</summary>
     public IReadOnlyList<Tensor> Hidden => _hidden;
 
-    /// <summary>Runs a layer on the current hidden states without moving on (to measure its inputs into <paramref name="statistics"/>); its cache entries are reset after.</summary>
-    public void Probe(LayerWeights weights, ActivationStatistics statistics)
+    /// <summary>Runs a layer on the current hidden states without moving on (to measure its inputs into <paramref name="recording"/>); its cache entries are reset after.</summary>
+    public void Probe(LayerWeights weights, ChunkRecording recording)
     {
-        Run(weights, statistics, keep: false);
+        Run(weights, recording, keep: false);
         ResetCache(weights.Plan.Index);
     }
 
-    /// <summary>Runs a layer and makes its output the current hidden states (recording into <paramref name="statistics"/> when given).</summary>
-    public void Advance(LayerWeights weights, ActivationStatistics? statistics = null) => Run(weights, statistics, keep: true);
+    /// <summary>Runs a layer and makes its output the current hidden states (recording into <paramref name="recording"/> when given).</summary>
+    public void Advance(LayerWeights weights, ChunkRecording? recording = null) => Run(weights, recording, keep: true);
 
-    private void Run(LayerWeights weights, ActivationStatistics? statistics, bool keep)
+    private void Run(LayerWeights weights, ChunkRecording? recording, bool keep)
     {
-        var perChunk = new ActivationStatistics?[_hidden.Length];
         TorchWorkers.For(_hidden.Length, _threads, i =>
         {
-            var recorded = statistics is null ? null : new ActivationStatistics { GramLayers = statistics.GramLayers, Threads = statistics.Threads };
-            using var scope = NewDisposeScope();
-            var next = HymbaModel.DecoderLayer(_config, _rope, weights, _hidden[i], _positions, _caches[i], _angles,
-                recorded is null ? ForwardOptions.Default : new ForwardOptions { Statistics = recorded });
-            if (keep)
+            try
             {
-                _hidden[i].Dispose();
-                _hidden[i] = next.DetachFromDisposeScope();
+                Common.Interruption.ThrowIfRequested();
+                using var scope = NewDisposeScope();
+                var next = HymbaModel.DecoderLayer(_config, _rope, weights, _hidden[i], _positions, _caches[i], _angles,
+                    recording is null ? ForwardOptions.Default : new ForwardOptions { Recorder = recording.For(i) });
+                if (keep)
+                {
+                    _hidden[i].Dispose();
+                    _hidden[i] = next.DetachFromDisposeScope();
+                }
             }
-            perChunk[i] = recorded;
+            catch
+            {
+                recording?.Abandon();   // chunks waiting for this one's rows stop waiting
+                throw;
+            }
         });
-        if (statistics is not null)
-            foreach (var recorded in perChunk) statistics.Merge(recorded!);
+        recording?.Complete();
     }
 
     private void ResetCache(int layer)

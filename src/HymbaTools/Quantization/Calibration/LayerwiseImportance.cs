@@ -18,8 +18,9 @@ internal static class LayerwiseImportance
         var statistics = new ActivationStatistics { Chunks = chunks.Length };
         foreach (var plan in c.Layers)
         {
+            Common.Interruption.ThrowIfRequested();
             var weights = HymbaWeights.LoadLayer(source, plan);
-            try { activations.Advance(weights, statistics); }
+            try { activations.Advance(weights, new ImportanceRecording(statistics, chunks.Length)); }
             finally
             {
                 HymbaWeights.DisposeLayer(weights, ownsTensors: true);

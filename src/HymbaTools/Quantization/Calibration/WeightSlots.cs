@@ -7,6 +7,9 @@ namespace HymbaTools.Quantization.Calibration;
 /// <summary>Where a stored linear weight lives among the forward pass's float32 tensors: a tensor and its first row.</summary>
 internal readonly record struct WeightSlot(Tensor Tensor, long FirstRow, long Rows, long Columns)
 {
+    /// <summary>The weight's rows inside the forward pass's tensor (a view: writing it changes the layer).</summary>
+    public Tensor View() => Tensor.narrow(0, FirstRow, Rows);
+
     public float[] Read()
     {
         using var scope = NewDisposeScope();
