@@ -18,7 +18,7 @@ internal static class QuantizeCommand
         var targetBpw = new Option<double?>("--target-bpw") { Description = "Instead of a preset: choose each linear weight's type (Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1, Q8_0, F16; whatever fits its rows) by its measured cost so that the tensor data stays at or under B bits per weight" };
         var calibration = new Option<string?>("--calibration") { Description = "Calibration text (encoded with the checkpoint's tokenizer): the costs of --target-bpw and the Hessians of --method gptq are measured on it. Never the text you evaluate on" };
         var method = new Option<string>("--method") { Description = "Rounding: rtn (the codecs' own, byte-identical to ggml) or gptq (error-compensated column by column with the calibration text's input Hessians; ordinary blocks, different bytes)", DefaultValueFactory = _ => "rtn" };
-        var cost = new Option<string?>("--cost") { Description = "How --target-bpw measures a tensor's cost: kl (the model's output KL on the calibration text, one forward per tensor and type) or proxy (importance-weighted squared error). Default: kl up to 50M parameters with --calibration, else proxy" };
+        var cost = new Option<string?>("--cost") { Description = "How --target-bpw measures a tensor's cost: kl (the model's output KL on the calibration text, one forward per tensor and type), layer (the squared error of the tensor's layer output, one layer pass per tensor) or proxy (importance-weighted squared error, no pass). Default with --calibration: kl up to 50M parameters, else layer; with only --imatrix: proxy" };
         var chunk = new Option<int>("--chunk") { Description = "Calibration tokens per sequence", DefaultValueFactory = _ => 256 };
         var chunks = new Option<int>("--chunks") { Description = "Most calibration sequences", DefaultValueFactory = _ => 8 };
         var tensorType = new Option<string[]>("--tensor-type") { Description = "Override REGEX=TYPE on stored tensor names, e.g. 'ffn_down=Q8_0' (repeatable; later ones win)" };
@@ -40,13 +40,7 @@ internal static class QuantizeCommand
             var preset = presetName is null ? null : QuantizationPreset.Find(presetName)
                 ?? throw new InvalidRequestException("--type", $"unknown preset '{presetName}' (expected one of {string.Join(", ", QuantizationPreset.All.Select(p => p.Name))})");
             var rounding = RoundingMethods.Parse(parse.GetValue(method)!);
-            CostMeasure? measure = parse.GetValue(cost)?.ToLowerInvariant() switch
-            {
-                null => null,
-                "kl" => CostMeasure.Kl,
-                "proxy" => CostMeasure.Proxy,
-                var other => throw new InvalidRequestException("--cost", $"'{other}', expected kl or proxy"),
-            };
+            CostMeasure? measure = parse.GetValue(cost) is { } costName ? CostMeasures.Parse(costName) : null;
             if (parse.GetValue(chunk) < 1) throw new InvalidRequestException("--chunk", $"{parse.GetValue(chunk)}, expected >= 1");
             if (parse.GetValue(chunks) < 1) throw new InvalidRequestException("--chunks", $"{parse.GetValue(chunks)}, expected >= 1");
             var overrides = (parse.GetValue(tensorType) ?? []).Select(TensorTypeOverride.Parse).ToList();
@@ -93,6 +87,7 @@ internal static class QuantizeCommand
     /// <summary>A bit budget and/or GPTQ: calibration chunks, measured costs and the knapsack's plan, the layer walk that rounds.</summary>
     private static int Calibrated(HymbaCheckpoint ckpt, GgufExportOptions options, Calibration calibration, bool dry, string? outPath, TextWriter stdout, TextWriter stderr)
     {
+        if (calibration.Target is { } wanted) new GgufBudgetChoices(ckpt.Config).Budget(wanted);   // refused before any cost is measured
         long[][]? chunks = null;
         string source = "";
         if (calibration.Text is not null)

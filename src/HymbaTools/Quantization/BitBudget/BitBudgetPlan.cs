@@ -4,9 +4,6 @@ using HymbaTools.Model;
 
 namespace HymbaTools.Quantization.BitBudget;
 
-/// <summary>One tensor's type under a bit budget, with its measured cost there and at its smallest type.</summary>
-public sealed record BudgetChoice(StoredTensor Tensor, GgmlType Type, long Bytes, double Cost, double SmallestCost);
-
 /// <summary>
 /// Per-tensor types chosen by measured cost under a bits-per-weight budget (tensor data, as `hymba` reports
 /// it): the linear weights take the knapsack's choice among the types that fit them, the rest stay F32.
@@ -32,23 +29,7 @@ public sealed class BitBudgetPlan
 
     public static BitBudgetPlan Create(HymbaConfig config, double targetBitsPerWeight, TensorCosts costs, string calibration)
     {
-        if (!(targetBitsPerWeight > 0) || !double.IsFinite(targetBitsPerWeight))
-            throw new InvalidRequestException("--target-bpw", $"{targetBitsPerWeight.ToString(CultureInfo.InvariantCulture)}, expected a positive number of bits per weight");
-        var layout = HymbaStorageLayout.For(config);
-        long parameters = layout.Sum(t => t.ElementCount);
-        long fixedBytes = layout.Where(t => !CandidateTypes.IsChosen(t)).Sum(t => t.ElementCount * 4);
-        long budget = (long)Math.Floor((decimal)targetBitsPerWeight * parameters / 8) - fixedBytes;
-        var chosen = layout.Where(CandidateTypes.IsChosen).ToList();
-        var items = chosen.Select(t => new KnapsackItem(t.Name, CandidateTypes.For(t)
-            .Select(type => new KnapsackOption(type, t.Rows * GgmlTypes.RowBytes(type, t.Columns), costs.Get(t.Name, type))).ToList())).ToList();
-        var solution = BudgetKnapsack.Solve(items, budget);
-        if (solution is null)
-        {
-            long smallest = fixedBytes + items.Sum(i => i.Options.Min(o => o.Bytes));
-            throw new InvalidRequestException("--target-bpw",
-                $"{targetBitsPerWeight.ToString(CultureInfo.InvariantCulture)} is below the smallest plan: {8.0 * smallest / parameters:F3} bits per weight with every linear weight in its smallest type");
-        }
-        var choices = chosen.Select((t, i) => new BudgetChoice(t, solution[i].Type, solution[i].Bytes, solution[i].Cost, items[i].Options[0].Cost)).ToList();
+        var choices = new GgufBudgetChoices(config).Choose(targetBitsPerWeight, costs);
         var dominant = choices.GroupBy(c => c.Type).OrderByDescending(g => g.Sum(c => c.Bytes)).ThenBy(g => g.Key).First().Key;
         string name = "bpw-" + targetBitsPerWeight.ToString("0.###", CultureInfo.InvariantCulture);
         var preset = new QuantizationPreset(name, dominant, QuantizationPreset.FileTypeOf(dominant), dominant, dominant, null,
@@ -58,14 +39,14 @@ public sealed class BitBudgetPlan
         return new BitBudgetPlan(targetBitsPerWeight, costs, choices, plan, calibration);
     }
 
-    private static string MeasureName(TensorCosts costs) => costs.Measure == CostMeasure.Kl ? "KL on calibration text" : "importance-weighted squared error";
+    private static string MeasureName(TensorCosts costs) => CostMeasures.Describe(costs.Measure);
 
     /// <summary>The lines recorded under general.quantization.plan: target, measure, calibration, then "tensor=TYPE cost".</summary>
     public IReadOnlyList<string> MetadataLines() =>
     [
         $"target_bpw={TargetBitsPerWeight.ToString("0.###", CultureInfo.InvariantCulture)}",
         $"bits_per_weight={Plan.BitsPerWeight.ToString("F4", CultureInfo.InvariantCulture)}",
-        $"cost={(Costs.Measure == CostMeasure.Kl ? "kl" : "proxy")}",
+        $"cost={CostMeasures.NameOf(Costs.Measure)}",
         $"cost_rounding={RoundingMethods.NameOf(Costs.Method)}",
         $"calibration={Calibration}",
         .. Choices.Select(c => $"{c.Tensor.Name}={GgmlTypes.NameOf(c.Type)} cost={c.Cost.ToString("G6", CultureInfo.InvariantCulture)}"),

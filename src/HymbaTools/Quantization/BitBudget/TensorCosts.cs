@@ -7,6 +7,28 @@ public enum CostMeasure
     Kl,
     /// <summary>Importance-weighted squared rounding error Σ imatrix_j (w_ij − q_ij)², the tensor's output error energy per token.</summary>
     Proxy,
+    /// <summary>Squared error of the tensor's decoder layer output per calibration position, with only this tensor rounded (see LayerOutputCostMeasurer).</summary>
+    LayerOutput,
+}
+
+/// <summary>The names of <see cref="CostMeasure"/> (--cost, general.quantization.plan's cost=) and what each measures.</summary>
+public static class CostMeasures
+{
+    private static readonly (CostMeasure Measure, string Name, string Description)[] Table =
+    [
+        (CostMeasure.Kl, "kl", "KL on calibration text"),
+        (CostMeasure.LayerOutput, "layer", "squared error of the layer output"),
+        (CostMeasure.Proxy, "proxy", "importance-weighted squared error"),
+    ];
+
+    public static string NameOf(CostMeasure measure) => Table.Single(e => e.Measure == measure).Name;
+
+    public static string Describe(CostMeasure measure) => Table.Single(e => e.Measure == measure).Description;
+
+    /// <summary>The measure named by <paramref name="name"/>; an unknown name is an input error naming --cost.</summary>
+    public static CostMeasure Parse(string name) =>
+        Table.FirstOrDefault(e => string.Equals(e.Name, name, StringComparison.OrdinalIgnoreCase)) is { Name: not null } found ? found.Measure
+            : throw new Common.InvalidRequestException("--cost", $"'{name}', expected {string.Join(", ", Table.Select(e => e.Name))}");
 }
 
 /// <summary>

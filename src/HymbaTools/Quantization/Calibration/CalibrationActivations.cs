@@ -62,16 +62,28 @@ internal sealed class CalibrationActivations : IDisposable
     /// <summary>Runs a layer on the current hidden states without moving on (to measure its inputs into <paramref name="recording"/>); its cache entries are reset after.</summary>
     public void Probe(LayerWeights weights, ChunkRecording recording)
     {
-        Run(weights, recording, keep: false);
+        Run(weights, recording, _hidden.Length, Use.Drop);
         ResetCache(weights.Plan.Index);
     }
 
     /// <summary>Runs a layer and makes its output the current hidden states (recording into <paramref name="recording"/> when given).</summary>
-    public void Advance(LayerWeights weights, ChunkRecording? recording = null) => Run(weights, recording, keep: true);
+    public void Advance(LayerWeights weights, ChunkRecording? recording = null) => Run(weights, recording, _hidden.Length, Use.Keep);
 
-    private void Run(LayerWeights weights, ChunkRecording? recording, bool keep)
+    /// <summary>The layer's outputs [1, M + T, d] for the first <paramref name="chunks"/> chunks, without moving on (the caller disposes them; the layer's cache entries are reset).</summary>
+    public Tensor[] Outputs(LayerWeights weights, int chunks)
     {
-        TorchWorkers.For(_hidden.Length, _threads, i =>
+        var outputs = Run(weights, null, Math.Min(chunks, _hidden.Length), Use.Return);
+        ResetCache(weights.Plan.Index);
+        return outputs;
+    }
+
+    /// <summary>What a pass does with the layer's outputs: make them the hidden states, drop them, or hand them back.</summary>
+    private enum Use { Keep, Drop, Return }
+
+    private Tensor[] Run(LayerWeights weights, ChunkRecording? recording, int chunks, Use use)
+    {
+        var outputs = new Tensor[use == Use.Return ? chunks : 0];
+        TorchWorkers.For(chunks, _threads, i =>
         {
             try
             {
@@ -79,11 +91,12 @@ internal sealed class CalibrationActivations : IDisposable
                 using var scope = NewDisposeScope();
                 var next = HymbaModel.DecoderLayer(_config, _rope, weights, _hidden[i], _positions, _caches[i], _angles,
                     recording is null ? ForwardOptions.Default : new ForwardOptions { Recorder = recording.For(i) });
-                if (keep)
+                if (use == Use.Keep)
                 {
                     _hidden[i].Dispose();
                     _hidden[i] = next.DetachFromDisposeScope();
                 }
+                else if (use == Use.Return) outputs[i] = next.DetachFromDisposeScope();
             }
             catch
             {
@@ -92,6 +105,7 @@ internal sealed class CalibrationActivations : IDisposable
             }
         });
         recording?.Complete();
+        return outputs;
     }
 
     private void ResetCache(int layer)
