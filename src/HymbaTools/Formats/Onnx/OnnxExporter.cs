@@ -34,6 +34,10 @@ public sealed record OnnxExportOptions
     public long[][]? GptqCalibration { get; init; }
     /// <summary>What the calibration chunks came from (recorded in the metadata).</summary>
     public string CalibrationSource { get; init; } = "";
+    /// <summary>MatMulNBits bits per weight chosen by a bit budget (<see cref="OnnxBitBudget"/>); null: the int4/int8 policy's.</summary>
+    public IReadOnlyDictionary<string, int>? BudgetBits { get; init; }
+    /// <summary>The budget's target, costs and choices, recorded under <see cref="OnnxBitBudget.MetadataKey"/>.</summary>
+    public IReadOnlyList<string> PlanNotes { get; init; } = [];
 }
 
 /// <summary>What an export reads: tensors by HuggingFace name, the files to record hashes of, and where tokenizer files are.</summary>
@@ -69,7 +73,7 @@ public static class OnnxExporter
         string destination = OutputPaths.CheckDirectory(outputDirectory, "-o", options.Force);
 
         var tokenizer = OnnxExportTokenizer.Prepare(source);
-        var weights = OnnxPrecision.Plan(config, options.Type);
+        var weights = OnnxPrecision.Plan(config, options.Type, options.BudgetBits);
         long weightBytes = weights.Sum(w => w.Bytes(options.BlockSize));
         bool external = weightBytes > Math.Min(options.ExternalDataThreshold, ProtobufLimit - (64L << 20));
         var graph = HymbaOnnxGraph.Build(config, weights, new HymbaGraphOptions(options.Opset, options.BlockSize, options.AccuracyLevel));
@@ -146,6 +150,7 @@ public static class OnnxExporter
             yield return (HymbaOnnxNames.MetaMethod, Quantization.RoundingMethods.NameOf(Quantization.RoundingMethod.Gptq));
             yield return (HymbaOnnxNames.MetaCalibration, options.CalibrationSource);
         }
+        if (options.PlanNotes.Count > 0) yield return (OnnxBitBudget.MetadataKey, string.Join("\n", options.PlanNotes));
         yield return (HymbaOnnxNames.MetaSourcePath, System.IO.Path.GetFullPath(source.Path));
         string sourceDirectory = Directory.Exists(source.Path) ? source.Path : System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(source.Path))!;
         if (Checkpoints.HubSnapshot.FromDirectory(sourceDirectory) is { } hub)

@@ -1,0 +1,28 @@
+using HymbaTools.Model;
+using HymbaTools.Quantization.BitBudget;
+using HymbaTools.Quantization.BlockFormats;
+
+namespace HymbaTools.Quantization.Onnx;
+
+/// <summary>
+/// An ONNX export's budget (<c>export --type int4 --target-bpw B</c>): each MatMulNBits weight the int4 policy makes 4-bit
+/// may take 4 or 8 bits, named as the precision policy reads them (Q4_0: 4 bits, Q8_0: 8 bits); the bytes are
+/// MatMulNBits' (blocks and float32 scales), plain rounding is MLAS's, and GPTQ rounds into <see cref="MatMulNBitsGrid"/>.
+/// </summary>
+/// <param name="tensors">the weights that may take 8 bits (the rest is in <paramref name="fixedBytes"/>)</param>
+public sealed class MatMulNBitsBudgetChoices(HymbaConfig config, IReadOnlyList<StoredTensor> tensors, long fixedBytes, int blockSize) : BudgetChoices(config)
+{
+    private static readonly IReadOnlyList<GgmlType> Types = [GgmlType.Q4_0, GgmlType.Q8_0];
+
+    public static int BitsOf(GgmlType type) => type == GgmlType.Q8_0 ? 8 : 4;
+
+    public override IReadOnlyList<StoredTensor> Tensors => tensors;
+    public override IReadOnlyList<GgmlType> TypesOf(StoredTensor tensor) => Types;
+    public override long Bytes(StoredTensor tensor, GgmlType type) => MatMulNBitsPacker.Bytes(tensor.Rows, tensor.Columns, BitsOf(type), blockSize);
+    public override long FixedBytes => fixedBytes;
+
+    internal override float[] RoundTrip(StoredTensor tensor, GgmlType type, float[] weights, ImportanceMatrix? importance) =>
+        MatMulNBitsPacker.Dequantize(MatMulNBitsPacker.Quantize(weights, checked((int)tensor.Rows), checked((int)tensor.Columns), BitsOf(type), blockSize, symmetric: true));
+
+    internal override BlockGrid? Grid(StoredTensor tensor, GgmlType type) => tensor.Columns % blockSize == 0 ? new MatMulNBitsGrid(BitsOf(type), blockSize) : null;
+}
