@@ -87,16 +87,17 @@ internal static class ExportCommand
                 split = HymbaTools.Quantization.Calibration.CalibrationChunks.Split(ids, parse.GetValue(chunk), parse.GetValue(chunks));
                 calibrationSource = $"{name} ({split.Length} x {parse.GetValue(chunk)} tokens)";
             }
-            if (gptq) options = options with { GptqCalibration = split, CalibrationSource = calibrationSource };
+            if (gptq) options = options with { GptqCalibration = split, CalibrationSource = calibrationSource, GptqLog = line => CliOutput.Note(stderr, $"gptq {line}") };
             if (target is { } bpw)
             {
                 OnnxBitBudget.ChoicesFor(input.Source.Tensors.Config, options.BlockSize).Budget(bpw);   // refused before any cost is measured
                 using var ckpt = HymbaTools.Model.HymbaCheckpoint.Open(sourcePath, new HymbaTools.Model.CheckpointReadOptions { ScanNonFinite = false });
                 OnnxBitBudget budget;
+                var request = new HymbaTools.Quantization.BitBudget.BudgetCostRequest { Chunks = split, Method = rounding, Measure = measure };
+                CliOutput.Note(stderr, $"measuring costs: {HymbaTools.Quantization.BitBudget.CostMeasures.Describe(HymbaTools.Quantization.BitBudget.BudgetCostMeasurement.MeasureOf(request, OnnxBitBudget.ChoicesFor(ckpt.Config, options.BlockSize).Parameters))}");
                 using (var measuring = new ConsoleProgress(stderr, "measure costs"))
                 {
-                    budget = OnnxBitBudget.Create(ckpt, bpw, options.BlockSize, new HymbaTools.Quantization.BitBudget.BudgetCostRequest { Chunks = split, Method = rounding, Measure = measure },
-                        calibrationSource, measuring);
+                    budget = OnnxBitBudget.Create(ckpt, bpw, options.BlockSize, request, calibrationSource, measuring);
                     measuring.Complete();
                 }
                 stderr.WriteLine($"note: {budget.Summary()}");

@@ -101,9 +101,11 @@ internal static class QuantizeCommand
         if (calibration.Target is { } target)
         {
             TensorCosts costs;
+            var request = new BudgetCostRequest { Chunks = chunks, Importance = options.Importance, Method = calibration.Method, Measure = calibration.Measure };
+            CliOutput.Note(stderr, $"measuring costs: {CostMeasures.Describe(BudgetCostMeasurement.MeasureOf(request, new GgufBudgetChoices(ckpt.Config).Parameters))}");
             using (var progress = new ConsoleProgress(stderr, "measure costs"))
             {
-                costs = BudgetCostMeasurement.Measure(ckpt, new BudgetCostRequest { Chunks = chunks, Importance = options.Importance, Method = calibration.Method, Measure = calibration.Measure }, progress);
+                costs = BudgetCostMeasurement.Measure(ckpt, request, progress);
                 progress.Complete();
             }
             var budget = BitBudgetPlan.Create(ckpt.Config, target, costs, chunks is null ? $"imatrix {options.Importance!.Dataset}" : source);
@@ -117,18 +119,11 @@ internal static class QuantizeCommand
         if (calibration.Method != RoundingMethod.Gptq) return Write(progress => GgufExporter.Export(ckpt, outPath!, options, progress), options.Preset, stdout, stderr);
         var plan = options.Plan ?? QuantizationPlan.Create(ckpt.Config, options.Preset, options.Overrides);
         using var walk = GptqLayerWalk.ForGgml(new CheckpointTensorSource(ckpt), chunks!, plan, options.Importance, options.Threads, ckpt.ReleaseResidentPages);
-        walk.Log = line => Note(stderr, $"gptq {line}");
+        walk.Log = line => CliOutput.Note(stderr, $"gptq {line}");
         var result = Write(progress => GgufExporter.Export(ckpt, outPath!, options with { Plan = plan, Rounding = walk }, progress), options.Preset, stdout, stderr);
         foreach (var note in walk.Notes) stderr.WriteLine($"note: {note}");
         stderr.WriteLine($"note: gptq {walk.Times.Layers} layers: {walk.Times}");
         return result;
-    }
-
-    /// <summary>A note while a progress line may be drawn: on a line of its own.</summary>
-    private static void Note(TextWriter stderr, string text)
-    {
-        if (ConsoleProgress.LineOpen) stderr.WriteLine();
-        stderr.WriteLine($"note: {text}");
     }
 
     private static int PrintPlan((GgufWriter Writer, QuantizationPlan Plan) prepared, TextWriter stdout)

@@ -38,6 +38,8 @@ public sealed record OnnxExportOptions
     public IReadOnlyDictionary<string, int>? BudgetBits { get; init; }
     /// <summary>The budget's target, costs and choices, recorded under <see cref="OnnxBitBudget.MetadataKey"/>.</summary>
     public IReadOnlyList<string> PlanNotes { get; init; } = [];
+    /// <summary>Receives one line per layer of the GPTQ walk (its step times).</summary>
+    public Action<string>? GptqLog { get; init; }
 }
 
 /// <summary>What an export reads: tensors by HuggingFace name, the files to record hashes of, and where tokenizer files are.</summary>
@@ -84,7 +86,7 @@ public static class OnnxExporter
         {
             string checksums;
             using (var store = new OnnxInitializerStore(external ? Path.Combine(directory, HymbaOnnxNames.DataFile) : null))
-            using (var walk = options.GptqCalibration is { } chunks ? GptqWalk(source.Tensors, chunks, weights, options.BlockSize) : null)
+            using (var walk = options.GptqCalibration is { } chunks ? GptqWalk(source.Tensors, chunks, weights, options.BlockSize, options.GptqLog) : null)
             {
                 WriteWeights(source.Tensors, weights, options.BlockSize, store, ProgressPart.Of(progress, 1, 2, weightBytes), weightBytes, walk);
                 WriteMetaTokenState(metaState, store);
@@ -120,11 +122,11 @@ public static class OnnxExporter
     }
 
     /// <summary>GPTQ over the layers for every MatMulNBits weight whose rows are whole blocks (the rest round to nearest).</summary>
-    private static GptqLayerWalk GptqWalk(IHymbaTensorSource source, long[][] chunks, IReadOnlyList<OnnxWeight> weights, int blockSize)
+    private static GptqLayerWalk GptqWalk(IHymbaTensorSource source, long[][] chunks, IReadOnlyList<OnnxWeight> weights, int blockSize, Action<string>? log)
     {
         var byName = weights.ToDictionary(w => w.Tensor.Name, StringComparer.Ordinal);
         return new GptqLayerWalk(source, chunks, t => byName.TryGetValue(t.Name, out var w) && w.Kind == OnnxWeightKind.NBits && t.Columns % blockSize == 0
-            ? new MatMulNBitsGrid(w.Bits, blockSize) : null, importance: null) { CalibrationImportance = true };
+            ? new MatMulNBitsGrid(w.Bits, blockSize) : null, importance: null) { CalibrationImportance = true, Log = log };
     }
 
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };

@@ -28,12 +28,16 @@ internal static class BudgetCostMeasurement
     /// <summary>Largest model whose costs are measured as KL by default (the example model is 4.4M; Hymba-1.5B needs the layer-output error).</summary>
     public const long KlParameterLimit = 50_000_000;
 
+    /// <summary>The measure a request uses: its own, else KL with calibration text up to <see cref="KlParameterLimit"/> parameters, the layer-output error above, the proxy without text.</summary>
+    public static CostMeasure MeasureOf(BudgetCostRequest request, long parameters) =>
+        request.Measure ?? (request.Chunks is null ? CostMeasure.Proxy : parameters <= KlParameterLimit ? CostMeasure.Kl : CostMeasure.LayerOutput);
+
     /// <param name="choices">the tensors and types to measure (default: a GGUF file's, <see cref="GgufBudgetChoices"/>)</param>
     public static TensorCosts Measure(HymbaCheckpoint checkpoint, BudgetCostRequest request, IProgress<(long Done, long Total)>? progress = null, BudgetChoices? choices = null)
     {
         var config = checkpoint.Config;
         choices ??= new GgufBudgetChoices(config);
-        var measure = request.Measure ?? (request.Chunks is null ? CostMeasure.Proxy : choices.Parameters <= KlParameterLimit ? CostMeasure.Kl : CostMeasure.LayerOutput);
+        var measure = MeasureOf(request, choices.Parameters);
         var source = new CheckpointTensorSource(checkpoint);
         if (measure != CostMeasure.Proxy && request.Chunks is null)
             throw new Common.InvalidRequestException("--calibration", $"measuring {CostMeasures.NameOf(measure)} costs needs calibration text");

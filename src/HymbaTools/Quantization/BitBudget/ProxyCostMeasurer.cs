@@ -35,8 +35,8 @@ internal static class ProxyCostMeasurer
         return costs;
     }
 
-    /// <summary>The proxy of one tensor at each of <paramref name="types"/>, its rows read from <paramref name="rows"/>.</summary>
-    internal static double[] Measure(StoredTensor t, int cols, IReadOnlyList<GgmlType> types, RowSource rows, float[]? importance, bool weightedSearch)
+    /// <summary>The proxy of one tensor at each of <paramref name="types"/>, its rows read from <paramref name="rows"/> (every <paramref name="rowStride"/>-th row).</summary>
+    internal static double[] Measure(StoredTensor t, int cols, IReadOnlyList<GgmlType> types, RowSource rows, float[]? importance, bool weightedSearch, int rowStride = 1)
     {
         var totals = new double[types.Count];
         long rowCount = t.Rows;
@@ -49,6 +49,7 @@ internal static class ProxyCostMeasurer
                 long first = (long)chunk * ChunkRows, end = Math.Min(rowCount, first + ChunkRows);
                 for (long r = first; r < end; r++)
                 {
+                    if (r % rowStride != 0) continue;
                     rows(r, 1, buffers.Row);
                     for (int k = 0; k < types.Count; k++)
                     {

@@ -70,11 +70,31 @@ internal sealed class CalibrationActivations : IDisposable
     public void Advance(LayerWeights weights, ChunkRecording? recording = null) => Run(weights, recording, _hidden.Length, Use.Keep);
 
     /// <summary>The layer's outputs [1, M + T, d] for the first <paramref name="chunks"/> chunks, without moving on (the caller disposes them; the layer's cache entries are reset).</summary>
-    public Tensor[] Outputs(LayerWeights weights, int chunks)
+    public Tensor[] Outputs(LayerWeights weights, int chunks, ChunkRecording? recording = null)
     {
-        var outputs = Run(weights, null, Math.Min(chunks, _hidden.Length), Use.Return);
+        var outputs = Run(weights, recording, Math.Min(chunks, _hidden.Length), Use.Return);
         ResetCache(weights.Plan.Index);
         return outputs;
+    }
+
+    /// <summary>
+    /// One chunk's output of a layer with <paramref name="weights"/>, on a private cache that borrows the chunk's K/V
+    /// producer entry: the chunk's own state is only read, so several of these can run at once (the caller disposes the output).
+    /// </summary>
+    public Tensor OutputOf(LayerWeights weights, int chunk)
+    {
+        var plan = weights.Plan;
+        using var fork = new HymbaCache(_config, 1, DecodeWindowMode.MatchFullForward);
+        if (!plan.OwnsKv) fork.Kv[plan.KvSource] = _caches[chunk].Kv[plan.KvSource];
+        try
+        {
+            using var scope = NewDisposeScope();
+            return HymbaModel.DecoderLayer(_config, _rope, weights, _hidden[chunk], _positions, fork, _angles, ForwardOptions.Default).DetachFromDisposeScope();
+        }
+        finally
+        {
+            if (!plan.OwnsKv) fork.Kv[plan.KvSource] = null;   // borrowed: not the fork's to dispose
+        }
     }
 
     /// <summary>What a pass does with the layer's outputs: make them the hidden states, drop them, or hand them back.</summary>

@@ -151,7 +151,8 @@ internal sealed class GptqLayerWalk : ITensorRounding, IDisposable
         }
         Times.Layers++;
         _nextLayer++;
-        Log?.Invoke(string.Create(CultureInfo.InvariantCulture, $"layer {_nextLayer}/{c.NumLayers}: {layerClock.WallSeconds:F1} s ({Times.Layer()})"));
+        Log?.Invoke(string.Create(CultureInfo.InvariantCulture,
+            $"layer {_nextLayer}/{c.NumLayers}: {layerClock.WallSeconds:F1} s ({Times.Layer()}); peak resident so far {System.Diagnostics.Process.GetCurrentProcess().PeakWorkingSet64 / 1e9:F2} GB"));
     }
 
     public void Dispose() => _activations.Dispose();
