@@ -64,6 +64,7 @@ internal static class ExportCommand
             if (target is not null && parse.GetValue(calibration) is null) throw new InvalidRequestException("--calibration", "--target-bpw needs calibration text (the costs are measured on it)");
             var measure = parse.GetValue(cost) is { } costName ? HymbaTools.Quantization.BitBudget.CostMeasures.Parse(costName) : (HymbaTools.Quantization.BitBudget.CostMeasure?)null;
             if (measure is not null && target is null) throw new InvalidRequestException("--cost", "measures the costs of --target-bpw; give a budget");
+            if (measure == HymbaTools.Quantization.BitBudget.CostMeasure.Proxy) throw new InvalidRequestException("--cost", "proxy measures ggml blocks (GGUF); use kl or layer");
             if (parse.GetValue(chunk) < 1) throw new InvalidRequestException("--chunk", $"{parse.GetValue(chunk)}, expected >= 1");
             if (parse.GetValue(chunks) < 1) throw new InvalidRequestException("--chunks", $"{parse.GetValue(chunks)}, expected >= 1");
             var options = new OnnxExportOptions

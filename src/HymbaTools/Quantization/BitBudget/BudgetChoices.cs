@@ -31,8 +31,16 @@ public abstract class BudgetChoices(HymbaConfig config)
     /// <summary>The bytes of every stored tensor the budget does not choose for.</summary>
     public abstract long FixedBytes { get; }
 
-    /// <summary>The weights a reader decodes after plain rounding to a type (importance-weighted when the format's export is).</summary>
-    internal abstract float[] RoundTrip(StoredTensor tensor, GgmlType type, float[] weights, ImportanceMatrix? importance);
+    /// <summary>Replaces the tensor's rows [rows, columns] by what a reader decodes after plain rounding to a type (importance-weighted when the format's export is).</summary>
+    internal abstract void RoundTripInPlace(StoredTensor tensor, GgmlType type, Span<float> weights, ImportanceMatrix? importance);
+
+    /// <summary>A copy of <paramref name="weights"/> after <see cref="RoundTripInPlace"/>.</summary>
+    internal float[] RoundTrip(StoredTensor tensor, GgmlType type, float[] weights, ImportanceMatrix? importance)
+    {
+        var copy = (float[])weights.Clone();
+        RoundTripInPlace(tensor, type, copy, importance);
+        return copy;
+    }
 
     /// <summary>The grid error-compensated rounding writes a type into, or null when the tensor is rounded plainly there.</summary>
     internal abstract BlockGrid? Grid(StoredTensor tensor, GgmlType type);
@@ -86,10 +94,18 @@ public sealed class GgufBudgetChoices(HymbaConfig config) : BudgetChoices(config
     public override long Bytes(StoredTensor tensor, GgmlType type) => tensor.Rows * GgmlTypes.RowBytes(type, tensor.Columns);
     public override long FixedBytes => HymbaStorageLayout.For(Config).Where(t => !CandidateTypes.IsChosen(t)).Sum(t => t.ElementCount * 4);
 
-    internal override float[] RoundTrip(StoredTensor tensor, GgmlType type, float[] weights, ImportanceMatrix? importance)
+    internal override void RoundTripInPlace(StoredTensor tensor, GgmlType type, Span<float> weights, ImportanceMatrix? importance)
     {
         int cols = checked((int)tensor.Columns);
-        return TensorQuantizer.Dequantize(type, TensorQuantizer.Quantize(type, weights, cols, importance?.For(tensor.Name, cols)), weights.Length);
+        var format = BlockFormatRegistry.Get(type);
+        var weighting = format.UsesImportance ? importance?.For(tensor.Name, cols) : null;
+        var bytes = new byte[GgmlTypes.RowBytes(type, cols)];
+        for (int start = 0; start < weights.Length; start += cols)
+        {
+            var row = weights.Slice(start, cols);
+            format.QuantizeRow(row, bytes, weighting);
+            format.DequantizeRow(bytes, row);
+        }
     }
 
     internal override BlockGrid? Grid(StoredTensor tensor, GgmlType type) => GgmlTypes.FitsRow(type, tensor.Columns) ? BlockGrid.ForGgml(type) : null;

@@ -63,8 +63,7 @@ internal static class LayerOutputCostMeasurer
                     var slot = WeightSlots.Of(weights, t, c) ?? throw new InvalidOperationException($"{t.Name} has no weight in the forward pass");
                     using var scope = NewDisposeScope();
                     var changed = slot.Tensor.clone();
-                    var rounded = choices.RoundTrip(t, type, slot.Read(), weightedSearch ? importance : null);
-                    new WeightSlot(changed, slot.FirstRow, slot.Rows, slot.Columns).Write(rounded);
+                    choices.RoundTripInPlace(t, type, new WeightSlot(changed, slot.FirstRow, slot.Rows, slot.Columns).Span(), weightedSearch ? importance : null);
                     var layer = weights.Replacing(slot.Tensor, changed);
                     for (int i = 0; i < used.Length; i++)
                     {
@@ -83,9 +82,9 @@ internal static class LayerOutputCostMeasurer
                     {
                         // The smallest type's measured error, and the others in the proportion of their importance-weighted errors (on every ProxyRowStride-th row).
                         int cols = checked((int)t.Columns);
-                        var values = WeightSlots.Of(weights, t, c)!.Value.Read();
+                        var slot = WeightSlots.Of(weights, t, c)!.Value;
                         var weighting = importance?.For(t.Name, cols) ?? statistics.MeanSquares(t.Layer, ImportanceMatrix.PointOf(t.Role, c.TieWordEmbeddings)!.Value);
-                        var proxies = ProxyCostMeasurer.Measure(t, cols, types, (r, count, destination) => values.AsSpan(checked((int)(r * cols)), checked((int)(count * cols))).CopyTo(destination),
+                        var proxies = ProxyCostMeasurer.Measure(t, cols, types, (r, count, destination) => slot.Span().Slice(checked((int)(r * cols)), checked((int)(count * cols))).CopyTo(destination),
                             weighting, weightedSearch, ProxyRowStride);
                         double error = errors[first];
                         for (int k = 0; k < types.Count; k++) costs.Set(t.Name, types[k], proxies[0] > 0 ? error * proxies[k] / proxies[0] : error);

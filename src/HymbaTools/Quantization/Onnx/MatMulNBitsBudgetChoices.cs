@@ -21,8 +21,17 @@ public sealed class MatMulNBitsBudgetChoices(HymbaConfig config, IReadOnlyList<S
     public override long Bytes(StoredTensor tensor, GgmlType type) => MatMulNBitsPacker.Bytes(tensor.Rows, tensor.Columns, BitsOf(type), blockSize);
     public override long FixedBytes => fixedBytes;
 
-    internal override float[] RoundTrip(StoredTensor tensor, GgmlType type, float[] weights, ImportanceMatrix? importance) =>
-        MatMulNBitsPacker.Dequantize(MatMulNBitsPacker.Quantize(weights, checked((int)tensor.Rows), checked((int)tensor.Columns), BitsOf(type), blockSize, symmetric: true));
+    internal override void RoundTripInPlace(StoredTensor tensor, GgmlType type, Span<float> weights, ImportanceMatrix? importance)
+    {
+        int cols = checked((int)tensor.Columns), rows = weights.Length / cols;
+        const int Rows = 64;   // a piece at a time: no tensor-sized temporaries
+        for (int first = 0; first < rows; first += Rows)
+        {
+            int count = Math.Min(Rows, rows - first);
+            var piece = weights.Slice(first * cols, count * cols);
+            MatMulNBitsPacker.Dequantize(MatMulNBitsPacker.Quantize(piece, count, cols, BitsOf(type), blockSize, symmetric: true)).CopyTo(piece);
+        }
+    }
 
     internal override BlockGrid? Grid(StoredTensor tensor, GgmlType type) => tensor.Columns % blockSize == 0 ? new MatMulNBitsGrid(BitsOf(type), blockSize) : null;
 }
