@@ -160,7 +160,7 @@ public class GptqTests : IDisposable
 
     /// <summary>
     /// The Hessian summed in place as the chunks pass (meta rows added once with the chunk count as weight, float32
-    /// products in float64 sums): XᵀX of every recorded row to float32 precision, in the reversed order the factor
+    /// products and sums): XᵀX of every recorded row to float32 precision, in the reversed order the factor
     /// reads, lower triangle; the same bits with the chunks on 1 and 3 threads; diag / rows is the mean square.
     /// </summary>
     [Fact]
@@ -186,7 +186,8 @@ public class GptqTests : IDisposable
             meanSquares = hessians.MeanSquares(1, ActivationPoint.MixerOutputInput)!;
             using var sum = hessians.Take(1, ActivationPoint.MixerOutputInput)!;
             Assert.Null(hessians.Take(1, ActivationPoint.MixerOutputInput));
-            return sum.data<double>().ToArray();
+            Assert.Equal(ScalarType.Float32, sum.dtype);
+            return [.. sum.data<float>().ToArray().Select(v => (double)v)];
         }
         var recorded = new RowsRecording(1, ActivationPoint.MixerOutputInput, chunks.Length);
         var one = Sum(1, out long rowCount, out var meanSquares, recorded);

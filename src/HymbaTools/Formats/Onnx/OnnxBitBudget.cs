@@ -59,14 +59,7 @@ public sealed class OnnxBitBudget
 
     /// <summary>The lines recorded under <see cref="MetadataKey"/>.</summary>
     public IReadOnlyList<string> MetadataLines() =>
-    [
-        $"target_bpw={TargetBitsPerWeight.ToString("0.###", CultureInfo.InvariantCulture)}",
-        $"bits_per_weight={BitsPerWeight.ToString("F4", CultureInfo.InvariantCulture)}",
-        $"cost={CostMeasures.NameOf(Costs.Measure)}",
-        $"cost_rounding={RoundingMethods.NameOf(Costs.Method)}",
-        $"calibration={Calibration}",
-        .. Choices.Select(c => $"{c.Tensor.Name}={MatMulNBitsBudgetChoices.BitsOf(c.Type)} cost={c.Cost.ToString("G6", CultureInfo.InvariantCulture)}"),
-    ];
+        BitBudgetPlan.Record(TargetBitsPerWeight, BitsPerWeight, Costs, Calibration, Choices, c => MatMulNBitsBudgetChoices.BitsOf(c.Type).ToString(CultureInfo.InvariantCulture));
 
     /// <summary>One line for the terminal: how many weights took 8 bits and the bits per weight reached.</summary>
     public string Summary() => string.Create(CultureInfo.InvariantCulture,

@@ -42,14 +42,21 @@ public sealed class BitBudgetPlan
     private static string MeasureName(TensorCosts costs) => CostMeasures.Describe(costs.Measure);
 
     /// <summary>The lines recorded under general.quantization.plan: target, measure, calibration, then "tensor=TYPE cost".</summary>
-    public IReadOnlyList<string> MetadataLines() =>
+    public IReadOnlyList<string> MetadataLines() => Record(TargetBitsPerWeight, Plan.BitsPerWeight, Costs, Calibration, Choices, c => GgmlTypes.NameOf(c.Type));
+
+    /// <summary>
+    /// A budget as a file records it (GGUF general.quantization.plan, ONNX hymba.export.plan): target, bits per weight
+    /// reached, cost measure and the rounding it was measured with, calibration, then "tensor=CHOICE cost=C" per tensor.
+    /// </summary>
+    internal static IReadOnlyList<string> Record(double target, double bitsPerWeight, TensorCosts costs, string calibration, IEnumerable<BudgetChoice> choices,
+        Func<BudgetChoice, string> choiceName) =>
     [
-        $"target_bpw={TargetBitsPerWeight.ToString("0.###", CultureInfo.InvariantCulture)}",
-        $"bits_per_weight={Plan.BitsPerWeight.ToString("F4", CultureInfo.InvariantCulture)}",
-        $"cost={CostMeasures.NameOf(Costs.Measure)}",
-        $"cost_rounding={RoundingMethods.NameOf(Costs.Method)}",
-        $"calibration={Calibration}",
-        .. Choices.Select(c => $"{c.Tensor.Name}={GgmlTypes.NameOf(c.Type)} cost={c.Cost.ToString("G6", CultureInfo.InvariantCulture)}"),
+        $"target_bpw={target.ToString("0.###", CultureInfo.InvariantCulture)}",
+        $"bits_per_weight={bitsPerWeight.ToString("F4", CultureInfo.InvariantCulture)}",
+        $"cost={CostMeasures.NameOf(costs.Measure)}",
+        $"cost_rounding={RoundingMethods.NameOf(costs.Method)}",
+        $"calibration={calibration}",
+        .. choices.Select(c => $"{c.Tensor.Name}={choiceName(c)} cost={c.Cost.ToString("G6", CultureInfo.InvariantCulture)}"),
     ];
 
     public string ToText()

@@ -145,7 +145,8 @@ internal sealed class GptqLayerWalk : ITensorRounding, IDisposable
             _releasePages?.Invoke();
             // A layer leaves large managed arrays behind (levels, bytes already handed over); with free RAM the GC
             // would keep them, and peak memory would grow with the model instead of staying at one layer.
-            GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true);
+            System.Runtime.GCSettings.LargeObjectHeapCompactionMode = System.Runtime.GCLargeObjectHeapCompactionMode.CompactOnce;   // the layer's MB-sized arrays leave holes
+            GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
             GC.WaitForPendingFinalizers();   // tensors dropped without Dispose free their native memory here
             Common.NativeHeap.Trim();
         }

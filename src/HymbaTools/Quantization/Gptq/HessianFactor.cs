@@ -16,8 +16,9 @@ internal sealed class InverseHessianFactor(Tensor upper, double damping) : IDisp
 }
 
 /// <summary>
-/// GPTQ's inverse-Hessian factor from H = XᵀX of a layer's inputs, computed in place in the float64 sum the
-/// calibration accumulated (<see cref="Calibration.HessianAccumulator"/>: the reversed JHJ, lower triangle).
+/// GPTQ's inverse-Hessian factor from H = XᵀX of a layer's inputs, computed in place in a float64 copy of the sum the
+/// calibration accumulated (<see cref="Calibration.HessianAccumulator"/>: the reversed JHJ, lower triangle; the float32
+/// sum is freed as soon as it is copied).
 /// U is computed without forming H⁻¹: with JHJ = LLᵀ, U = J L⁻¹ J (upper) and UᵀU = J L⁻ᵀ L⁻¹ J = H⁻¹.
 /// <list type="bullet">
 /// <item>Dead input columns (H_ii = 0: the column never saw a non-zero input) get H_ii = 1 and no coupling, so
@@ -31,7 +32,7 @@ internal sealed class InverseHessianFactor(Tensor upper, double damping) : IDisp
 /// needs only L[j:, j:]: X_jj = L_jj⁻¹, X_ij = −L_ii⁻¹ Σ_k L_ik X_kj), each into its own workspace, and written
 /// straight into U as float32.</item>
 /// </list>
-/// Memory: the float64 sum, the float32 factor and a few blocks.
+/// Memory: the float64 matrix, the float32 factor and a few blocks.
 /// </summary>
 internal static class HessianFactor
 {
@@ -39,11 +40,13 @@ internal static class HessianFactor
     private const int MaxDampingSteps = 10;
     private const int Block = TorchWorkers.FixedBlockColumns;
 
-    /// <summary>The factor of the Hessian accumulated in <paramref name="reversedGram"/> (float64 [n, n], reversed order, lower triangle and diagonal blocks written; used up and disposed).</summary>
+    /// <summary>The factor of the Hessian accumulated in <paramref name="reversedGram"/> ([n, n] float32 or float64, reversed order, lower triangle and diagonal blocks written; disposed here).</summary>
     public static unsafe InverseHessianFactor Compute(Tensor reversedGram, int threads = 1)
     {
-        using var h = reversedGram;
-        if (h.dim() != 2 || h.shape[0] != h.shape[1] || h.dtype != ScalarType.Float64) throw new ArgumentException("the Hessian must be a square float64 matrix");
+        if (reversedGram.dim() != 2 || reversedGram.shape[0] != reversedGram.shape[1]) throw new ArgumentException("the Hessian must be a square matrix");
+        var h = reversedGram.dtype == ScalarType.Float64 ? reversedGram : reversedGram.to(ScalarType.Float64);
+        if (!ReferenceEquals(h, reversedGram)) reversedGram.Dispose();   // the float32 sum, before the factor's own memory
+        using var owned = h;
         int n = (int)h.shape[0];
         using var pin = TorchThreadPin.Single();
         using var grad = no_grad();
