@@ -14,4 +14,11 @@ internal static class CliOutput
     /// <summary>Where tokenizer.model is looked for: --tokenizer when given, else the artifact's directory (a checkpoint or an ONNX export) or the directory of a .gguf file.</summary>
     public static string TokenizerDirectory(string artifact, string? explicitDirectory) =>
         explicitDirectory ?? (Directory.Exists(artifact) ? artifact : Path.GetDirectoryName(Path.GetFullPath(artifact))!);
+
+    /// <summary>A note on stderr while a progress line may be drawn: on a line of its own.</summary>
+    public static void Note(TextWriter stderr, string text)
+    {
+        if (ConsoleProgress.LineOpen) stderr.WriteLine();
+        stderr.WriteLine($"note: {text}");
+    }
 }

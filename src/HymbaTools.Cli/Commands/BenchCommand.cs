@@ -10,11 +10,12 @@ internal static class BenchCommand
 {
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
-        var bench = new Command("bench", "Benchmarks: `bench forward` (reference forward pass vs its GEMMs), `bench quantize` (codec throughput), `bench onnx` (ONNX Runtime vs the reference), `bench convert` (quantize wall and peak memory vs a plain copy)");
+        var bench = new Command("bench", "Benchmarks: `bench forward` (reference forward pass vs its GEMMs), `bench quantize` (codec throughput), `bench onnx` (ONNX Runtime vs the reference), `bench convert` (quantize wall and peak memory vs a plain copy), `bench costs` (the bit budget's proxy cost against measured KL)");
         bench.Subcommands.Add(Forward(stdout, stderr));
         bench.Subcommands.Add(Quantize(stdout, stderr));
         bench.Subcommands.Add(BenchOnnxCommand.Create(stdout, stderr));
         bench.Subcommands.Add(Convert(stdout, stderr));
+        bench.Subcommands.Add(BenchCostsCommand.Create(stdout, stderr));
         return bench;
     }
 

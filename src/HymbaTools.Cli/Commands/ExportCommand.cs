@@ -48,7 +48,9 @@ internal static class ExportCommand
         };
         var threshold = new Option<long>("--external-data-threshold") { Description = "Weights larger than this many bytes in total go to model.onnx.data (always above 2 GB)", DefaultValueFactory = _ => 512L << 20 };
         var allowRequantize = new Option<bool>("--allow-requantize") { Description = "Export a GGUF input whose tensors are quantized already (as `quantize`: a second rounding on top of the first; export the original checkpoint instead)" };
-        var calibration = new Option<string?>("--calibration") { Description = "Calibration text for --method gptq (encoded with the source's tokenizer); never the text you evaluate on" };
+        var calibration = new Option<string?>("--calibration") { Description = "Calibration text for --method gptq and --target-bpw (encoded with the source's tokenizer); never the text you evaluate on" };
+        var targetBpw = new Option<double?>("--target-bpw") { Description = "With --type int4: give each MatMulNBits weight 4 or 8 bits by its measured cost on --calibration so that the weights stay at or under B bits per weight (the export prints the plan; `hymba export ... --type int4` alone is the 4-bit floor)" };
+        var cost = new Option<string?>("--cost") { Description = "How --target-bpw measures a weight's cost: kl (output KL, one forward per weight and bit width) or layer (squared error of its layer's output). Default: kl up to 50M parameters, else layer" };
         var method = new Option<string>("--method") { Description = "Rounding of int4/int8 MatMulNBits blocks: rtn (round to nearest, MLAS's rule) or gptq (error-compensated with the calibration text's input Hessians)", DefaultValueFactory = _ => "rtn" };
         var chunk = new Option<int>("--chunk") { Description = "Calibration tokens per sequence (--method gptq)", DefaultValueFactory = _ => 256 };
         var chunks = new Option<int>("--chunks") { Description = "Most calibration sequences (--method gptq)", DefaultValueFactory = _ => 8 };
@@ -58,7 +60,7 @@ internal static class ExportCommand
             "Export a model for a runtime: --format onnx writes model.onnx (+ model.onnx.data), genai_config.json, config.json, the tokenizer files and a README into a directory. " +
             "One graph serves prefill and decode, with K/V, conv and SSM state as inputs and outputs.")
         {
-            source, format, type, ops, blockSize, opset, accuracy, stateType, threshold, allowRequantize, calibration, method, chunk, chunks, force, output,
+            source, format, type, ops, blockSize, opset, accuracy, stateType, threshold, allowRequantize, calibration, method, targetBpw, cost, chunk, chunks, force, output,
         };
         command.SetAction(parse => CommandRunner.Run(parse, stderr, () =>
         {
@@ -73,11 +75,17 @@ internal static class ExportCommand
             if (level is not (0 or 1 or 2 or 3 or 4)) throw new InvalidRequestException("--accuracy-level", $"{level} (expected 0 to 4)");
             long limit = parse.GetValue(threshold);
             if (limit < 0) throw new InvalidRequestException("--external-data-threshold", $"{limit} (expected a non-negative byte count)");
-            string rounding = parse.GetValue(method)!.ToLowerInvariant();
-            if (rounding is not ("rtn" or "gptq")) throw new InvalidRequestException("--method", $"'{rounding}', expected rtn or gptq");
-            if (rounding == "gptq" && exportType is not (OnnxExportType.Int4 or OnnxExportType.Int8))
+            var rounding = HymbaTools.Quantization.RoundingMethods.Parse(parse.GetValue(method)!);
+            bool gptq = rounding == HymbaTools.Quantization.RoundingMethod.Gptq;
+            if (gptq && exportType is not (OnnxExportType.Int4 or OnnxExportType.Int8))
                 throw new InvalidRequestException("--method", "gptq rounds MatMulNBits blocks: use it with --type int4 or int8");
-            if (rounding == "gptq" && parse.GetValue(calibration) is null) throw new InvalidRequestException("--calibration", "--method gptq needs calibration text (its input Hessians come from it)");
+            if (gptq && parse.GetValue(calibration) is null) throw new InvalidRequestException("--calibration", "--method gptq needs calibration text (its input Hessians come from it)");
+            double? target = parse.GetValue(targetBpw);
+            if (target is not null && exportType != OnnxExportType.Int4) throw new InvalidRequestException("--target-bpw", "chooses 4 or 8 bits per MatMulNBits weight: use it with --type int4");
+            if (target is not null && parse.GetValue(calibration) is null) throw new InvalidRequestException("--calibration", "--target-bpw needs calibration text (the costs are measured on it)");
+            var measure = parse.GetValue(cost) is { } costName ? HymbaTools.Quantization.BitBudget.CostMeasures.Parse(costName) : (HymbaTools.Quantization.BitBudget.CostMeasure?)null;
+            if (measure is not null && target is null) throw new InvalidRequestException("--cost", "measures the costs of --target-bpw; give a budget");
+            if (measure == HymbaTools.Quantization.BitBudget.CostMeasure.Proxy) throw new InvalidRequestException("--cost", "proxy measures ggml blocks (GGUF); use kl or layer");
             if (parse.GetValue(chunk) < 1) throw new InvalidRequestException("--chunk", $"{parse.GetValue(chunk)}, expected >= 1");
             if (parse.GetValue(chunks) < 1) throw new InvalidRequestException("--chunks", $"{parse.GetValue(chunks)}, expected >= 1");
             string opsName = parse.GetValue(ops)!.ToLowerInvariant();
@@ -99,13 +107,32 @@ internal static class ExportCommand
                 Force = parse.GetValue(force),
             };
             string sourcePath = CheckpointInput.Resolve(parse.GetValue(source)!, stderr);
-            ArtifactKinds.Require(sourcePath, "export", ArtifactKind.Checkpoint | ArtifactKind.Gguf);
+            var kind = ArtifactKinds.Require(sourcePath, "export", ArtifactKind.Checkpoint | ArtifactKind.Gguf);
+            if (target is not null && kind != ArtifactKind.Checkpoint) throw new InvalidRequestException("--target-bpw", "needs a checkpoint directory (float weights to measure), not a GGUF file");
             using var input = ArtifactLoader.OpenExportSource(sourcePath, stderr, parse.GetValue(allowRequantize));
-            if (rounding == "gptq")
+            long[][]? split = null;
+            string calibrationSource = "";
+            if (parse.GetValue(calibration) is { } text && (gptq || target is not null))
             {
-                var (ids, name) = CalibrationText.Read(sourcePath, parse.GetValue(calibration)!, input.Source.Tensors.Config.VocabSize);
-                var split = HymbaTools.Quantization.CalibrationChunks.Split(ids, parse.GetValue(chunk), parse.GetValue(chunks));
-                options = options with { GptqCalibration = split, CalibrationSource = $"{name} ({split.Length} x {parse.GetValue(chunk)} tokens)" };
+                var (ids, name) = CalibrationText.Read(sourcePath, text, input.Source.Tensors.Config.VocabSize);
+                split = HymbaTools.Quantization.Calibration.CalibrationChunks.Split(ids, parse.GetValue(chunk), parse.GetValue(chunks));
+                calibrationSource = $"{name} ({split.Length} x {parse.GetValue(chunk)} tokens)";
+            }
+            if (gptq) options = options with { GptqCalibration = split, CalibrationSource = calibrationSource, GptqLog = line => CliOutput.Note(stderr, $"gptq {line}") };
+            if (target is { } bpw)
+            {
+                OnnxBitBudget.ChoicesFor(input.Source.Tensors.Config, options.BlockSize).Budget(bpw);   // refused before any cost is measured
+                using var ckpt = HymbaTools.Model.HymbaCheckpoint.Open(sourcePath, new HymbaTools.Model.CheckpointReadOptions { ScanNonFinite = false });
+                OnnxBitBudget budget;
+                var request = new HymbaTools.Quantization.BitBudget.BudgetCostRequest { Chunks = split, Method = rounding, Measure = measure };
+                CliOutput.Note(stderr, $"measuring costs: {HymbaTools.Quantization.BitBudget.CostMeasures.Describe(HymbaTools.Quantization.BitBudget.BudgetCostMeasurement.MeasureOf(request, OnnxBitBudget.ChoicesFor(ckpt.Config, options.BlockSize).Parameters))}");
+                using (var measuring = new ConsoleProgress(stderr, "measure costs"))
+                {
+                    budget = OnnxBitBudget.Create(ckpt, bpw, options.BlockSize, request, calibrationSource, measuring);
+                    measuring.Complete();
+                }
+                stderr.WriteLine($"note: {budget.Summary()}");
+                options = options with { BudgetBits = budget.Bits, PlanNotes = budget.MetadataLines() };
             }
             using var progress = new ConsoleProgress(stderr, $"export onnx {typeName}");
             var result = OnnxExporter.Export(input.Source, parse.GetValue(output)!, options, progress);

@@ -2,6 +2,7 @@ using System.CommandLine;
 using HymbaTools.Common;
 using HymbaTools.Model;
 using HymbaTools.Quantization;
+using HymbaTools.Quantization.Calibration;
 
 namespace HymbaTools.Cli.Commands;
 

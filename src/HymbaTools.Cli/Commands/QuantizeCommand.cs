@@ -5,6 +5,7 @@ using HymbaTools.Model;
 using HymbaTools.Quantization;
 using HymbaTools.Quantization.BitBudget;
 using HymbaTools.Quantization.Gptq;
+using HymbaTools.Quantization.Calibration;
 
 namespace HymbaTools.Cli.Commands;
 
@@ -17,7 +18,7 @@ internal static class QuantizeCommand
         var targetBpw = new Option<double?>("--target-bpw") { Description = "Instead of a preset: choose each linear weight's type (Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1, Q8_0, F16; whatever fits its rows) by its measured cost so that the tensor data stays at or under B bits per weight" };
         var calibration = new Option<string?>("--calibration") { Description = "Calibration text (encoded with the checkpoint's tokenizer): the costs of --target-bpw and the Hessians of --method gptq are measured on it. Never the text you evaluate on" };
         var method = new Option<string>("--method") { Description = "Rounding: rtn (the codecs' own, byte-identical to ggml) or gptq (error-compensated column by column with the calibration text's input Hessians; ordinary blocks, different bytes)", DefaultValueFactory = _ => "rtn" };
-        var cost = new Option<string?>("--cost") { Description = "How --target-bpw measures a tensor's cost: kl (the model's output KL on the calibration text, one forward per tensor and type) or proxy (importance-weighted squared error). Default: kl up to 50M parameters with --calibration, else proxy" };
+        var cost = new Option<string?>("--cost") { Description = "How --target-bpw measures a tensor's cost: kl (the model's output KL on the calibration text, one forward per tensor and type), layer (the squared error of the tensor's layer output, one layer pass per tensor) or proxy (importance-weighted squared error, no pass). Default with --calibration: kl up to 50M parameters, else layer; with only --imatrix: proxy" };
         var chunk = new Option<int>("--chunk") { Description = "Calibration tokens per sequence", DefaultValueFactory = _ => 256 };
         var chunks = new Option<int>("--chunks") { Description = "Most calibration sequences", DefaultValueFactory = _ => 8 };
         var tensorType = new Option<string[]>("--tensor-type") { Description = "Override REGEX=TYPE on stored tensor names, e.g. 'ffn_down=Q8_0' (repeatable; later ones win)" };
@@ -38,15 +39,8 @@ internal static class QuantizeCommand
             if ((presetName is null) == (target is null)) throw new InvalidRequestException("--type", "give a preset (--type) or a bit budget (--target-bpw), one of them");
             var preset = presetName is null ? null : QuantizationPreset.Find(presetName)
                 ?? throw new InvalidRequestException("--type", $"unknown preset '{presetName}' (expected one of {string.Join(", ", QuantizationPreset.All.Select(p => p.Name))})");
-            string rounding = parse.GetValue(method)!.ToLowerInvariant();
-            if (rounding is not ("rtn" or "gptq")) throw new InvalidRequestException("--method", $"'{rounding}', expected rtn or gptq");
-            CostMeasure? measure = parse.GetValue(cost)?.ToLowerInvariant() switch
-            {
-                null => null,
-                "kl" => CostMeasure.Kl,
-                "proxy" => CostMeasure.Proxy,
-                var other => throw new InvalidRequestException("--cost", $"'{other}', expected kl or proxy"),
-            };
+            var rounding = RoundingMethods.Parse(parse.GetValue(method)!);
+            CostMeasure? measure = parse.GetValue(cost) is { } costName ? CostMeasures.Parse(costName) : null;
             if (parse.GetValue(chunk) < 1) throw new InvalidRequestException("--chunk", $"{parse.GetValue(chunk)}, expected >= 1");
             if (parse.GetValue(chunks) < 1) throw new InvalidRequestException("--chunks", $"{parse.GetValue(chunks)}, expected >= 1");
             var overrides = (parse.GetValue(tensorType) ?? []).Select(TensorTypeOverride.Parse).ToList();
@@ -63,7 +57,7 @@ internal static class QuantizeCommand
                 AllowRequantize = parse.GetValue(allowRequantize),
             };
             string input = CheckpointInput.Resolve(parse.GetValue(checkpoint)!, stderr);
-            bool calibrated = target is not null || rounding == "gptq" || parse.GetValue(calibration) is not null;
+            bool calibrated = target is not null || rounding == RoundingMethod.Gptq || parse.GetValue(calibration) is not null;
             var kind = ArtifactKinds.Require(input, "quantize", dry ? ArtifactKind.Checkpoint | ArtifactKind.ConfigOnly | ArtifactKind.Gguf : ArtifactKind.Checkpoint | ArtifactKind.Gguf);
             if (kind == ArtifactKind.Gguf)
             {
@@ -88,11 +82,12 @@ internal static class QuantizeCommand
     /// <summary>What -o replaces without --force: a previous GGUF file (its magic bytes).</summary>
     internal static readonly OutputKind GgufOutput = new("a GGUF file", GgufFile.IsGguf);
 
-    private sealed record Calibration(double? Target, string? Text, string Method, CostMeasure? Measure, int ChunkLength, int MaxChunks);
+    private sealed record Calibration(double? Target, string? Text, RoundingMethod Method, CostMeasure? Measure, int ChunkLength, int MaxChunks);
 
     /// <summary>A bit budget and/or GPTQ: calibration chunks, measured costs and the knapsack's plan, the layer walk that rounds.</summary>
     private static int Calibrated(HymbaCheckpoint ckpt, GgufExportOptions options, Calibration calibration, bool dry, string? outPath, TextWriter stdout, TextWriter stderr)
     {
+        if (calibration.Target is { } wanted) new GgufBudgetChoices(ckpt.Config).Budget(wanted);   // refused before any cost is measured
         long[][]? chunks = null;
         string source = "";
         if (calibration.Text is not null)
@@ -101,14 +96,16 @@ internal static class QuantizeCommand
             chunks = CalibrationChunks.Split(ids, calibration.ChunkLength, calibration.MaxChunks);
             source = $"{name} ({chunks.Length} x {calibration.ChunkLength} tokens)";
         }
-        if (calibration.Method == "gptq" && chunks is null) throw new InvalidRequestException("--calibration", "--method gptq needs calibration text (its input Hessians come from it)");
+        if (calibration.Method == RoundingMethod.Gptq && chunks is null) throw new InvalidRequestException("--calibration", "--method gptq needs calibration text (its input Hessians come from it)");
         var notes = new List<string>();
         if (calibration.Target is { } target)
         {
             TensorCosts costs;
+            var request = new BudgetCostRequest { Chunks = chunks, Importance = options.Importance, Method = calibration.Method, Measure = calibration.Measure };
+            CliOutput.Note(stderr, $"measuring costs: {CostMeasures.Describe(BudgetCostMeasurement.MeasureOf(request, new GgufBudgetChoices(ckpt.Config).Parameters))}");
             using (var progress = new ConsoleProgress(stderr, "measure costs"))
             {
-                costs = BudgetCostMeasurement.Measure(ckpt, new BudgetCostRequest { Chunks = chunks, Importance = options.Importance, Method = calibration.Method, Measure = calibration.Measure }, progress);
+                costs = BudgetCostMeasurement.Measure(ckpt, request, progress);
                 progress.Complete();
             }
             var budget = BitBudgetPlan.Create(ckpt.Config, target, costs, chunks is null ? $"imatrix {options.Importance!.Dataset}" : source);
@@ -119,11 +116,13 @@ internal static class QuantizeCommand
         else if (chunks is not null) notes.Add($"calibration={source}");
         options = options with { Method = calibration.Method, PlanNotes = notes };
         if (dry) return PrintPlan(GgufExporter.Prepare(ckpt, options), stdout);
-        if (calibration.Method != "gptq") return Write(progress => GgufExporter.Export(ckpt, outPath!, options, progress), options.Preset, stdout, stderr);
+        if (calibration.Method != RoundingMethod.Gptq) return Write(progress => GgufExporter.Export(ckpt, outPath!, options, progress), options.Preset, stdout, stderr);
         var plan = options.Plan ?? QuantizationPlan.Create(ckpt.Config, options.Preset, options.Overrides);
         using var walk = GptqLayerWalk.ForGgml(new CheckpointTensorSource(ckpt), chunks!, plan, options.Importance, options.Threads, ckpt.ReleaseResidentPages);
+        walk.Log = line => CliOutput.Note(stderr, $"gptq {line}");
         var result = Write(progress => GgufExporter.Export(ckpt, outPath!, options with { Plan = plan, Rounding = walk }, progress), options.Preset, stdout, stderr);
         foreach (var note in walk.Notes) stderr.WriteLine($"note: {note}");
+        stderr.WriteLine($"note: gptq {walk.Times.Layers} layers: {walk.Times}");
         return result;
     }
 

@@ -12,6 +12,23 @@ internal static partial class NativeHeap
     [LibraryImport("libc", EntryPoint = "malloc_trim")]
     private static partial int MallocTrim(nuint pad);
 
+    [LibraryImport("libc", EntryPoint = "mallopt")]
+    private static partial int MallOpt(int parameter, int value);
+
+    private const int MmapThreshold = -3;   // M_MMAP_THRESHOLD
+
+    /// <summary>
+    /// From now on, blocks of <paramref name="bytes"/> or more are mapped on their own and given back when freed. glibc
+    /// otherwise raises this threshold to the largest block freed so far (up to 32 MB), after which a layer's
+    /// temporaries of a few MB stay in the heap arenas of the worker threads that freed them.
+    /// </summary>
+    public static void ReturnBlocksFrom(int bytes)
+    {
+        if (_unavailable || !OperatingSystem.IsLinux()) return;
+        try { _ = MallOpt(MmapThreshold, bytes); }
+        catch (Exception e) when (e is EntryPointNotFoundException or DllNotFoundException) { _unavailable = true; }
+    }
+
     private static bool _unavailable;
 
     public static void Trim()

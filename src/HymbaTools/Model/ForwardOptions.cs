@@ -11,8 +11,8 @@ public sealed record ForwardOptions
     /// <summary>Return every decoder layer's input and the final normalised hidden states with the logits (debugging aid).</summary>
     public bool CaptureHiddenStates { get; init; }
 
-    /// <summary>When set, squared activations entering each linear weight are accumulated here (calibration).</summary>
-    internal ActivationStatistics? Statistics { get; init; }
+    /// <summary>When set, receives the activation entering each linear weight (calibration: importance statistics, Hessians).</summary>
+    internal IActivationRecorder? Recorder { get; init; }
 
     /// <summary>Deliberately wrong variants, for tests that show a component is exercised (not part of the public API).</summary>
     internal ForwardFault Fault { get; init; } = ForwardFault.None;

@@ -14,7 +14,7 @@ internal static class HymbaMamba
     /// <param name="x">[B, T, d_in] (the in_proj x block)</param>
     /// <param name="z">[B, T, d_in] (the in_proj z block, the gate)</param>
     /// <returns>[B, T, d_in]</returns>
-    public static Tensor Forward(HymbaConfig c, LayerWeights w, Tensor x, Tensor z, HymbaCache cache, bool differentiable, ActivationStatistics? stats = null)
+    public static Tensor Forward(HymbaConfig c, LayerWeights w, Tensor x, Tensor z, HymbaCache cache, bool differentiable, IActivationRecorder? stats = null)
     {
         long batch = x.shape[0], steps = x.shape[1];
         int k = c.ConvKernel, layer = w.Plan.Index;

@@ -103,7 +103,7 @@ public sealed class HymbaModel : IDisposable
         var normalized = RmsNorm.Apply(x, w.FinalNorm, c.RmsNormEps);
         captured?.Add(TorchMemory.ToArray(normalized.contiguous()));
         var text = normalized[.., TensorIndex.Slice(metaSteps, null), ..];
-        options.Statistics?.Record(-1, ActivationPoint.HeadInput, text);
+        options.Recorder?.Record(-1, ActivationPoint.HeadInput, text);
         var logits = F.linear(text, w.LmHead);
 
         cache.Length += steps;
@@ -117,7 +117,7 @@ public sealed class HymbaModel : IDisposable
     {
         var plan = w.Plan;
         var h = RmsNorm.Apply(x, w.InputNorm, c.RmsNormEps);
-        var stats = options.Statistics;
+        var stats = options.Recorder;
         stats?.Record(plan.Index, ActivationPoint.MixerInput, h);
         var projected = F.linear(h, w.InProj, w.InProjBias);
         var p = plan.InProj;

@@ -39,6 +39,23 @@ public sealed class LayerWeights : IDisposable
         new[] { InputNorm, InProj, InProjBias, ConvBias, XProj, DtProjWeight, DtProjBias, D, DtNorm, BNorm, CNorm,
             FusionNormAttention, FusionNormSsm, OutProj, OutProjBias, PreMlpNorm, Down }.Where(t => t is not null)!;
 
+    /// <summary>
+    /// The same layer reading <paramref name="replacement"/> where this one reads <paramref name="original"/>: a shallow copy
+    /// for measuring a change to one weight while this layer stays as it is (it owns nothing; dispose only the replacement).
+    /// </summary>
+    internal LayerWeights Replacing(Tensor original, Tensor replacement)
+    {
+        Tensor R(Tensor t) => ReferenceEquals(t, original) ? replacement : t;
+        Tensor? O(Tensor? t) => t is null ? null : R(t);
+        return new LayerWeights
+        {
+            Plan = Plan, InputNorm = R(InputNorm), InProj = R(InProj), InProjBias = O(InProjBias), ConvWeight = R(ConvWeight), ConvBias = O(ConvBias),
+            XProj = R(XProj), DtProjWeight = R(DtProjWeight), DtProjBias = R(DtProjBias), A = R(A), D = R(D), DtNorm = O(DtNorm), BNorm = O(BNorm),
+            CNorm = O(CNorm), FusionNormAttention = R(FusionNormAttention), FusionNormSsm = R(FusionNormSsm), OutProj = R(OutProj),
+            OutProjBias = O(OutProjBias), PreMlpNorm = R(PreMlpNorm), GateUp = R(GateUp), Down = R(Down),
+        };
+    }
+
     public void Dispose()
     {
         foreach (var t in Sources()) t.Dispose();

@@ -31,6 +31,17 @@ internal static unsafe partial class TorchMemory
         return new Span<float>((void*)data, (int)n);
     }
 
+    /// <summary>The data pointer of a contiguous CPU float64 tensor, valid while the caller holds the tensor (for loops over a matrix in place).</summary>
+    public static double* DoublePointer(Tensor tensor)
+    {
+        if (tensor.dtype != ScalarType.Float64) throw new ArgumentException($"tensor is {tensor.dtype}, expected Float64");
+        if (!tensor.is_contiguous()) throw new ArgumentException("tensor must be contiguous");
+        if (tensor.device_type != DeviceType.CPU) throw new ArgumentException("tensor must be on the CPU");
+        IntPtr data = THSTensor_data(tensor.Handle);
+        if (data == IntPtr.Zero && tensor.numel() > 0) torch.CheckForErrors();
+        return (double*)data;
+    }
+
     /// <summary>A copy of a contiguous CPU float32 tensor's values.</summary>
     public static float[] ToArray(Tensor tensor) => AsSpan(tensor).ToArray();
 

@@ -17,6 +17,7 @@ internal static class TorchScalars
     public static Scalar Of(double value) => Cache.GetOrAdd(value, v => v.ToScalar());
 
     public static readonly Scalar One = Of(1.0);
+    public static readonly Scalar MinusOne = Of(-1.0);
 
     /// <summary>a + b without a temporary alpha Scalar.</summary>
     public static Tensor Add(Tensor a, Tensor b) => a.add(b, One);

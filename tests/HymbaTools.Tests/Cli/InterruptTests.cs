@@ -41,6 +41,8 @@ internal static class InterruptCases
             Ok(CliRunner.Run("quantize", example, "--type", "q8_0", "-o", gguf));
             Ok(CliRunner.Run("export", example, "--type", "int8", "-o", onnx));
             Ok(CliRunner.Run("init", medium, "--preset", "medium"));
+            // A tokenizer for calibration text (GPTQ, bit budgets): the example's ids fit the medium vocabulary.
+            File.Copy(Path.Combine(example, "tokenizer.model"), Path.Combine(medium, "tokenizer.model"));
             return new Artifacts(root, example, gguf, onnx, medium, Path.Combine(AppContext.BaseDirectory, "example-data", "persuasion.txt"));
         }
 
@@ -74,7 +76,11 @@ internal static class InterruptCases
         Check(signal, moment, working, twice: false, args);
 
     /// <param name="twice">send the signal a second time right after the first (the user who does not wait: the process ends at once, still with one line)</param>
-    public static void Check(int signal, Moment moment, Func<InterruptibleChild, string, bool> working, bool twice, params string[] args)
+    public static void Check(int signal, Moment moment, Func<InterruptibleChild, string, bool> working, bool twice, params string[] args) =>
+        Check(signal, moment, working, twice, ExitBound, args);
+
+    /// <param name="bound">from the signal to the exit</param>
+    public static void Check(int signal, Moment moment, Func<InterruptibleChild, string, bool> working, bool twice, TimeSpan bound, params string[] args)
     {
         using var output = new TempDir();
         string[] resolved = [.. args.Select(a => a.Replace("{out}", output.Path, StringComparison.Ordinal))];
@@ -86,8 +92,8 @@ internal static class InterruptCases
         Assert.True(reached, $"hymba {child.Args}: never reached the moment {moment} (exited or timed out); stderr:\n{child.Stderr}");
         child.Signal(signal);
         if (twice) child.Signal(signal, again: true);
-        var elapsed = child.WaitForExit(ExitBound);
-        Assert.True(elapsed is not null, $"hymba {child.Args}: still running {ExitBound.TotalSeconds} s after the signal");
+        var elapsed = child.WaitForExit(bound);
+        Assert.True(elapsed is not null, $"hymba {child.Args}: still running {bound.TotalSeconds} s after the signal");
 
         int expectedCode = signal == InterruptibleChild.SigInt ? ExitCodes.Interrupted : ExitCodes.Terminated;
         string expectedLine = signal == InterruptibleChild.SigInt ? "interrupted: temporary outputs removed" : "terminated: temporary outputs removed";
@@ -117,6 +123,17 @@ internal static class InterruptCases
     }
 
     public static Func<InterruptibleChild, string, bool> StderrShows(string text) => (child, _) => child.StderrHas(text);
+
+    /// <summary>A line on stderr, then <paramref name="seconds"/> more (the work it announces is under way).</summary>
+    public static Func<InterruptibleChild, string, bool> StderrShowedSecondsAgo(string text, double seconds)
+    {
+        DateTime? shown = null;
+        return (child, _) =>
+        {
+            if (shown is null && child.StderrHas(text)) shown = DateTime.UtcNow;
+            return shown is { } at && DateTime.UtcNow - at > TimeSpan.FromSeconds(seconds);
+        };
+    }
 
     public static Func<InterruptibleChild, string, bool> StdoutLonger(int characters) => (child, _) => child.Stdout.Length > characters;
 
@@ -243,5 +260,24 @@ public class InterruptWriteTests
             "export", F.Medium, "--type", "int4", "-o", "{out}/onnx");
         InterruptCases.Check(InterruptibleChild.SigInt, InterruptCases.Moment.Working, InterruptCases.Writing,
             "init", "{out}/ck", "--preset", "medium");
+    }
+
+    /// <summary>
+    /// Inside a layer's work, where nothing but the work's own checks can stop it within 2 s (the watchdog ends a stuck
+    /// process only after 3 s): GPTQ signalled once the first layer is done (the second is summing its Hessians,
+    /// factoring or sweeping; the ONNX export's walk once its second layer is done), and a bit budget 1.5 s into measuring
+    /// the layer-output costs (a layer pass per tensor). Measured when written: 0.06-0.09 s from the signal to the exit
+    /// for GPTQ, 0.3-0.8 s for the budget.
+    /// </summary>
+    [Fact]
+    public void Gptq_and_bit_budget_stop_within_2_s_mid_layer()
+    {
+        var bound = TimeSpan.FromSeconds(2);
+        InterruptCases.Check(InterruptibleChild.SigInt, InterruptCases.Moment.Working, InterruptCases.StderrShows("note: gptq layer 1/"), twice: false, bound,
+            "quantize", F.Medium, "--type", "q4_0", "--method", "gptq", "--calibration", F.Text, "-o", "{out}/m.gguf");
+        InterruptCases.Check(InterruptibleChild.SigTerm, InterruptCases.Moment.Working, InterruptCases.StderrShows("note: gptq layer 2/"), twice: false, bound,
+            "export", F.Medium, "--type", "int4", "--method", "gptq", "--calibration", F.Text, "-o", "{out}/onnx");
+        InterruptCases.Check(InterruptibleChild.SigInt, InterruptCases.Moment.Working, InterruptCases.StderrShowedSecondsAgo("note: measuring costs", 1.5), twice: false, bound,
+            "quantize", F.Medium, "--target-bpw", "5.5", "--cost", "layer", "--calibration", F.Text, "-o", "{out}/b.gguf");
     }
 }

@@ -179,7 +179,7 @@ public class GgufRoundTripTests : IDisposable
         using var model = HymbaModel.Load(new CheckpointTensorSource(ckpt));
         var rng = new Random(1);
         var tokens = Enumerable.Range(0, 256).Select(_ => (long)rng.Next(1024)).ToArray();
-        var imatrix = ImportanceCollector.Collect(model, tokens, 64, 4, "random", null);
+        var imatrix = HymbaTools.Quantization.Calibration.ImportanceCollector.Collect(model, tokens, 64, 4, "random", null);
         Assert.Contains("blk.0.attn_q.weight", imatrix.Entries.Keys);
         Assert.Equal(96, imatrix.Entries["blk.0.attn_q.weight"].Length);
         Assert.Equal(192, imatrix.Entries["blk.0.mixer_out.weight"].Length);

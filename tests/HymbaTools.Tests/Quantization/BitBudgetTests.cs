@@ -20,7 +20,7 @@ public class BitBudgetTests
     /// </summary>
     private static TensorCosts SyntheticCosts(HymbaConfig config)
     {
-        var costs = new TensorCosts(CostMeasure.Kl, "rtn");
+        var costs = new TensorCosts(CostMeasure.Kl, RoundingMethod.Rtn);
         var typeError = new Dictionary<GgmlType, double>
         {
             [GgmlType.Q4_0] = 1.0, [GgmlType.IQ4_NL] = 0.8, [GgmlType.Q4_1] = 0.7, [GgmlType.Q5_0] = 0.5, [GgmlType.Q5_1] = 0.4, [GgmlType.Q8_0] = 0.02,
@@ -127,7 +127,7 @@ public class BitBudgetTests
     public void The_plan_prefers_the_tensor_with_higher_measured_cost()
     {
         var config = TinyA;
-        var costs = new TensorCosts(CostMeasure.Kl, "rtn");
+        var costs = new TensorCosts(CostMeasure.Kl, RoundingMethod.Rtn);
         var typeError = new Dictionary<GgmlType, double>
         {
             [GgmlType.Q4_0] = 1.0, [GgmlType.IQ4_NL] = 1.0, [GgmlType.Q4_1] = 0.9, [GgmlType.Q5_0] = 0.5, [GgmlType.Q5_1] = 0.45, [GgmlType.Q8_0] = 0.01,

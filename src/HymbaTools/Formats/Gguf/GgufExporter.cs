@@ -33,8 +33,8 @@ public sealed record GgufExportOptions
     public QuantizationPlan? Plan { get; init; }
     /// <summary>Rounding other than the codecs' plain one (GPTQ); tensors it returns nothing for are rounded plainly.</summary>
     internal Quantization.Gptq.ITensorRounding? Rounding { get; init; }
-    /// <summary>How weights were rounded ("rtn" plain, "gptq" error-compensated), recorded as general.quantization.method.</summary>
-    public string Method { get; init; } = "rtn";
+    /// <summary>How weights were rounded, recorded by name as general.quantization.method.</summary>
+    public RoundingMethod Method { get; init; } = RoundingMethod.Rtn;
     /// <summary>Extra lines recorded under general.quantization.plan (a bit budget's target and per-tensor costs).</summary>
     public IReadOnlyList<string> PlanNotes { get; init; } = [];
 }
@@ -109,8 +109,8 @@ public static class GgufExporter
         writer.Add("general.quantization.preset", GgufValue.Str(options.Preset.Name));
         writer.Add("general.quantization.tensor_types", GgufValue.Strings(plan.Tensors.Select(t => $"{t.Tensor.Name}={GgmlTypes.NameOf(t.Type)}")));
         // Plain preset files keep exactly the keys they always had; a budget plan or another rounding says so.
-        if (options.Method != "rtn" || options.PlanNotes.Count > 0)
-            writer.Add("general.quantization.method", GgufValue.Str(options.Method));
+        if (options.Method != RoundingMethod.Rtn || options.PlanNotes.Count > 0)
+            writer.Add("general.quantization.method", GgufValue.Str(RoundingMethods.NameOf(options.Method)));
         if (options.PlanNotes.Count > 0)
             writer.Add("general.quantization.plan", GgufValue.Strings(options.PlanNotes));
         if (options.Overrides.Count > 0)

@@ -47,6 +47,12 @@ public sealed record OnnxExportOptions
     public long[][]? GptqCalibration { get; init; }
     /// <summary>What the calibration chunks came from (recorded in the metadata).</summary>
     public string CalibrationSource { get; init; } = "";
+    /// <summary>MatMulNBits bits per weight chosen by a bit budget (<see cref="OnnxBitBudget"/>); null: the int4/int8 policy's.</summary>
+    public IReadOnlyDictionary<string, int>? BudgetBits { get; init; }
+    /// <summary>The budget's target, costs and choices, recorded under <see cref="OnnxBitBudget.MetadataKey"/>.</summary>
+    public IReadOnlyList<string> PlanNotes { get; init; } = [];
+    /// <summary>Receives one line per layer of the GPTQ walk (its step times).</summary>
+    public Action<string>? GptqLog { get; init; }
 }
 
 /// <summary>What an export reads: tensors by HuggingFace name, the files to record hashes of, and where tokenizer files are.</summary>
@@ -85,7 +91,7 @@ public static class OnnxExporter
         string destination = OutputPaths.CheckDirectory(outputDirectory, "-o", options.Force);
 
         var tokenizer = OnnxExportTokenizer.Prepare(source);
-        var weights = OnnxPrecision.Plan(config, options.Type);
+        var weights = OnnxPrecision.Plan(config, options.Type, options.BudgetBits);
         long weightBytes = weights.Sum(w => w.Bytes(options.BlockSize));
         bool external = weightBytes > Math.Min(options.ExternalDataThreshold, ProtobufLimit - (64L << 20));
         var graph = HymbaOnnxGraph.Build(config, weights, new HymbaGraphOptions(options.Opset, options.BlockSize, options.AccuracyLevel, options.Ops, options.StateType));
@@ -97,7 +103,7 @@ public static class OnnxExporter
         {
             string checksums;
             using (var store = new OnnxInitializerStore(external ? Path.Combine(directory, HymbaOnnxNames.DataFile) : null))
-            using (var walk = options.GptqCalibration is { } chunks ? GptqWalk(source.Tensors, chunks, weights, options.BlockSize) : null)
+            using (var walk = options.GptqCalibration is { } chunks ? GptqWalk(source.Tensors, chunks, weights, options.BlockSize, options.GptqLog) : null)
             {
                 new OnnxWeightWriter(source.Tensors, weights, options.BlockSize, options.Ops, walk).WriteAll(store, ProgressPart.Of(progress, 1, 2, weightBytes), weightBytes);
                 WriteMetaTokenState(metaState, store);
@@ -140,11 +146,11 @@ public static class OnnxExporter
     private static long IrVersionOf(long opset) => opset switch { <= 18 => 8, <= 20 => 9, <= 22 => 10, _ => 11 };
 
     /// <summary>GPTQ over the layers for every MatMulNBits weight whose rows are whole blocks (the rest round to nearest).</summary>
-    private static GptqLayerWalk GptqWalk(IHymbaTensorSource source, long[][] chunks, IReadOnlyList<OnnxWeight> weights, int blockSize)
+    private static GptqLayerWalk GptqWalk(IHymbaTensorSource source, long[][] chunks, IReadOnlyList<OnnxWeight> weights, int blockSize, Action<string>? log)
     {
         var byName = weights.ToDictionary(w => w.Tensor.Name, StringComparer.Ordinal);
         return new GptqLayerWalk(source, chunks, t => byName.TryGetValue(t.Name, out var w) && w.Kind == OnnxWeightKind.NBits && t.Columns % blockSize == 0
-            ? new MatMulNBitsGrid(w.Bits, blockSize) : null, importance: null) { CalibrationImportance = true };
+            ? new MatMulNBitsGrid(w.Bits, blockSize) : null, importance: null) { CalibrationImportance = true, Log = log };
     }
 
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
@@ -169,9 +175,10 @@ public static class OnnxExporter
         yield return ("hymba.export.ops", OpsName(options.Ops));
         if (options.GptqCalibration is not null)
         {
-            yield return (HymbaOnnxNames.MetaMethod, "gptq");
+            yield return (HymbaOnnxNames.MetaMethod, Quantization.RoundingMethods.NameOf(Quantization.RoundingMethod.Gptq));
             yield return (HymbaOnnxNames.MetaCalibration, options.CalibrationSource);
         }
+        if (options.PlanNotes.Count > 0) yield return (OnnxBitBudget.MetadataKey, string.Join("\n", options.PlanNotes));
         yield return (HymbaOnnxNames.MetaSourcePath, System.IO.Path.GetFullPath(source.Path));
         string sourceDirectory = Directory.Exists(source.Path) ? source.Path : System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(source.Path))!;
         if (Checkpoints.HubSnapshot.FromDirectory(sourceDirectory) is { } hub)

@@ -24,7 +24,7 @@ public sealed record OnnxWeight(StoredTensor Tensor, OnnxWeightKind Kind, int Bi
     {
         OnnxWeightKind.Float32 => Tensor.ElementCount * 4,
         OnnxWeightKind.Float16 => Tensor.ElementCount * 2,
-        _ => Tensor.Rows * ((Tensor.Columns + blockSize - 1) / blockSize) * (blockSize * Bits / 8 + 4),
+        _ => Quantization.Onnx.MatMulNBitsPacker.Bytes(Tensor.Rows, Tensor.Columns, Bits, blockSize),
     };
 }
 
@@ -61,13 +61,16 @@ internal static class OnnxPrecision
         [GgmlType.Q4_K] = (OnnxWeightKind.NBits, 4),
     };
 
-    public static IReadOnlyList<OnnxWeight> Plan(HymbaConfig config, OnnxExportType type)
+    /// <param name="budgetBits">MatMulNBits bits chosen per tensor by a bit budget (<see cref="OnnxBitBudget"/>); the others follow the policy</param>
+    public static IReadOnlyList<OnnxWeight> Plan(HymbaConfig config, OnnxExportType type, IReadOnlyDictionary<string, int>? budgetBits = null)
     {
         var preset = QuantizationPreset.Find(PresetOf(type))!;
         var plan = QuantizationPlan.Create(config, preset);
         // The meta tokens enter the graph only through the state they produce (computed at export time).
         return plan.Tensors.Where(p => p.Tensor.Role != StoredRole.MetaTokens).Select(p =>
         {
+            if (budgetBits is not null && budgetBits.TryGetValue(p.Tensor.Name, out int chosen))
+                return new OnnxWeight(p.Tensor, OnnxWeightKind.NBits, chosen, $"bit budget: {chosen} bits by measured cost");
             var asked = p.Requested ?? p.Type;
             var (kind, bits) = ByGgmlType[asked];
             // GGUF keeps x_proj/dt_proj in F16 because no ggml block fits their widths; MatMulNBits takes any

@@ -4,9 +4,6 @@ using HymbaTools.Model;
 
 namespace HymbaTools.Quantization.BitBudget;
 
-/// <summary>One tensor's type under a bit budget, with its measured cost there and at its smallest type.</summary>
-public sealed record BudgetChoice(StoredTensor Tensor, GgmlType Type, long Bytes, double Cost, double SmallestCost);
-
 /// <summary>
 /// Per-tensor types chosen by measured cost under a bits-per-weight budget (tensor data, as `hymba` reports
 /// it): the linear weights take the knapsack's choice among the types that fit them, the rest stay F32.
@@ -32,43 +29,34 @@ public sealed class BitBudgetPlan
 
     public static BitBudgetPlan Create(HymbaConfig config, double targetBitsPerWeight, TensorCosts costs, string calibration)
     {
-        if (!(targetBitsPerWeight > 0) || !double.IsFinite(targetBitsPerWeight))
-            throw new InvalidRequestException("--target-bpw", $"{targetBitsPerWeight.ToString(CultureInfo.InvariantCulture)}, expected a positive number of bits per weight");
-        var layout = HymbaStorageLayout.For(config);
-        long parameters = layout.Sum(t => t.ElementCount);
-        long fixedBytes = layout.Where(t => !CandidateTypes.IsChosen(t)).Sum(t => t.ElementCount * 4);
-        long budget = (long)Math.Floor((decimal)targetBitsPerWeight * parameters / 8) - fixedBytes;
-        var chosen = layout.Where(CandidateTypes.IsChosen).ToList();
-        var items = chosen.Select(t => new KnapsackItem(t.Name, CandidateTypes.For(t)
-            .Select(type => new KnapsackOption(type, t.Rows * GgmlTypes.RowBytes(type, t.Columns), costs.Get(t.Name, type))).ToList())).ToList();
-        var solution = BudgetKnapsack.Solve(items, budget);
-        if (solution is null)
-        {
-            long smallest = fixedBytes + items.Sum(i => i.Options.Min(o => o.Bytes));
-            throw new InvalidRequestException("--target-bpw",
-                $"{targetBitsPerWeight.ToString(CultureInfo.InvariantCulture)} is below the smallest plan: {8.0 * smallest / parameters:F3} bits per weight with every linear weight in its smallest type");
-        }
-        var choices = chosen.Select((t, i) => new BudgetChoice(t, solution[i].Type, solution[i].Bytes, solution[i].Cost, items[i].Options[0].Cost)).ToList();
+        var choices = new GgufBudgetChoices(config).Choose(targetBitsPerWeight, costs);
         var dominant = choices.GroupBy(c => c.Type).OrderByDescending(g => g.Sum(c => c.Bytes)).ThenBy(g => g.Key).First().Key;
         string name = "bpw-" + targetBitsPerWeight.ToString("0.###", CultureInfo.InvariantCulture);
         var preset = new QuantizationPreset(name, dominant, QuantizationPreset.FileTypeOf(dominant), dominant, dominant, null,
-            $"types chosen per tensor by measured cost ({MeasureName(costs)}, {costs.Method} rounding) within {targetBitsPerWeight.ToString("0.###", CultureInfo.InvariantCulture)} bits per weight");
+            $"types chosen per tensor by measured cost ({MeasureName(costs)}, {RoundingMethods.NameOf(costs.Method)} rounding) within {targetBitsPerWeight.ToString("0.###", CultureInfo.InvariantCulture)} bits per weight");
         var plan = QuantizationPlan.FromChoices(config, preset, choices.ToDictionary(c => c.Tensor.Name,
             c => (c.Type, $"budget: cost {c.Cost.ToString("G4", CultureInfo.InvariantCulture)} (at {GgmlTypes.NameOf(CandidateTypes.Smallest(c.Tensor))}: {c.SmallestCost.ToString("G4", CultureInfo.InvariantCulture)})")));
         return new BitBudgetPlan(targetBitsPerWeight, costs, choices, plan, calibration);
     }
 
-    private static string MeasureName(TensorCosts costs) => costs.Measure == CostMeasure.Kl ? "KL on calibration text" : "importance-weighted squared error";
+    private static string MeasureName(TensorCosts costs) => CostMeasures.Describe(costs.Measure);
 
     /// <summary>The lines recorded under general.quantization.plan: target, measure, calibration, then "tensor=TYPE cost".</summary>
-    public IReadOnlyList<string> MetadataLines() =>
+    public IReadOnlyList<string> MetadataLines() => Record(TargetBitsPerWeight, Plan.BitsPerWeight, Costs, Calibration, Choices, c => GgmlTypes.NameOf(c.Type));
+
+    /// <summary>
+    /// A budget as a file records it (GGUF general.quantization.plan, ONNX hymba.export.plan): target, bits per weight
+    /// reached, cost measure and the rounding it was measured with, calibration, then "tensor=CHOICE cost=C" per tensor.
+    /// </summary>
+    internal static IReadOnlyList<string> Record(double target, double bitsPerWeight, TensorCosts costs, string calibration, IEnumerable<BudgetChoice> choices,
+        Func<BudgetChoice, string> choiceName) =>
     [
-        $"target_bpw={TargetBitsPerWeight.ToString("0.###", CultureInfo.InvariantCulture)}",
-        $"bits_per_weight={Plan.BitsPerWeight.ToString("F4", CultureInfo.InvariantCulture)}",
-        $"cost={(Costs.Measure == CostMeasure.Kl ? "kl" : "proxy")}",
-        $"cost_rounding={Costs.Method}",
-        $"calibration={Calibration}",
-        .. Choices.Select(c => $"{c.Tensor.Name}={GgmlTypes.NameOf(c.Type)} cost={c.Cost.ToString("G6", CultureInfo.InvariantCulture)}"),
+        $"target_bpw={target.ToString("0.###", CultureInfo.InvariantCulture)}",
+        $"bits_per_weight={bitsPerWeight.ToString("F4", CultureInfo.InvariantCulture)}",
+        $"cost={CostMeasures.NameOf(costs.Measure)}",
+        $"cost_rounding={RoundingMethods.NameOf(costs.Method)}",
+        $"calibration={calibration}",
+        .. choices.Select(c => $"{c.Tensor.Name}={choiceName(c)} cost={c.Cost.ToString("G6", CultureInfo.InvariantCulture)}"),
     ];
 
     public string ToText()
@@ -77,7 +65,7 @@ public sealed class BitBudgetPlan
         foreach (var c in Choices)
             table.Add(c.Tensor.Name, "[" + string.Join(", ", c.Tensor.Shape) + "]", GgmlTypes.NameOf(c.Type), c.Bytes, c.Cost, c.SmallestCost);
         return $"bit budget {TargetBitsPerWeight.ToString("0.###", CultureInfo.InvariantCulture)} bits per weight; cost = {MeasureName(Costs)} " +
-               $"({Costs.Method} rounding), measured on {Calibration}\n{table}" +
+               $"({RoundingMethods.NameOf(Costs.Method)} rounding), measured on {Calibration}\n{table}" +
                $"\ntotal cost {TotalCost.ToString("G6", CultureInfo.InvariantCulture)}; " +
                string.Join(", ", Choices.GroupBy(c => c.Type).OrderBy(g => g.Key).Select(g => $"{GgmlTypes.NameOf(g.Key)} x{g.Count()}")) + "\n";
     }

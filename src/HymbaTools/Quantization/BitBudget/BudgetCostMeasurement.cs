@@ -1,5 +1,6 @@
 using HymbaTools.Model;
 using HymbaTools.Quantization.Gptq;
+using HymbaTools.Quantization.Calibration;
 
 namespace HymbaTools.Quantization.BitBudget;
 
@@ -10,58 +11,62 @@ public sealed record BudgetCostRequest
     public long[][]? Chunks { get; init; }
     /// <summary>The user's importance matrix: weights the scale search (as in the export) and the proxy.</summary>
     public ImportanceMatrix? Importance { get; init; }
-    /// <summary>"rtn" or "gptq": the rounding the costs are measured with (the export's).</summary>
-    public string Method { get; init; } = "rtn";
-    /// <summary>Null: KL when calibration text is given and the model is small enough, else the proxy.</summary>
+    /// <summary>The export's rounding: KL costs are measured with it.</summary>
+    public RoundingMethod Method { get; init; } = RoundingMethod.Rtn;
+    /// <summary>Null: with calibration text, KL when the model is small enough, else the layer-output error; without, the proxy.</summary>
     public CostMeasure? Measure { get; init; }
 }
 
 /// <summary>
 /// Measures every linear weight's cost at every type that fits it: KL in the model's output on calibration text
-/// for models up to <see cref="KlParameterLimit"/> parameters (one forward per tensor and type), the
-/// importance-weighted squared error otherwise (the importance from --imatrix, or collected from the
-/// calibration text a layer at a time).
+/// for models up to <see cref="KlParameterLimit"/> parameters (one forward per tensor and type); above that the
+/// squared error of each tensor's layer output (<see cref="LayerOutputCostMeasurer"/>), or with an importance matrix
+/// and no calibration text the importance-weighted squared error (<see cref="ProxyCostMeasurer"/>).
 /// </summary>
 internal static class BudgetCostMeasurement
 {
-    /// <summary>Largest model whose costs are measured as KL by default (the example model is 4.4M; Hymba-1.5B needs the proxy).</summary>
+    /// <summary>Largest model whose costs are measured as KL by default (the example model is 4.4M; Hymba-1.5B needs the layer-output error).</summary>
     public const long KlParameterLimit = 50_000_000;
 
-    public static TensorCosts Measure(HymbaCheckpoint checkpoint, BudgetCostRequest request, IProgress<(long Done, long Total)>? progress = null)
+    /// <summary>The measure a request uses: its own, else KL with calibration text up to <see cref="KlParameterLimit"/> parameters, the layer-output error above, the proxy without text.</summary>
+    public static CostMeasure MeasureOf(BudgetCostRequest request, long parameters) =>
+        request.Measure ?? (request.Chunks is null ? CostMeasure.Proxy : parameters <= KlParameterLimit ? CostMeasure.Kl : CostMeasure.LayerOutput);
+
+    /// <param name="choices">the tensors and types to measure (default: a GGUF file's, <see cref="GgufBudgetChoices"/>)</param>
+    public static TensorCosts Measure(HymbaCheckpoint checkpoint, BudgetCostRequest request, IProgress<(long Done, long Total)>? progress = null, BudgetChoices? choices = null)
     {
         var config = checkpoint.Config;
-        var layout = HymbaStorageLayout.For(config);
-        var chosen = layout.Where(CandidateTypes.IsChosen).ToList();
-        long parameters = layout.Sum(t => t.ElementCount);
-        var measure = request.Measure ?? (request.Chunks is not null && parameters <= KlParameterLimit ? CostMeasure.Kl : CostMeasure.Proxy);
+        choices ??= new GgufBudgetChoices(config);
+        var measure = MeasureOf(request, choices.Parameters);
         var source = new CheckpointTensorSource(checkpoint);
-        if (measure == CostMeasure.Kl)
+        if (measure != CostMeasure.Proxy && request.Chunks is null)
+            throw new Common.InvalidRequestException("--calibration", $"measuring {CostMeasures.NameOf(measure)} costs needs calibration text");
+        void Release(StoredTensor t) => checkpoint.Get(t.SourceName).ReleaseResidentPages();
+        switch (measure)
         {
-            var chunks = request.Chunks ?? throw new Common.InvalidRequestException("--calibration", "measuring KL costs needs calibration text");
-            using var model = HymbaModel.Load(source);
-            FactorCache? factors = null;
-            if (request.Method == "gptq")
+            case CostMeasure.LayerOutput:
+                return LayerOutputCostMeasurer.Measure(source, request.Chunks!, choices, request.Importance, t => Rows(checkpoint, t), Release, progress, checkpoint.ReleaseResidentPages);
+            case CostMeasure.Kl:
             {
-                // The whole model's Gram matrices at once: fine at the sizes KL is measured at.
-                var statistics = new ActivationStatistics { GramLayers = new HashSet<int>(config.Layers.Select(l => l.Index)) };
-                using (TorchThreadPin.Single()) model.Forward(chunks, new ForwardOptions { Statistics = statistics });
-                factors = new FactorCache(statistics);
+                var chunks = request.Chunks!;
+                using var model = HymbaModel.Load(source);
+                // The whole model's Hessians at once: fine at the sizes KL is measured at.
+                using var factors = request.Method == RoundingMethod.Gptq ? FactorCache.Measure(source, chunks, Common.ComputeThreads.Count) : null;
+                float[] RoundTrip(StoredTensor t, GgmlType type, float[] weights) =>
+                    factors is not null && choices.Grid(t, type) is { } grid && CompensatedTensorRounding.Round(t, grid, weights, factors, config, request.Importance) is { } rounded
+                        ? rounded.Dequantized
+                        : choices.RoundTrip(t, type, weights, request.Importance);
+                return KlCostMeasurer.Measure(model, chunks, choices, RoundTrip, request.Method, progress);
             }
-            float[] RoundTrip(StoredTensor t, GgmlType type, float[] weights)
+            default:
             {
-                if (factors is not null && t.Layer >= 0 && CompensatedTensorRounding.Round(t, type, weights, factors, config, request.Importance) is { } rounded)
-                    return rounded.Dequantized;
-                int cols = checked((int)t.Columns);
-                var bytes = TensorQuantizer.Quantize(type, weights, cols, request.Importance?.For(t.Name, cols));
-                return TensorQuantizer.Dequantize(type, bytes, weights.Length);
+                if (!choices.ScalesByProxy) throw new Common.InvalidRequestException("--cost", "proxy measures ggml blocks (GGUF); use kl or layer");
+                var weighting = request.Importance
+                    ?? (request.Chunks is { } c ? LayerwiseImportance.Collect(source, c, "calibration", releasePages: checkpoint.ReleaseResidentPages)
+                        : throw new Common.InvalidRequestException("--calibration", "a bit budget needs --calibration TEXT or --imatrix FILE to measure costs"));
+                return ProxyCostMeasurer.Measure(choices.Tensors, t => Rows(checkpoint, t), Release, weighting, request.Importance is not null, progress);
             }
-            return KlCostMeasurer.Measure(model, chunks, chosen, RoundTrip, request.Method, progress);
         }
-        var weighting = request.Importance
-            ?? (request.Chunks is { } c ? LayerwiseImportance.Collect(source, c, "calibration", releasePages: checkpoint.ReleaseResidentPages)
-                : throw new Common.InvalidRequestException("--calibration", "a bit budget needs --calibration TEXT or --imatrix FILE to measure costs"));
-        return ProxyCostMeasurer.Measure(chosen, t => Rows(checkpoint, t), t => checkpoint.Get(t.SourceName).ReleaseResidentPages(), weighting,
-            request.Importance is not null, request.Method, progress);
     }
 
     private static RowSource Rows(HymbaCheckpoint checkpoint, StoredTensor tensor)

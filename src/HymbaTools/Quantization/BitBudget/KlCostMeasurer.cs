@@ -1,5 +1,5 @@
 using HymbaTools.Model;
-using HymbaTools.Quantization.Gptq;
+using HymbaTools.Quantization.Calibration;
 
 namespace HymbaTools.Quantization.BitBudget;
 
@@ -14,16 +14,17 @@ internal delegate float[] RoundTrip(StoredTensor tensor, GgmlType type, float[] 
 /// </summary>
 internal static class KlCostMeasurer
 {
-    public static TensorCosts Measure(HymbaModel model, long[][] chunks, IEnumerable<StoredTensor> tensors, RoundTrip roundTrip, string method,
+    public static TensorCosts Measure(HymbaModel model, long[][] chunks, BudgetChoices choices, RoundTrip roundTrip, RoundingMethod method,
         IProgress<(long Done, long Total)>? progress = null)
     {
         using var pin = TorchThreadPin.Single();
         var reference = LogSoftmax(model.Forward(chunks));
         var costs = new TensorCosts(CostMeasure.Kl, method);
-        var work = tensors.SelectMany(t => CandidateTypes.For(t).Where(type => type != GgmlType.F16).Select(type => (t, type))).ToList();
+        var work = choices.Tensors.SelectMany(t => choices.TypesOf(t).Where(type => type != GgmlType.F16).Select(type => (t, type))).ToList();
         int done = 0;
         foreach (var group in work.GroupBy(w => w.t))
         {
+            Common.Interruption.ThrowIfRequested();
             var t = group.Key;
             var slot = WeightSlots.Of(model.Weights, t) ?? throw new InvalidOperationException($"{t.Name} has no weight in the forward pass");
             var original = slot.Read();

@@ -16,9 +16,9 @@ internal static class ProxyCostMeasurer
     private const int ChunkRows = 256;
 
     public static TensorCosts Measure(IReadOnlyList<StoredTensor> tensors, Func<StoredTensor, RowSource> rowsOf, Action<StoredTensor> release, ImportanceMatrix importance,
-        bool weightedSearch, string method, IProgress<(long Done, long Total)>? progress = null)
+        bool weightedSearch, IProgress<(long Done, long Total)>? progress = null)
     {
-        var costs = new TensorCosts(CostMeasure.Proxy, method);
+        var costs = new TensorCosts(CostMeasure.Proxy, RoundingMethod.Rtn);   // the proxy rounds plainly, whatever the export does
         long total = tensors.Sum(t => t.ElementCount), done = 0;
         foreach (var t in tensors)
         {
@@ -35,7 +35,8 @@ internal static class ProxyCostMeasurer
         return costs;
     }
 
-    private static double[] Measure(StoredTensor t, int cols, List<GgmlType> types, RowSource rows, float[]? importance, bool weightedSearch)
+    /// <summary>The proxy of one tensor at each of <paramref name="types"/>, its rows read from <paramref name="rows"/> (every <paramref name="rowStride"/>-th row).</summary>
+    internal static double[] Measure(StoredTensor t, int cols, IReadOnlyList<GgmlType> types, RowSource rows, float[]? importance, bool weightedSearch, int rowStride = 1)
     {
         var totals = new double[types.Count];
         long rowCount = t.Rows;
@@ -44,9 +45,11 @@ internal static class ProxyCostMeasurer
         Parallel.For(0, chunks, Common.ComputeThreads.ParallelOptions, () => (Row: new float[cols], Bytes: new byte[GgmlTypes.RowBytes(GgmlType.Q8_0, cols) * 2], Back: new float[cols]),
             (chunk, _, buffers) =>
             {
+                Common.Interruption.ThrowIfRequested();
                 long first = (long)chunk * ChunkRows, end = Math.Min(rowCount, first + ChunkRows);
                 for (long r = first; r < end; r++)
                 {
+                    if (r % rowStride != 0) continue;
                     rows(r, 1, buffers.Row);
                     for (int k = 0; k < types.Count; k++)
                     {

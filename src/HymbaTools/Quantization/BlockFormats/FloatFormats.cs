@@ -11,6 +11,7 @@ internal sealed class FloatFormat(GgmlType type) : IBlockFormat
     public int BlockSize => 1;
     public int BlockBytes => Type == GgmlType.F32 ? 4 : 2;
     public bool UsesImportance => false;
+    public BlockGrid? Grid => null;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void QuantizeRow(ReadOnlySpan<float> row, Span<byte> destination, ReadOnlySpan<float> importance)

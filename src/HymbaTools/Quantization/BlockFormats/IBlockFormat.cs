@@ -14,6 +14,8 @@ internal interface IBlockFormat
     int BlockBytes { get; }
     /// <summary>Whether importance weights change the result (Q8_0 and float types ignore them).</summary>
     bool UsesImportance { get; }
+    /// <summary>The representable values for error-compensated rounding (GPTQ), or null when the type offers none here (floats, K types).</summary>
+    BlockGrid? Grid { get; }
     void QuantizeRow(ReadOnlySpan<float> row, Span<byte> destination, ReadOnlySpan<float> importance);
     void DequantizeRow(ReadOnlySpan<byte> source, Span<float> destination);
 }

@@ -20,6 +20,9 @@ internal sealed class IQ4_NLFormat : IBlockFormat
     public int BlockSize => 32;
     public int BlockBytes => 18;
     public bool UsesImportance => true;
+    public BlockGrid Grid { get; }
+
+    public IQ4_NLFormat() => Grid = new GgmlBlockGrid(this, levels: 16, offset: 0, hasMin: false, GgmlBlockGrid.PackNibbles, Levels, weightsPerBlock: true);
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void QuantizeRow(ReadOnlySpan<float> row, Span<byte> destination, ReadOnlySpan<float> importance)

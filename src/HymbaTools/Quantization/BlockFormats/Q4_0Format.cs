@@ -12,6 +12,9 @@ internal sealed class Q4_0Format : IBlockFormat
     public int BlockSize => 32;
     public int BlockBytes => 18;
     public bool UsesImportance => true;
+    public BlockGrid Grid { get; }
+
+    public Q4_0Format() => Grid = new GgmlBlockGrid(this, levels: 16, offset: 8, hasMin: false, GgmlBlockGrid.PackNibbles);
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void QuantizeRow(ReadOnlySpan<float> row, Span<byte> destination, ReadOnlySpan<float> importance)

@@ -11,6 +11,9 @@ internal sealed class Q4_1Format : IBlockFormat
     public int BlockSize => 32;
     public int BlockBytes => 20;
     public bool UsesImportance => true;
+    public BlockGrid Grid { get; }
+
+    public Q4_1Format() => Grid = new GgmlBlockGrid(this, levels: 16, offset: 0, hasMin: true, GgmlBlockGrid.PackNibbles);
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void QuantizeRow(ReadOnlySpan<float> row, Span<byte> destination, ReadOnlySpan<float> importance)

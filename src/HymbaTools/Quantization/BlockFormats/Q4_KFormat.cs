@@ -14,6 +14,7 @@ internal abstract class KQuantAsymmetric : IBlockFormat
     public int BlockSize => 256;
     public abstract int BlockBytes { get; }
     public bool UsesImportance => true;
+    public BlockGrid? Grid => null;
     private int Nmax => (1 << Bits) - 1;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

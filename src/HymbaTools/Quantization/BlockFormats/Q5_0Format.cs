@@ -13,6 +13,9 @@ internal sealed class Q5_0Format : IBlockFormat
     public int BlockSize => 32;
     public int BlockBytes => 22;
     public bool UsesImportance => true;
+    public BlockGrid Grid { get; }
+
+    public Q5_0Format() => Grid = new GgmlBlockGrid(this, levels: 32, offset: 16, hasMin: false, Pack);
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void QuantizeRow(ReadOnlySpan<float> row, Span<byte> destination, ReadOnlySpan<float> importance)

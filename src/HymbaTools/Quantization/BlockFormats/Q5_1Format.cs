@@ -8,6 +8,9 @@ internal sealed class Q5_1Format : IBlockFormat
     public int BlockSize => 32;
     public int BlockBytes => 24;
     public bool UsesImportance => true;
+    public BlockGrid Grid { get; }
+
+    public Q5_1Format() => Grid = new GgmlBlockGrid(this, levels: 32, offset: 0, hasMin: true, Q5_0Format.Pack);
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void QuantizeRow(ReadOnlySpan<float> row, Span<byte> destination, ReadOnlySpan<float> importance)

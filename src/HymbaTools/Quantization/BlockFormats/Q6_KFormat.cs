@@ -11,6 +11,7 @@ internal sealed class Q6_KFormat : IBlockFormat
     public int BlockSize => 256;
     public int BlockBytes => 210;
     public bool UsesImportance => true;
+    public BlockGrid? Grid => null;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void QuantizeRow(ReadOnlySpan<float> row, Span<byte> destination, ReadOnlySpan<float> importance)

@@ -8,6 +8,9 @@ internal sealed class Q8_0Format : IBlockFormat
     public int BlockSize => 32;
     public int BlockBytes => 34;
     public bool UsesImportance => false;
+    public BlockGrid Grid { get; }
+
+    public Q8_0Format() => Grid = new GgmlBlockGrid(this, levels: 255, offset: 127, hasMin: false, PackSigned);
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void QuantizeRow(ReadOnlySpan<float> row, Span<byte> destination, ReadOnlySpan<float> importance)
@@ -35,6 +38,12 @@ internal sealed class Q8_0Format : IBlockFormat
             float x0 = x[j] * id;
             y[2 + j] = (byte)QuantMath.TruncateX86(MathF.Round(x0, MidpointRounding.AwayFromZero));
         }
+    }
+
+    /// <summary>Levels 0..254 stored as int8 −127..127 (ggml's range).</summary>
+    private static void PackSigned(ReadOnlySpan<byte> q, Span<byte> quants)
+    {
+        for (int j = 0; j < 32; j++) quants[j] = (byte)(sbyte)(q[j] - 127);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

@@ -1,27 +1,63 @@
 using HymbaTools.Model;
+using HymbaTools.Quantization.Calibration;
 
 namespace HymbaTools.Quantization.Gptq;
 
 /// <summary>
-/// The inverse-Hessian factor of each activation point, computed once and shared by every weight that reads the
-/// point (in_proj's five blocks read one, gate and up another). Cleared per layer in a layer-by-layer walk.
+/// The inverse-Hessian factor of every activation point of a whole model, from its unrounded layers' inputs on the
+/// calibration chunks (for measuring costs with GPTQ on models small enough to hold every layer's Hessian), computed
+/// when first asked for and shared by every weight that reads the point (in_proj's five blocks read one).
 /// </summary>
-internal sealed class FactorCache(ActivationStatistics statistics)
+internal sealed class FactorCache : IDisposable
 {
-    private readonly Dictionary<(int Layer, ActivationPoint Point), (float[] Factor, double Damping)> _factors = [];
+    private readonly HessianAccumulator _hessians;
+    private readonly int _threads;
+    private readonly Dictionary<(int Layer, ActivationPoint Point), InverseHessianFactor> _factors = [];
 
-    /// <summary>The factor for a weight's input point, or null when its Gram matrix was not recorded.</summary>
-    public (float[] Factor, double Damping)? For(int layer, ActivationPoint point)
+    private FactorCache(HessianAccumulator hessians, int threads)
     {
-        if (_factors.TryGetValue((layer, point), out var f)) return f;
-        if (statistics.Gram(layer, point) is not { } gram) return null;
-        f = HessianFactor.Compute(gram, statistics.Threads);
-        _factors[(layer, point)] = f;
-        statistics.ReleaseGram(layer, point);   // the factor is all that is read from here on
-        GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true);   // the factorisation's temporaries, before the next
-        Common.NativeHeap.Trim();
-        return f;
+        _hessians = hessians;
+        _threads = threads;
     }
 
-    public void Clear() => _factors.Clear();
+    /// <summary>Passes the chunks through every layer of <paramref name="source"/> and sums the Hessians of every weight's inputs.</summary>
+    public static FactorCache Measure(IHymbaTensorSource source, long[][] chunks, int threads)
+    {
+        var c = source.Config;
+        var hessians = new HessianAccumulator((_, point) => point != ActivationPoint.HeadInput, chunks.Length, c.NumMemoryTokens);
+        try
+        {
+            using var activations = new CalibrationActivations(source, chunks, threads);
+            foreach (var plan in c.Layers)
+            {
+                var weights = HymbaWeights.LoadLayer(source, plan);
+                try { activations.Advance(weights, hessians); }
+                finally { HymbaWeights.DisposeLayer(weights, ownsTensors: true); }
+            }
+            return new FactorCache(hessians, threads);
+        }
+        catch
+        {
+            hessians.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The factor for a weight's input point, or null when nothing was recorded there.</summary>
+    public InverseHessianFactor? For(int layer, ActivationPoint point)
+    {
+        if (_factors.TryGetValue((layer, point), out var f)) return f;
+        if (_hessians.Take(layer, point) is not { } sum) return null;
+        return _factors[(layer, point)] = HessianFactor.Compute(sum, _threads);
+    }
+
+    /// <summary>The calibration's mean squared input per column at a point (null when not recorded).</summary>
+    public float[]? MeanSquares(int layer, ActivationPoint point) => _hessians.MeanSquares(layer, point);
+
+    public void Dispose()
+    {
+        foreach (var f in _factors.Values) f.Dispose();
+        _factors.Clear();
+        _hessians.Dispose();
+    }
 }

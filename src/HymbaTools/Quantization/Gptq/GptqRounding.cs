@@ -1,6 +1,9 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
+using HymbaTools.Common;
+using HymbaTools.Model;
+using HymbaTools.Quantization.BlockFormats;
+using static TorchSharp.torch;
 
 namespace HymbaTools.Quantization.Gptq;
 
@@ -9,60 +12,105 @@ namespace HymbaTools.Quantization.Gptq;
 /// Hessian H = XᵀX: columns are rounded left to right, and each column's rounding error, divided by the pivot
 /// of the inverse Hessian's Cholesky factor U (H⁻¹ = UᵀU, upper), is pushed onto the columns not yet rounded
 /// along U's row, so later columns absorb what earlier ones lost. A block's scale is chosen by the block grid
-/// (ggml's own search) when the sweep reaches the block's first column, from the values updated so far.
-/// Rows are independent given U, so they are swept in parallel tiles; each row sees the same arithmetic in the
-/// same order at any thread count.
+/// (the codec's own search) when the sweep reaches the block's first column, from the values updated so far.
+/// <para>
+/// Lazy batch updates (the paper's §"Lazy batch-updates"): the columns are swept in batches of
+/// <see cref="BatchColumns"/>; inside a batch the error goes to the batch's own later columns at once, and the
+/// batch's errors reach the columns after it in one product W[:, i2:] −= E·U[i1:i2, i2:] (a matrix product instead of
+/// a rank-one update per column). Rows are independent given U: they are swept in fixed tiles of <see cref="TileRows"/>
+/// on worker threads, each tile's products single-threaded, so each row sees the same arithmetic at any thread count.
+/// </para>
 /// </summary>
 internal static class GptqRounding
 {
-    /// <summary>Rows swept together: one read of U's row serves them all while it is in cache.</summary>
-    private const int TileRows = 8;
+    /// <summary>Columns per lazy batch: a multiple of every grid's block (ggml 32, MatMulNBits 16 to 128), so a block never straddles two batches.</summary>
+    public const int BatchColumns = 128;
+    /// <summary>Rows per tile (the fixed partition of the work).</summary>
+    private const int TileRows = 64;
 
-    /// <summary>Rounds <paramref name="weight"/> (row-major, modified in place into the dequantized result) and returns the written rows.</summary>
-    /// <param name="factor">upper Cholesky factor of H⁻¹, [cols, cols] row-major (see <see cref="HessianFactor"/>)</param>
-    public static byte[] Round(float[] weight, int rows, int cols, float[] factor, BlockGrid grid, ReadOnlySpan<float> importance, int? maxParallelism = null)
+    /// <summary>
+    /// Rounds <paramref name="weight"/> (float32 [rows, cols], contiguous, modified in place into the values a decoder reads
+    /// back) and returns the written rows.
+    /// </summary>
+    /// <param name="factor">upper Cholesky factor of H⁻¹ (see <see cref="HessianFactor"/>)</param>
+    public static byte[] Round(Tensor weight, InverseHessianFactor factor, BlockGrid grid, ReadOnlySpan<float> importance, int threads)
     {
-        if (weight.Length != (long)rows * cols) throw new ArgumentException($"weight has {weight.Length} values, expected {rows} x {cols}");
-        if (factor.Length != (long)cols * cols) throw new ArgumentException($"factor has {factor.Length} values, expected {cols} x {cols}");
-        if (cols % grid.BlockSize != 0) throw new ArgumentException($"rows of {cols} are not whole blocks of {grid.BlockSize}");
+        if (weight.dim() != 2 || weight.dtype != ScalarType.Float32 || !weight.is_contiguous()) throw new ArgumentException("the weight must be a contiguous float32 matrix");
+        int rows = checked((int)weight.shape[0]), cols = checked((int)weight.shape[1]);
+        if (factor.Columns != cols) throw new ArgumentException($"factor has {factor.Columns} columns, the weight {cols}");
+        if (cols % grid.BlockSize != 0 || BatchColumns % grid.BlockSize != 0) throw new ArgumentException($"rows of {cols} are not whole blocks of {grid.BlockSize}");
         if (!importance.IsEmpty && importance.Length != cols) throw new ArgumentException($"importance has {importance.Length} entries for rows of {cols}");
         int rowBytes = checked((int)grid.RowBytes(cols));
         var output = new byte[(long)rows * rowBytes];
         var weights = importance.IsEmpty ? null : importance.ToArray();
         int tiles = (rows + TileRows - 1) / TileRows;
-        var options = new ParallelOptions { MaxDegreeOfParallelism = maxParallelism ?? Common.ComputeThreads.Count };
-        Parallel.For(0, tiles, options, tile =>
+        TorchWorkers.For(tiles, threads, tile =>
         {
             int first = tile * TileRows, count = Math.Min(TileRows, rows - first);
-            SweepTile(weight.AsSpan(first * cols, count * cols), count, cols, factor, grid, weights, output.AsSpan(first * rowBytes, count * rowBytes), rowBytes);
+            using var scope = NewDisposeScope();
+            SweepTile(weight.narrow(0, first, count), factor.Upper, grid, weights, output.AsSpan(first * rowBytes, count * rowBytes), rowBytes);
         });
         return output;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void SweepTile(Span<float> w, int count, int cols, float[] factor, BlockGrid grid, float[]? importance, Span<byte> output, int rowBytes)
+    /// <summary>The same for a weight held in managed memory (the bit budget's KL costs): <paramref name="weight"/> is overwritten with the rounded values.</summary>
+    public static byte[] Round(float[] weight, int rows, int cols, InverseHessianFactor factor, BlockGrid grid, ReadOnlySpan<float> importance, int threads = 1)
     {
-        int blockSize = grid.BlockSize, blocks = cols / blockSize;
+        if (weight.Length != (long)rows * cols) throw new ArgumentException($"weight has {weight.Length} values, expected {rows} x {cols}");
+        using var scope = NewDisposeScope();
+        var tensor = TorchMemory.Create([rows, cols], span => weight.CopyTo(span));
+        var bytes = Round(tensor, factor, grid, importance, threads);
+        TorchMemory.ToArray(tensor).CopyTo(weight, 0);
+        return bytes;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void SweepTile(Tensor tile, Tensor upper, BlockGrid grid, float[]? importance, Span<byte> output, int rowBytes)
+    {
+        int count = (int)tile.shape[0], cols = (int)tile.shape[1], blockSize = grid.BlockSize, blocks = cols / blockSize;
         var scales = new BlockScale[count * blocks];
         var levels = new byte[count * cols];
-        for (int i = 0; i < cols; i++)
+        var errors = zeros([count, BatchColumns], ScalarType.Float32);
+        var blockValues = new float[count * blockSize];
+        var blockScales = new BlockScale[count];
+        float* w = TorchMemory.Pointer(tile), u = TorchMemory.Pointer(upper), e = TorchMemory.Pointer(errors);
+        for (int i1 = 0; i1 < cols; i1 += BatchColumns)
         {
-            int block = i / blockSize;
-            if (i % blockSize == 0)
-                for (int r = 0; r < count; r++)
-                    scales[r * blocks + block] = grid.Choose(w.Slice(r * cols + i, blockSize), importance is null ? default : importance.AsSpan(i, blockSize));
-            float pivot = factor[(long)i * cols + i];
-            var uRow = factor.AsSpan((int)((long)i * cols + i + 1), cols - i - 1);
-            for (int r = 0; r < count; r++)
+            Interruption.ThrowIfRequested();
+            int i2 = Math.Min(cols, i1 + BatchColumns);
+            for (int i = i1; i < i2; i++)
             {
-                ref readonly var scale = ref scales[r * blocks + block];
-                float value = w[r * cols + i];
-                int q = grid.Nearest(scale, value);
-                float rounded = grid.Value(scale, q);
-                levels[r * cols + i] = (byte)q;
-                w[r * cols + i] = rounded;
-                float error = pivot > 0 ? (value - rounded) / pivot : 0f;
-                if (error != 0 && float.IsFinite(error)) SubtractScaled(w.Slice(r * cols + i + 1, cols - i - 1), uRow, error);
+                int block = i / blockSize;
+                if (i % blockSize == 0)
+                {
+                    // Every row's block at these columns, searched together.
+                    for (int r = 0; r < count; r++) new ReadOnlySpan<float>(w + (long)r * cols + i, blockSize).CopyTo(blockValues.AsSpan(r * blockSize, blockSize));
+                    grid.ChooseBlocks(blockValues, importance is null ? default : importance.AsSpan(i, blockSize), blockScales);
+                    for (int r = 0; r < count; r++) scales[r * blocks + block] = blockScales[r];
+                }
+                float pivot = u[(long)i * cols + i];
+                var uRow = new ReadOnlySpan<float>(u + (long)i * cols + i + 1, i2 - i - 1);
+                for (int r = 0; r < count; r++)
+                {
+                    ref readonly var scale = ref scales[r * blocks + block];
+                    float* at = w + (long)r * cols + i;
+                    float value = *at;
+                    int q = grid.Nearest(scale, value);
+                    float rounded = grid.Value(scale, q);
+                    levels[r * cols + i] = (byte)q;
+                    *at = rounded;
+                    float error = pivot > 0 ? (value - rounded) / pivot : 0f;
+                    if (error == 0 || !float.IsFinite(error)) error = 0;
+                    else SubtractScaled(new Span<float>(at + 1, i2 - i - 1), uRow, error);
+                    e[r * BatchColumns + i - i1] = error;
+                }
+            }
+            if (i2 < cols)
+            {
+                using var scope = NewDisposeScope();
+                var batch = errors.narrow(1, 0, i2 - i1);
+                var coupling = upper.narrow(0, i1, i2 - i1).narrow(1, i2, cols - i2);
+                tile.narrow(1, i2, cols - i2).add_(batch.matmul(coupling), TorchScalars.MinusOne);
             }
         }
         for (int r = 0; r < count; r++)
@@ -77,10 +125,12 @@ internal static class GptqRounding
         if (Vector.IsHardwareAccelerated && target.Length >= Vector<float>.Count)
         {
             var s = new Vector<float>(scale);
-            var t = MemoryMarshal.Cast<float, Vector<float>>(target);
-            var u = MemoryMarshal.Cast<float, Vector<float>>(source);
-            for (int v = 0; v < t.Length; v++) t[v] -= u[v] * s;
-            i = t.Length * Vector<float>.Count;
+            int whole = target.Length - target.Length % Vector<float>.Count;
+            for (; i < whole; i += Vector<float>.Count)
+            {
+                var t = new Vector<float>(target[i..]);
+                (t - new Vector<float>(source[i..]) * s).CopyTo(target[i..]);
+            }
         }
         for (; i < target.Length; i++) target[i] -= source[i] * scale;
     }

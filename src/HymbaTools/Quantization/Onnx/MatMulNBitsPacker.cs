@@ -25,6 +25,9 @@ internal static class MatMulNBitsPacker
 {
     public static readonly int[] SupportedBlockSizes = [16, 32, 64, 128];
 
+    /// <summary>Bytes of a weight [rows, columns] as MatMulNBits stores it: per row, its blocks (a partial last one padded) and a float32 scale per block.</summary>
+    public static long Bytes(long rows, long columns, int bits, int blockSize) => rows * ((columns + blockSize - 1) / blockSize) * (blockSize * bits / 8 + 4);
+
     public static MatMulNBitsWeight Quantize(ReadOnlySpan<float> weight, int n, int k, int bits, int blockSize, bool symmetric)
     {
         Check(weight.Length, n, k, bits, blockSize);

@@ -1,7 +1,7 @@
 using HymbaTools.Model;
 using static TorchSharp.torch;
 
-namespace HymbaTools.Quantization.Gptq;
+namespace HymbaTools.Quantization.Calibration;
 
 /// <summary>
 /// An importance matrix (mean squared input activation per column) collected one layer at a time, for models
@@ -18,8 +18,9 @@ internal static class LayerwiseImportance
         var statistics = new ActivationStatistics { Chunks = chunks.Length };
         foreach (var plan in c.Layers)
         {
+            Common.Interruption.ThrowIfRequested();
             var weights = HymbaWeights.LoadLayer(source, plan);
-            try { activations.Advance(weights, statistics); }
+            try { activations.Advance(weights, new ImportanceRecording(statistics, chunks.Length)); }
             finally
             {
                 HymbaWeights.DisposeLayer(weights, ownsTensors: true);

@@ -2,11 +2,17 @@ using HymbaTools.Model;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace HymbaTools.Quantization.Gptq;
+namespace HymbaTools.Quantization.Calibration;
 
 /// <summary>Where a stored linear weight lives among the forward pass's float32 tensors: a tensor and its first row.</summary>
 internal readonly record struct WeightSlot(Tensor Tensor, long FirstRow, long Rows, long Columns)
 {
+    /// <summary>The weight's rows inside the forward pass's tensor (a view: writing it changes the layer).</summary>
+    public Tensor View() => Tensor.narrow(0, FirstRow, Rows);
+
+    /// <summary>The weight's values in place, valid while <see cref="Tensor"/> lives (the tensor must be contiguous).</summary>
+    public unsafe Span<float> Span() => new(TorchMemory.Pointer(Tensor) + FirstRow * Columns, checked((int)(Rows * Columns)));
+
     public float[] Read()
     {
         using var scope = NewDisposeScope();

@@ -1,6 +1,6 @@
 using HymbaTools.Model;
 
-namespace HymbaTools.Quantization;
+namespace HymbaTools.Quantization.Calibration;
 
 /// <summary>
 /// Calibration: runs the reference forward over a token stream in fixed-length chunks (each a fresh
@@ -15,7 +15,7 @@ internal static class ImportanceCollector
         int chunks = Math.Min(maxChunks, tokens.Count / chunkLength);
         if (chunks == 0) throw new Common.InvalidRequestException("--text", $"{tokens.Count} tokens is less than one chunk of {chunkLength}");
         var statistics = new ActivationStatistics();
-        var options = new ForwardOptions { Statistics = statistics };
+        var options = new ForwardOptions { Recorder = statistics };
         for (int c = 0; c < chunks; c++)
         {
             var chunk = tokens.Skip(c * chunkLength).Take(chunkLength).ToArray();

@@ -1,10 +1,12 @@
-namespace HymbaTools.Quantization.Gptq;
+using HymbaTools.Quantization.BlockFormats;
+
+namespace HymbaTools.Quantization.Onnx;
 
 /// <summary>
 /// ONNX Runtime's MatMulNBits blocks (symmetric, 4 or 8 bits, blocks of 16 to 128) as a grid for the GPTQ sweep:
 /// 4-bit scales come from ggml's make_qx_quants search (importance-weighted when given), 8-bit ones are MLAS's (the
 /// signed value of largest magnitude over -128); levels read (q − 2^(bits-1)) · scale.
-/// A written row is the row's packed blocks (as <see cref="Onnx.MatMulNBitsPacker"/> lays them out) followed by
+/// A written row is the row's packed blocks (as <see cref="MatMulNBitsPacker"/> lays them out) followed by
 /// its float32 scales; <see cref="Split"/> separates them into the operator's B and scales inputs.
 /// </summary>
 internal sealed class MatMulNBitsGrid : BlockGrid
@@ -14,7 +16,7 @@ internal sealed class MatMulNBitsGrid : BlockGrid
     public MatMulNBitsGrid(int bits, int blockSize)
     {
         if (bits is not (4 or 8)) throw new ArgumentOutOfRangeException(nameof(bits), "bits must be 4 or 8");
-        if (!Onnx.MatMulNBitsPacker.SupportedBlockSizes.Contains(blockSize)) throw new ArgumentOutOfRangeException(nameof(blockSize));
+        if (!MatMulNBitsPacker.SupportedBlockSizes.Contains(blockSize)) throw new ArgumentOutOfRangeException(nameof(blockSize));
         _bits = bits;
         _blockSize = blockSize;
         _zero = 1 << (bits - 1);
@@ -33,14 +35,14 @@ internal sealed class MatMulNBitsGrid : BlockGrid
             // MatMulNBits takes any float scale: search it as ggml does for its 4-bit blocks (make_qx_quants,
             // weighted by the importance when given, else by x²), not only MLAS's max / -8.
             Span<sbyte> levels = stackalloc sbyte[_blockSize];
-            float d = BlockFormats.QuantMath.MakeQxQuants(_blockSize, _zero, block, levels, 1, importance);
-            return new BlockScale(d, d != 0 ? 1f / d : 0f, 0, 0, _zero);
+            float d = QuantMath.MakeQxQuants(_blockSize, _zero, block, levels, 1, importance);
+            return new BlockScale(d, d != 0 ? 1f / d : 0f, 0, 0);
         }
         float amax = 0, max = 0;
         foreach (float v in block)
             if (amax < MathF.Abs(v)) { amax = MathF.Abs(v); max = v; }
         float scale = max / -_zero;
-        return new BlockScale(scale, scale != 0 ? 1f / scale : 0f, 0, 0, _zero);
+        return new BlockScale(scale, scale != 0 ? 1f / scale : 0f, 0, 0);
     }
 
     public override int Nearest(in BlockScale scale, float value)

@@ -1,4 +1,4 @@
-namespace HymbaTools.Quantization;
+namespace HymbaTools.Quantization.Calibration;
 
 /// <summary>Calibration token ids cut into equal chunks, each a fresh sequence (as llama-imatrix does).</summary>
 public static class CalibrationChunks
