@@ -77,7 +77,9 @@ internal static class DepthBenchmark
         public GenAiSide(GenAiBenchmark genai, OnnxRunner runner, Workload work, int rounds)
         {
             _work = work;
-            _generator = genai.NewGenerator(work.Depth + (rounds + 1) * work.DecodeTokens + 1);
+            // max_length counts every token of the sequence: the context and each GenerateNextToken's token (the
+            // warm-up's and every round's); one more would exceed a context that bench onnx --depth filled exactly.
+            _generator = genai.NewGenerator(work.Depth + (rounds + 1) * work.DecodeTokens);
             foreach (var chunk in work.ContextChunks())
             {
                 Interruption.ThrowIfRequested();

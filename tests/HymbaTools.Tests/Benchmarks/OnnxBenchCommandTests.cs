@@ -77,6 +77,12 @@ public class OnnxBenchCommandTests : IDisposable
         Assert.Contains("10.00", llamaRow, StringComparison.Ordinal);
         Assert.Contains("1.00x", llamaRow, StringComparison.Ordinal);
 
+        // The deepest context the check lets through runs in genai too: its warm-up and round decode up to the context's end.
+        string deepest = (c.MaxPositionEmbeddings - 2 * 2).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var full = CliRunner.Run("bench", "onnx", export, "--rounds", "1", "--decode", "2", "--depth", deepest, "--chunk", "64");
+        Assert.True(full.ExitCode == 0, full.Stderr);
+        Assert.Contains(full.Stdout.Split('\n'), l => l.StartsWith("onnxruntime-genai, int4", StringComparison.Ordinal));
+
         var tooDeep = CliRunner.Run("bench", "onnx", export, "--depth", c.MaxPositionEmbeddings.ToString(System.Globalization.CultureInfo.InvariantCulture), "--no-genai");
         Assert.Equal(2, tooDeep.ExitCode);
         Assert.StartsWith("error: --depth:", tooDeep.FirstErrorLine, StringComparison.Ordinal);
