@@ -89,7 +89,7 @@ internal static class InterruptCases
         bool reached = moment == Moment.Loading
             ? child.WaitFor(c => loadingMarks.Any(c.Maps), MarkerTimeout)
             : child.WaitFor(c => working(c, output.Path), MarkerTimeout);
-        Assert.True(reached, $"hymba {child.Args}: never reached the moment {moment} (exited or timed out); stderr:\n{child.Stderr}");
+        Assert.True(reached, $"hymba {child.Args}: never reached the moment {moment} ({child.Status}); stderr:\n{child.Stderr}");
         child.Signal(signal);
         if (twice) child.Signal(signal, again: true);
         var elapsed = child.WaitForExit(bound);

@@ -117,6 +117,17 @@ internal sealed class InterruptibleChild : IDisposable
 
     public int ExitCode => _process.ExitCode;
 
+    /// <summary>How the process stands, for a failure message: its exit code (128 + N: killed by signal N) or "running".</summary>
+    public string Status
+    {
+        get
+        {
+            if (!_process.HasExited) return "running";
+            _process.WaitForExit();
+            return $"exited with {_process.ExitCode}";
+        }
+    }
+
     public void Dispose()
     {
         try { if (!_process.HasExited) _process.Kill(entireProcessTree: true); }
