@@ -18,7 +18,8 @@ internal sealed class InterruptibleChild : IDisposable
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private readonly List<(TimeSpan At, string Line)> _stderr = [];
     private readonly StringBuilder _stdout = new();
-    private readonly Task _stdoutReader;
+    private readonly Thread _stdoutReader;
+    private readonly Thread _stderrReader;
     private TimeSpan? _signalledAt;
 
     public InterruptibleChild(string workingDirectory, params string[] args)
@@ -27,20 +28,28 @@ internal sealed class InterruptibleChild : IDisposable
         info.WorkingDirectory = workingDirectory;
         Args = string.Join(' ', args);
         _process = Process.Start(info)!;
-        _process.ErrorDataReceived += (_, e) =>
+        // Both pipes are read on threads of their own, not by the thread pool's callbacks: in a full test run the pool
+        // can be busy for seconds, and a fast command then exits before its lines reach the test (a moment missed).
+        _stderrReader = StartReader("stderr", () =>
         {
-            if (e.Data is null) return;
-            lock (_stderr) _stderr.Add((_clock.Elapsed, e.Data));
-        };
-        _process.BeginErrorReadLine();
+            while (_process.StandardError.ReadLine() is { } line)
+                lock (_stderr) _stderr.Add((_clock.Elapsed, line));
+        });
         // Raw characters, not lines: generate streams its text without line ends.
-        _stdoutReader = Task.Run(async () =>
+        _stdoutReader = StartReader("stdout", () =>
         {
             var buffer = new char[4096];
             int read;
-            while ((read = await _process.StandardOutput.ReadAsync(buffer)) > 0)
+            while ((read = _process.StandardOutput.Read(buffer, 0, buffer.Length)) > 0)
                 lock (_stdout) _stdout.Append(buffer, 0, read);
         });
+    }
+
+    private static Thread StartReader(string name, Action read)
+    {
+        var thread = new Thread(() => read()) { IsBackground = true, Name = $"child {name}" };
+        thread.Start();
+        return thread;
     }
 
     public string Args { get; }
@@ -110,8 +119,9 @@ internal sealed class InterruptibleChild : IDisposable
     public TimeSpan? WaitForExit(TimeSpan bound)
     {
         if (!_process.WaitForExit(bound)) return null;
-        _process.WaitForExit();   // the asynchronous readers drain
-        _stdoutReader.Wait(TimeSpan.FromSeconds(10));
+        _process.WaitForExit();
+        _stderrReader.Join(TimeSpan.FromSeconds(10));   // the readers drain what the process wrote
+        _stdoutReader.Join(TimeSpan.FromSeconds(10));
         return _clock.Elapsed - (_signalledAt ?? TimeSpan.Zero);
     }
 
