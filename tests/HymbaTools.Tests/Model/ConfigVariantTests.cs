@@ -8,6 +8,7 @@ using HymbaTools.Verification;
 namespace HymbaTools.Tests.Model;
 
 /// <summary>Config values the fixtures do not use still give a consistent model (self-checks pass, the catalog matches).</summary>
+[Collection(LibTorchThreadCountGroup.Name)]
 public class ConfigVariantTests : IDisposable
 {
     private readonly TempDir _dir = new();

@@ -8,6 +8,7 @@ using HymbaTools.Verification;
 namespace HymbaTools.Tests.Synthetic;
 
 /// <summary>The training recipe end to end at a toy size: loss falls, the checkpoint it writes loads and is consistent.</summary>
+[Collection(HymbaTools.Tests.Model.LibTorchThreadCountGroup.Name)]
 public class ExampleModelRecipeTests : IDisposable
 {
     private readonly TempDir _dir = new();
