@@ -8,7 +8,7 @@ using HymbaTools.Quantization.Calibration;
 
 namespace HymbaTools.Cli.Commands;
 
-/// <summary>`hymba bench costs`: how well the proxy cost ranks the tensors and types as the measured KL does (README "Bit budget and GPTQ").</summary>
+/// <summary>`hymba bench costs`: how well the cheap costs (layer-output error, importance-weighted error) rank the tensors and types as the measured KL does (README "Bit budget and GPTQ").</summary>
 internal static class BenchCostsCommand
 {
     public static Command Create(TextWriter stdout, TextWriter stderr)
